@@ -1,0 +1,162 @@
+"""Algorithm 1 of the paper, one piece per function: Initializing, Improving, Learning.
+
+    initializing  z_0 = mu_phi(x) + sigma_phi(x) * eps for every layer l         (eq. 2, 7)
+    improving     T Langevin steps on E(z) = sum_l ||z^l||^2/2 + ||x - g(z)||^2/(2 sigma^2)   (eq. 3)
+    learning      theta on -log p(x, z_T) (eq. 4); phi on -log q_phi(stop_gradient(z_T) | x) (eq. 5)
+
+`HiABP` ties them into a compiled training step with two Adamax optimisers. IABP is HiABP with L = 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from hiabp_tf import langevin
+from hiabp_tf import models
+
+tfd = tfp.distributions
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameters:
+    """Paper defaults ("Training Details")."""
+
+    langevin_steps: int = 15  # T
+    step_size: float = 0.15  # s
+    sigma: float = 0.3  # standard deviation of the Gaussian likelihood p(x | z)
+    learning_rate: float = 3e-4  # eta_theta = eta_phi, Adamax
+
+    def __post_init__(self):
+        if self.langevin_steps < 0:
+            raise ValueError(f"--langevin_steps (T) must be >= 0, got {self.langevin_steps}.")
+        if not self.step_size > 0:
+            raise ValueError(f"--step_size (s) must be > 0, got {self.step_size}.")
+        if not self.sigma > 0:
+            raise ValueError(f"--sigma must be > 0, got {self.sigma}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"--learning_rate must be > 0, got {self.learning_rate}.")
+
+
+def initializing(encoder, x, seed):
+    """Fast thinking: z_0 ~ q_phi(z | x) by reparameterisation (eq. 2, 7).
+
+    Returns (z_0, mus, log_sigmas), each a list over layers; z_0 carries no gradient (Langevin starts
+    from it, and eq. 5 trains the encoder on z_T, not on z_0).
+    """
+    mus, log_sigmas = encoder(x)
+    z0 = []
+    for layer, (mu, log_sigma) in enumerate(zip(mus, log_sigmas)):
+        eps = tf.random.stateless_normal(
+            tf.shape(mu), tf.random.experimental.stateless_fold_in(seed, layer), dtype=mu.dtype)
+        z0.append(tf.stop_gradient(mu + tf.exp(log_sigma) * eps))
+    return z0, mus, log_sigmas
+
+
+def improving(generator, x, z0, hparams: Hyperparameters, seed, mask=None, langevin_steps=None):
+    """Slow thinking: T Langevin steps from z_0 on the posterior p_theta(z | x) (eq. 3).
+
+    Returns (z_T, batch-summed energy at z_0). With a mask only observed pixels count.
+    """
+    steps = hparams.langevin_steps if langevin_steps is None else langevin_steps
+    energy_fn = langevin.gaussian_generator_energy(generator, x, hparams.sigma, mask)
+    return langevin.langevin_dynamics(energy_fn, z0, steps, hparams.step_size, seed)
+
+
+def generator_loss(generator, x, z, sigma, mask=None):
+    """Eq. 4: -log p_theta(x, z) per example, averaged over the batch (constants dropped).
+
+    Per example this equals the Langevin energy, so its value is also the energy at z_T.
+    Returns (loss, g(z)).
+    """
+    x_hat = generator(z)
+    residual = x - x_hat
+    if mask is not None:
+        residual = residual * mask
+    reconstruction = tf.reduce_sum(tf.square(residual), axis=[1, 2, 3]) / (2.0 * sigma**2)
+    prior = tf.add_n([tf.reduce_sum(tf.square(z_l), axis=1) for z_l in z]) / 2.0
+    return tf.reduce_mean(reconstruction + prior), x_hat
+
+
+def encoder_loss(mus, log_sigmas, z_target):
+    """Eq. 5: -log N(stop_gradient(z_T); mu_phi(x), sigma_phi(x)^2), summed over layers and
+    dimensions, averaged over the batch. Equals the paper's ||z - mu||^2/(2 sigma^2) + log sigma
+    up to the constant log(2 pi)/2 per dimension. No gradient reaches z_T or the generator.
+    """
+    nll = []
+    for mu, log_sigma, z in zip(mus, log_sigmas, z_target):
+        q = tfd.Normal(loc=mu, scale=tf.exp(log_sigma))
+        nll.append(-tf.reduce_sum(q.log_prob(tf.stop_gradient(z)), axis=1))
+    return tf.reduce_mean(tf.add_n(nll))
+
+
+def _mse_per_example(x, x_hat):
+    return tf.reduce_mean(tf.square(x - x_hat), axis=[1, 2, 3])
+
+
+class HiABP(tf.Module):
+    """Generator, encoder, their Adamax optimisers and Algorithm 1's training step."""
+
+    method = "hiabp"
+
+    def __init__(self, arch: models.Architecture, hparams: Hyperparameters):
+        super().__init__(name="hiabp")
+        self.arch, self.hparams = arch, hparams
+        self.generator, self.encoder = models.build_networks(arch)
+        self.generator_optimizer = keras.optimizers.Adamax(hparams.learning_rate)
+        self.encoder_optimizer = keras.optimizers.Adamax(hparams.learning_rate)
+        # Create the optimiser slots now, so a checkpoint restores them eagerly and completely.
+        self.generator_optimizer.build(self.generator.trainable_variables)
+        self.encoder_optimizer.build(self.encoder.trainable_variables)
+
+    def checkpoint_items(self) -> dict:
+        return dict(generator=self.generator, encoder=self.encoder,
+                    generator_optimizer=self.generator_optimizer,
+                    encoder_optimizer=self.encoder_optimizer)
+
+    @tf.function
+    def train_step(self, batch, seed, mask=None):
+        """One iteration of Algorithm 1 on a batch {"image": (B, H, W, C), ...}; returns metrics."""
+        x = batch["image"]
+        init_seed, langevin_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        batch_size = tf.cast(tf.shape(x)[0], x.dtype)
+        # The encoder's forward pass is shared by Initializing and eq. 5; the Langevin loop runs
+        # with the tape paused so it is not recorded.
+        with tf.GradientTape() as encoder_tape:
+            z0, mus, log_sigmas = initializing(self.encoder, x, init_seed)
+            with encoder_tape.stop_recording():
+                z_t, energy_0 = improving(self.generator, x, z0, self.hparams, langevin_seed, mask)
+            loss_phi = encoder_loss(mus, log_sigmas, z_t)
+        with tf.GradientTape() as generator_tape:
+            loss_theta, x_hat = generator_loss(self.generator, x, z_t, self.hparams.sigma, mask)
+        self.generator_optimizer.apply_gradients(zip(
+            generator_tape.gradient(loss_theta, self.generator.trainable_variables),
+            self.generator.trainable_variables))
+        self.encoder_optimizer.apply_gradients(zip(
+            encoder_tape.gradient(loss_phi, self.encoder.trainable_variables),
+            self.encoder.trainable_variables))
+        return {
+            "generator_loss": loss_theta,
+            "encoder_loss": loss_phi,
+            "energy_z0": energy_0 / batch_size,
+            "energy_zT": loss_theta,  # eq. 4 is the energy at z_T, per example
+            "train_mse": tf.reduce_mean(_mse_per_example(x, x_hat)),
+        }
+
+    @tf.function
+    def reconstruct(self, x, seed, langevin_steps=None, mask=None):
+        """Test-time reconstructions: {"E": g(mu_phi(x)), "E+L": g(z_T)} with z_0 from the encoder."""
+        init_seed, langevin_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        z0, mus, _ = initializing(self.encoder, x, init_seed)
+        z_t, _ = improving(self.generator, x, z0, self.hparams, langevin_seed, mask, langevin_steps)
+        return {"E": self.generator(mus), "E+L": self.generator(z_t)}
+
+    @tf.function
+    def sample(self, num_samples, seed):
+        """Unconditional samples: every layer's z^l ~ N(0, I)."""
+        z = [tf.random.stateless_normal([num_samples, d], tf.random.experimental.stateless_fold_in(seed, l))
+             for l, d in enumerate(self.arch.latent_dims)]
+        return self.generator(z)
