@@ -37,7 +37,7 @@ def langevin_dynamics(energy_fn: EnergyFn, z0: Sequence[tf.Tensor], num_steps, s
     """
     z0 = [tf.convert_to_tensor(z) for z in z0]
     step_size = tf.cast(step_size, z0[0].dtype)
-    seed = tf.convert_to_tensor(seed, tf.int32)
+    seed = tf.convert_to_tensor(seed)
 
     def energy_and_grad(z):
         with tf.GradientTape() as tape:

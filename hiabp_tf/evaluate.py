@@ -1,0 +1,96 @@
+r"""Scores a trained workdir: test reconstruction MSE [E] and [E+L] over a whole split.
+
+    python -m hiabp_tf.evaluate --workdir=runs/hiabp_l3 [--dataset=npz:held_out.npz]
+
+Writes the result as JSON in the workdir (eval_<dataset>_<split>.json) and prints it as one JSON
+object on the last line of stdout. The protocol is in hiabp_tf/metrics.py and the README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from hiabp_tf import experiment
+from hiabp_tf import input_pipeline
+from hiabp_tf import metrics
+
+flags.DEFINE_string("workdir", None, "A workdir written by hiabp_tf.train.")
+flags.DEFINE_string("dataset", None, "Dataset to score (default: the one trained on); "
+                    "any dataset with the training image shape, e.g. npz:PATH.")
+flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir.")
+flags.DEFINE_enum("split", "test", input_pipeline.SPLITS, "Split to score.")
+flags.DEFINE_integer("batch_size", 500, "Evaluation batch size (does not change the result).")
+flags.DEFINE_integer("langevin_steps", None, "Test-time Langevin steps T (default: the training T).")
+flags.DEFINE_integer("seed", 0, "Seed of the initializer noise and Langevin noise at test time.")
+
+FLAGS = flags.FLAGS
+
+
+def result_path(workdir: str, dataset: str, split: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(dataset) if dataset.startswith("npz:") else dataset)
+    return os.path.join(workdir, f"eval_{slug}_{split}.json")
+
+
+def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size=500,
+             langevin_steps=None, seed=0) -> dict:
+    """Test MSE [E] and [E+L] of the latest checkpoint in `workdir`; also written as JSON there."""
+    model, config, image_shape, step = experiment.restore(workdir)
+    dataset = dataset or config.dataset
+    eval_ds, info = input_pipeline.make_eval_dataset(dataset, split, batch_size=batch_size, data_dir=data_dir)
+    if tuple(info.image_shape) != tuple(image_shape):
+        raise input_pipeline.DataError(
+            f"--dataset={dataset} has images of shape {info.image_shape}, but the model in "
+            f"--workdir={workdir} was trained on {tuple(image_shape)}; score it on data of the same "
+            "shape (resize your images, or train a model on this data).")
+    if langevin_steps is not None and langevin_steps < 0:
+        raise experiment.ConfigError(f"--langevin_steps must be >= 0, got {langevin_steps}.")
+    steps = config.langevin_steps if langevin_steps is None else langevin_steps
+    start = time.perf_counter()
+    scores = metrics.reconstruction_mse(model, eval_ds, seed=seed, langevin_steps=steps)
+    result = {
+        "method": config.method,
+        "num_layers": config.num_layers,
+        "latent_dims": list(config.latent_dims),
+        "trained_on": config.dataset,
+        "dataset": dataset,
+        "split": split,
+        "num_examples": scores["num_examples"],
+        "step": step,
+        "mse_E": scores["mse_E"],
+        "mse_EL": scores["mse_EL"],
+        "langevin_steps": steps,
+        "step_size": config.step_size,
+        "sigma": config.sigma,
+        "seed": seed,
+        "train_seed": config.seed,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    if scores["num_examples"] != info.num_examples:
+        raise RuntimeError(f"scored {scores['num_examples']} of {info.num_examples} examples")
+    experiment.write_json_atomic(result_path(workdir, dataset, split), result)
+    return result
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.workdir:
+        raise app.UsageError("--workdir is required: a folder written by `python -m hiabp_tf.train`.")
+    try:
+        result = evaluate(FLAGS.workdir, FLAGS.dataset, FLAGS.split, FLAGS.data_dir, FLAGS.batch_size,
+                          FLAGS.langevin_steps, FLAGS.seed)
+    except experiment.USER_ERRORS as e:
+        experiment.exit_with_user_error(e)
+    logging.info("Wrote %s", result_path(FLAGS.workdir, result["dataset"], result["split"]))
+    print(json.dumps(result, sort_keys=True), flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)

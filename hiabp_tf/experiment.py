@@ -1,0 +1,192 @@
+"""A run's configuration and its workdir: what train.py writes and evaluate.py (or any user) reads.
+
+A workdir holds
+    config.json          the RunConfig that trained it (networks, algorithm, data, seed)
+    checkpoints/         tf.train.CheckpointManager checkpoints (step counter, networks, optimisers)
+    tensorboard/         summaries
+    eval_*.json          results of evaluate.py
+so a model can be rebuilt and scored from the workdir alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+
+from absl import logging
+
+import tensorflow as tf
+
+from hiabp_tf import algorithm
+from hiabp_tf import input_pipeline
+from hiabp_tf import models
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
+METHODS = ("hiabp",)
+
+
+class WorkdirError(ValueError):
+    """A workdir that cannot be used as asked; the message says what to do."""
+
+
+class ConfigError(ValueError):
+    """A flag value the model cannot use; the message names the flag."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run (the absl flags of train.py, minus bookkeeping)."""
+
+    method: str = "hiabp"
+    dataset: str = "mnist_5k"
+    num_layers: int = 1
+    latent_dims: tuple[int, ...] = (48,)
+    width: int = 64
+    langevin_steps: int = 15
+    step_size: float = 0.15
+    sigma: float = 0.3
+    learning_rate: float = 3e-4
+    batch_size: int = 100
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "latent_dims", tuple(int(d) for d in self.latent_dims))
+        try:
+            self._validate()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def _validate(self):
+        if self.method not in METHODS:
+            raise ValueError(f"--method={self.method!r} is unknown; choose one of {', '.join(METHODS)}.")
+        if not 1 <= self.num_layers <= 4:
+            raise ValueError(f"--num_layers (L) must be between 1 and 4, got {self.num_layers}.")
+        if len(self.latent_dims) != self.num_layers:
+            raise ValueError(
+                f"--latent_dims has {len(self.latent_dims)} sizes {list(self.latent_dims)} but "
+                f"--num_layers={self.num_layers}: give one size per latent layer, bottom layer first "
+                f"(e.g. --latent_dims={','.join(['16'] * self.num_layers)}).")
+        if self.width < 1:
+            raise ValueError(f"--width must be >= 1, got {self.width}.")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}.")
+        self.hyperparameters()  # validates T, s, sigma and the learning rate
+
+    def hyperparameters(self) -> algorithm.Hyperparameters:
+        return algorithm.Hyperparameters(
+            langevin_steps=self.langevin_steps, step_size=self.step_size, sigma=self.sigma,
+            learning_rate=self.learning_rate)
+
+    def architecture(self, image_shape) -> models.Architecture:
+        try:
+            return models.Architecture(tuple(image_shape), self.latent_dims, self.width)
+        except ValueError as e:
+            raise ConfigError(f"--dataset={self.dataset}: {e}") from None
+
+    def model_fields(self) -> dict:
+        """The fields a checkpoint depends on: resuming with others would not restore."""
+        return {k: getattr(self, k) for k in ("method", "num_layers", "latent_dims", "width")}
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def prepare_workdir(workdir: str, config: RunConfig, image_shape) -> None:
+    """Creates `workdir` and records `config`; refuses a workdir trained with other networks."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=workdir)
+        probe.close()
+    except OSError as e:
+        raise WorkdirError(f"--workdir={workdir} is not a writable folder ({e.strerror}); "
+                           "choose a folder you can write to.") from None
+    if os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
+        previous, previous_shape = load_config(workdir)
+        if previous.model_fields() != config.model_fields() or tuple(previous_shape) != tuple(image_shape):
+            raise WorkdirError(
+                f"--workdir={workdir} holds a run of {previous.model_fields()} on images "
+                f"{tuple(previous_shape)}, but the flags ask for {config.model_fields()} on images "
+                f"{tuple(image_shape)}; its checkpoints cannot be resumed with these flags. "
+                "Use a new --workdir, or the flags of the earlier run to resume it.")
+    save_config(workdir, config, image_shape)
+
+
+def build_model(config: RunConfig, image_shape):
+    """The method's model object (networks, optimisers, compiled steps)."""
+    return algorithm.HiABP(config.architecture(image_shape), config.hyperparameters())
+
+
+USER_ERRORS = (ConfigError, WorkdirError, input_pipeline.DataError)
+
+
+def exit_with_user_error(error: Exception) -> None:
+    """Ends a command on bad input: one paragraph on stderr, exit status 2, no stack trace unless
+    --verbosity=1 (debug) or higher asks for one."""
+    if logging.get_verbosity() >= logging.DEBUG:
+        logging.exception("Traceback of the error below:")
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def make_checkpoint(model) -> tuple[tf.train.Checkpoint, tf.Variable]:
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    return tf.train.Checkpoint(step=step, **model.checkpoint_items()), step
+
+
+def write_json_atomic(path: str, data) -> None:
+    """Writes JSON to a temporary file in the same folder, then renames it into place, so a
+    reader (or a crash) never sees a half-written file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_config(workdir: str) -> tuple[RunConfig, tuple[int, int, int]]:
+    """(RunConfig, image_shape) saved by train.py in `workdir`."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise WorkdirError(
+            f"--workdir={workdir}: no {CONFIG_FILE} found, so this is not a training workdir. "
+            "Train first with `python -m hiabp_tf.train --flagfile=flags/NAME.flags --workdir=DIR`, "
+            "or point --workdir at the folder that training wrote.")
+    with open(path) as f:
+        data = json.load(f)
+    return RunConfig.from_json(data["config"]), tuple(data["image_shape"])
+
+
+def save_config(workdir: str, config: RunConfig, image_shape) -> None:
+    write_json_atomic(os.path.join(workdir, CONFIG_FILE),
+                      {"config": config.to_json(), "image_shape": list(image_shape)})
+
+
+def restore(workdir: str):
+    """Rebuilds the model of a workdir from its latest checkpoint: (model, config, image_shape, step)."""
+    config, image_shape = load_config(workdir)
+    model = build_model(config, image_shape)
+    checkpoint, step = make_checkpoint(model)
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, CHECKPOINT_DIR))
+    if latest is None:
+        raise WorkdirError(
+            f"--workdir={workdir}: no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}. "
+            "Train (or resume training) with the same --workdir first.")
+    checkpoint.restore(latest).expect_partial().assert_existing_objects_matched()
+    return model, config, image_shape, int(step.numpy())

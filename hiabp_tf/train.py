@@ -1,0 +1,167 @@
+r"""Trains IABP / HiABP (Algorithm 1) and writes checkpoints and TensorBoard summaries to a workdir.
+
+    python -m hiabp_tf.train --flagfile=flags/mnist5k_hiabp_l3.flags --workdir=runs/hiabp_l3
+
+Rerun the same command to resume from the latest checkpoint (e.g. with a larger --num_steps).
+Then score the model with `python -m hiabp_tf.evaluate --workdir=...`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hiabp_tf import experiment
+from hiabp_tf import images
+from hiabp_tf import input_pipeline
+from hiabp_tf import metrics
+
+_defaults = experiment.RunConfig()
+
+# What to train.
+flags.DEFINE_enum("method", _defaults.method, experiment.METHODS, "Which model to train.")
+flags.DEFINE_string("dataset", _defaults.dataset,
+                    "mnist_5k (offline), mnist, svhn_cropped, celeb_a (tensorflow-datasets) or npz:PATH.")
+flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir with prepared datasets.")
+flags.DEFINE_integer("num_layers", _defaults.num_layers, "L, the number of latent layers (1 = IABP).")
+flags.DEFINE_list("latent_dims", [str(d) for d in _defaults.latent_dims],
+                  "Size of z^l for l = 1..L (bottom layer first), one per layer.")
+flags.DEFINE_integer("width", _defaults.width, "Channels of every ladder (de)conv layer.")
+# Algorithm 1 (paper defaults).
+flags.DEFINE_integer("langevin_steps", _defaults.langevin_steps, "T, Langevin steps per iteration.")
+flags.DEFINE_float("step_size", _defaults.step_size, "s, the Langevin step size.")
+flags.DEFINE_float("sigma", _defaults.sigma, "Standard deviation of the Gaussian likelihood p(x|z).")
+flags.DEFINE_float("learning_rate", _defaults.learning_rate, "Adamax learning rate of both networks.")
+flags.DEFINE_integer("batch_size", _defaults.batch_size, "m, examples per iteration.")
+flags.DEFINE_integer("seed", _defaults.seed, "Seed of weights, data order, initializer and Langevin noise.")
+# Bookkeeping.
+flags.DEFINE_string("workdir", None, "Where checkpoints, summaries and config.json go.")
+flags.DEFINE_integer("num_steps", 300_000, "Total parameter updates (the paper: 3e5).")
+flags.DEFINE_integer("log_every", 100, "Steps between progress lines and scalar summaries.")
+flags.DEFINE_integer("eval_every", 5000, "Steps between test-MSE and image summaries.")
+flags.DEFINE_integer("eval_examples", 1000, "Test examples scored at each eval_every (evaluate.py uses all).")
+flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
+flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept by the CheckpointManager.")
+
+FLAGS = flags.FLAGS
+
+GRID_COLUMNS = 10
+
+
+def config_from_flags() -> experiment.RunConfig:
+    try:
+        latent_dims = tuple(int(d) for d in FLAGS.latent_dims)
+    except ValueError:
+        raise experiment.ConfigError(
+            f"--latent_dims={','.join(FLAGS.latent_dims)} must be a comma-separated list of integers.")
+    return experiment.RunConfig(
+        method=FLAGS.method, dataset=FLAGS.dataset, num_layers=FLAGS.num_layers,
+        latent_dims=latent_dims, width=FLAGS.width, langevin_steps=FLAGS.langevin_steps,
+        step_size=FLAGS.step_size, sigma=FLAGS.sigma, learning_rate=FLAGS.learning_rate,
+        batch_size=FLAGS.batch_size, seed=FLAGS.seed)
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def _write_image_summaries(model, test_images, step, seed):
+    recon = model.reconstruct(test_images, tf.constant([seed, 2], tf.int32))
+    rows = np.concatenate([test_images, recon["E"].numpy(), recon["E+L"].numpy()])
+    tf.summary.image("reconstructions (rows: test, [E], [E+L])",
+                     images.grid(rows, len(test_images))[None], step=step)
+    samples = model.sample(tf.constant(2 * GRID_COLUMNS), tf.constant([seed, 3], tf.int32)).numpy()
+    tf.summary.image("samples", images.grid(samples, GRID_COLUMNS)[None], step=step)
+
+
+def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=None,
+          log_every=100, eval_every=5000, eval_examples=1000, checkpoint_every=1000,
+          keep_checkpoints=3):
+    """Trains (or resumes) `config` in `workdir` up to `num_steps` updates; returns the model."""
+    if num_steps < 0:
+        raise experiment.ConfigError(f"--num_steps must be >= 0, got {num_steps}.")
+    for name, value in (("log_every", log_every), ("eval_every", eval_every),
+                        ("checkpoint_every", checkpoint_every), ("keep_checkpoints", keep_checkpoints)):
+        if value < 1:
+            raise experiment.ConfigError(f"--{name} must be >= 1, got {value}.")
+    train_ds, train_info = input_pipeline.make_train_dataset(
+        config.dataset, config.batch_size, seed=config.seed, data_dir=data_dir)
+    test_ds, test_info = input_pipeline.make_eval_dataset(
+        config.dataset, "test", batch_size=min(500, eval_examples), data_dir=data_dir)
+    image_shape = train_info.image_shape
+    config.architecture(image_shape)  # fails early, with a clear message, on an unsupported shape
+    experiment.prepare_workdir(workdir, config, image_shape)
+
+    keras.utils.set_random_seed(config.seed)  # initial weights
+    model = experiment.build_model(config, image_shape)
+    checkpoint, step = experiment.make_checkpoint(model)
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(workdir, experiment.CHECKPOINT_DIR), max_to_keep=keep_checkpoints)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d.", manager.latest_checkpoint, int(step.numpy()))
+    writer = tf.summary.create_file_writer(os.path.join(workdir, experiment.TENSORBOARD_DIR))
+    test_images = metrics.first_images(test_ds, GRID_COLUMNS)
+    base_seed = tf.constant([config.seed, 0], tf.int32)
+
+    logging.info("Training %s (L=%d, latent dims %s) on %s (%d train / %d test images %s) for %d steps.",
+                 config.method, config.num_layers, list(config.latent_dims), config.dataset,
+                 train_info.num_examples, test_info.num_examples, image_shape, num_steps)
+    iterator = iter(train_ds)
+    window_start, window_step = time.perf_counter(), int(step.numpy())
+    with writer.as_default():
+        while int(step.numpy()) < num_steps:
+            # Every step's randomness is a function of (seed, step): resuming replays the same noise.
+            out = model.train_step(next(iterator), tf.random.experimental.stateless_fold_in(base_seed, tf.cast(step, tf.int32)))
+            step.assign_add(1)
+            current = int(step.numpy())
+            if current % log_every == 0 or current == num_steps:
+                values = {k: float(v) for k, v in out.items()}
+                for name, value in values.items():
+                    tf.summary.scalar(f"train/{name}", value, step=current)
+                now = time.perf_counter()
+                rate = (current - window_step) / max(now - window_start, 1e-9)
+                window_start, window_step = now, current
+                logging.info("step %d/%d  %.2f steps/s  ETA %s  %s", current, num_steps, rate,
+                             _format_duration((num_steps - current) / max(rate, 1e-9)),
+                             "  ".join(f"{k}={v:.4g}" for k, v in values.items()))
+            if current % eval_every == 0 or current == num_steps:
+                scores = metrics.reconstruction_mse(model, test_ds, seed=config.seed, max_examples=eval_examples)
+                tf.summary.scalar("test/mse_E", scores["mse_E"], step=current)
+                tf.summary.scalar("test/mse_EL", scores["mse_EL"], step=current)
+                _write_image_summaries(model, test_images, current, config.seed)
+                logging.info("step %d: test MSE [E] %.5f  [E+L] %.5f  (%d examples)", current,
+                             scores["mse_E"], scores["mse_EL"], scores["num_examples"])
+                window_start = time.perf_counter()  # evaluation time is not training speed
+            if current % checkpoint_every == 0 or current == num_steps:
+                manager.save(checkpoint_number=current)
+    writer.flush()
+    return model
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.workdir:
+        raise app.UsageError("--workdir is required: the folder for checkpoints, summaries and config.json.")
+    try:
+        train(config_from_flags(), FLAGS.workdir, FLAGS.num_steps, data_dir=FLAGS.data_dir,
+              log_every=FLAGS.log_every, eval_every=FLAGS.eval_every, eval_examples=FLAGS.eval_examples,
+              checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints)
+    except experiment.USER_ERRORS as e:
+        experiment.exit_with_user_error(e)
+
+
+if __name__ == "__main__":
+    app.run(main)
