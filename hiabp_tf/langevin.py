@@ -43,7 +43,7 @@ def langevin_dynamics(energy_fn: EnergyFn, z0: Sequence[tf.Tensor], num_steps, s
         with tf.GradientTape() as tape:
             tape.watch(z)
             energy = energy_fn(z)
-        return energy, tape.gradient(energy, z)
+        return energy, tape.gradient(energy, z, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
     def step(t, z, energy_0):
         energy, grads = energy_and_grad(z)

@@ -146,6 +146,8 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
                 window_start = time.perf_counter()  # evaluation time is not training speed
             if current % checkpoint_every == 0 or current == num_steps:
                 manager.save(checkpoint_number=current)
+    if manager.latest_checkpoint is None:  # e.g. --num_steps=0: keep the initial model scorable
+        manager.save(checkpoint_number=int(step.numpy()))
     writer.flush()
     return model
 

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# hiabp-tf: set up, reproduce, test.
+#
+#   ./run.sh [quick]      main job: IABP and HiABP (L=3) on the offline mnist_5k, trained, evaluated
+#                         and written to results/quick/ (a few minutes on 2 CPU cores)
+#   ./run.sh paper        the same experiments at the paper's scale (MNIST/SVHN/CelebA, 3e5 updates;
+#                         needs a GPU and the tensorflow-datasets data, see README)
+#   ./run.sh test         the test suite
+#   ./run.sh setup        only create .venv and install requirements.txt
+#
+# Every command first makes sure .venv exists with requirements.txt installed (Python 3.11).
+# Training runs go to runs/<scale>/<flagfile name>; rerunning resumes from their checkpoints.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV="${HIABP_VENV:-.venv}"
+PY="$VENV/bin/python"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-1}"  # TensorFlow's C++ info lines are noise here
+
+setup() {
+  if [ ! -x "$PY" ]; then
+    echo "[run.sh] creating $VENV" >&2
+    python3 -m venv "$VENV"
+  fi
+  # Reinstall only when requirements.txt changed since the last successful install.
+  if ! cmp -s requirements.txt "$VENV/.requirements.installed"; then
+    echo "[run.sh] installing requirements.txt into $VENV" >&2
+    "$PY" -m pip install --quiet --upgrade pip
+    "$PY" -m pip install --quiet -r requirements.txt
+    cp requirements.txt "$VENV/.requirements.installed"
+  fi
+}
+
+# train_and_evaluate SCALE FLAGFILE_NAME: trains (or resumes) and writes eval_*.json in the workdir.
+train_and_evaluate() {
+  local scale=$1 name=$2 workdir="runs/$1/$2"
+  echo "[run.sh] $name: training (workdir $workdir)" >&2
+  "$PY" -m hiabp_tf.train --flagfile="flags/$name.flags" --workdir="$workdir"
+  echo "[run.sh] $name: evaluating on the whole test split" >&2
+  "$PY" -m hiabp_tf.evaluate --workdir="$workdir" | tail -n 1
+}
+
+core() {
+  local scale=$1 prefix out="results/$1" start=$SECONDS
+  if [ "$scale" = quick ]; then
+    names=(mnist5k_iabp mnist5k_hiabp_l3)
+    runs="IABP (L=1)=runs/quick/mnist5k_iabp,HiABP (L=3)=runs/quick/mnist5k_hiabp_l3"
+    table=hiabp_mnist5k.md
+  else
+    names=()
+    runs=""
+    for data in mnist svhn celeba; do
+      for L in 1 2 3 4; do
+        names+=("${data}_hiabp_l$L")
+        runs+="${runs:+,}$data HiABP (L=$L)=runs/paper/${data}_hiabp_l$L"
+      done
+    done
+    table=hiabp.md
+  fi
+  for name in "${names[@]}"; do
+    train_and_evaluate "$scale" "$name"
+  done
+  "$PY" -m hiabp_tf.report --out="$out" --table="$table" --runs="$runs" \
+    --title="IABP / HiABP test reconstruction MSE ($scale scale)" \
+    --command="./run.sh $scale  (flags/<name>.flags; $((SECONDS - start)) s wall time on $(nproc) CPU cores)"
+}
+
+cmd="${1:-quick}"
+case "$cmd" in
+  setup) setup ;;
+  test) setup; shift || true; "$PY" -m pytest -q tests "$@" ;;
+  quick|paper) setup; core "$cmd" ;;
+  *) echo "usage: ./run.sh [quick|paper|test|setup]" >&2; exit 2 ;;
+esac

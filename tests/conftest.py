@@ -1,0 +1,6 @@
+"""Makes the package importable from the repository root, however pytest is started."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,0 +1,117 @@
+"""Tests for hiabp_tf.models: the ladder generator (eq. 6), the ladder encoder (eq. 7) and their plan."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hiabp_tf import models
+
+SHAPES = [(28, 28, 1), (32, 32, 3), (64, 64, 3)]
+DOUBLINGS = {28: 2, 32: 3, 64: 4}  # documented: 7 -> 28, 4 -> 32, 4 -> 64
+BASE_SIDE = {28: 7, 32: 4, 64: 4}
+CASES = [pytest.param(shape, num_layers, id=f"{shape[0]}x{shape[1]}x{shape[2]}-L{num_layers}")
+         for shape, num_layers in itertools.product(SHAPES, [1, 2, 3, 4])]
+BATCH = 2
+
+
+def _arch(shape, num_layers):
+    """Width 4 and distinct latent sizes (3, 4, 5, 6)[:L], so swapped layers would show."""
+    return models.Architecture(shape, (3, 4, 5, 6)[:num_layers], width=4)
+
+
+def _latents(arch, seed=0):
+    return [tf.random.stateless_normal((BATCH, d), [seed, l]) for l, d in enumerate(arch.latent_dims)]
+
+
+@pytest.mark.parametrize("shape,num_layers", CASES)
+def test_resolution_plan_reaches_the_image_side(shape, num_layers):
+    """strides()/resolutions(): each block halves/keeps sides consistently and the doublings rebuild the image side."""
+    arch = _arch(shape, num_layers)
+    blocks, r_stride = arch.strides()
+    sides = arch.resolutions()
+    side = shape[0]
+    assert len(blocks) == num_layers and len(sides) == num_layers + 1
+    strides = [s for block in blocks for s in block] + [r_stride]
+    assert set(strides) <= {1, 2}
+    # As many stride-2 layers as doublings, unless the network has fewer deconvs (2L + 1) than that.
+    assert strides.count(2) == min(DOUBLINGS[side], 2 * num_layers + 1)
+    # Each stage multiplies its input side by its strides; the top side times all strides is the image.
+    assert sides[0] * r_stride == side
+    for l, (first, second) in enumerate(blocks, start=1):
+        assert sides[l] * first * second == sides[l - 1]
+    assert sides[-1] * int(np.prod(strides)) == side
+    # The top map is the documented base (7 for 28, 4 for 32 and 64), larger only when deconvs run out.
+    missing = max(0, DOUBLINGS[side] - (2 * num_layers + 1))
+    assert sides[-1] == BASE_SIDE[side] * 2**missing
+
+
+@pytest.mark.parametrize("shape,num_layers", CASES)
+def test_generator_and_encoder_shapes(shape, num_layers):
+    """Generator: L latents -> (B, H, W, C) in [0, 1]; Encoder: image -> L mus and L log sigmas of sizes d_l."""
+    arch = _arch(shape, num_layers)
+    generator, encoder = models.build_networks(arch)
+    x = generator(_latents(arch))
+    assert x.shape == (BATCH,) + shape
+    assert float(tf.reduce_min(x)) >= 0.0 and float(tf.reduce_max(x)) <= 1.0
+    mus, log_sigmas = encoder(x)
+    assert len(mus) == len(log_sigmas) == num_layers
+    for mu, log_sigma, d in zip(mus, log_sigmas, arch.latent_dims):
+        assert mu.shape == log_sigma.shape == (BATCH, d)
+        assert np.all(np.isfinite(mu.numpy())) and np.all(np.isfinite(log_sigma.numpy()))
+    # Every layer's z^l enters the ladder as a map at the planned resolution sides[l] ...
+    sides = arch.resolutions()
+    for l, (projection, z) in enumerate(zip(generator.projections, _latents(arch)), start=1):
+        assert projection(z).shape[1:3] == (sides[l], sides[l])
+    # ... and the encoder's h^l has that same side (mirror image of the generator).
+    h = encoder.stem(x)
+    assert h.shape[1] == sides[0]
+    for l, g in enumerate(encoder.ladder, start=1):
+        h = g(h)
+        assert h.shape[1:3] == (sides[l], sides[l])
+
+
+@pytest.mark.parametrize("shape,num_layers", CASES)
+def test_every_latent_layer_influences_the_output(shape, num_layers):
+    """Changing z^l alone (for each l) changes the generated image."""
+    arch = _arch(shape, num_layers)
+    generator, _ = models.build_networks(arch)
+    z = _latents(arch)
+    x = generator(z).numpy()
+    for l in range(num_layers):
+        z_changed = list(z)
+        z_changed[l] = z[l] + 2.0
+        # Pixels are O(0.5) and change by ~1e-2 for a shift of 2 in z^l; 1e-5 is well above float32 noise
+        # (and a latent that were ignored would give exactly 0).
+        assert np.max(np.abs(generator(z_changed).numpy() - x)) > 1e-5, f"z^{l + 1} has no effect"
+
+
+@pytest.mark.parametrize("shape", [(30, 30, 1), (28, 32, 1), (16, 16, 3), (128, 128, 3), (28, 28)])
+def test_architecture_rejects_unsupported_image_shapes(shape):
+    """Non-square, unsupported sides or non-3-D shapes raise a ValueError about the image shape."""
+    with pytest.raises(ValueError, match="image shape"):
+        models.Architecture(shape, (4,))
+
+
+@pytest.mark.parametrize("latent_dims", [(), (2, 2, 2, 2, 2)])
+def test_architecture_rejects_num_layers_outside_1_to_4(latent_dims):
+    """L = 0 or L = 5 raises a ValueError naming --num_layers."""
+    with pytest.raises(ValueError, match="--num_layers"):
+        models.Architecture((28, 28, 1), latent_dims)
+
+
+def test_architecture_rejects_non_positive_latent_dims():
+    """A latent size of 0 raises a ValueError naming --latent_dims."""
+    with pytest.raises(ValueError, match="--latent_dims"):
+        models.Architecture((28, 28, 1), (4, 0))
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 3), (32, 32, 1), (64, 64, 1)])
+def test_networks_accept_any_channel_count_on_supported_sides(shape):
+    """Only the side is checked: e.g. a grayscale 32x32 npz data set gets networks of the right shape."""
+    arch = models.Architecture(shape, (2, 2), width=4)
+    generator, encoder = models.build_networks(arch)
+    x = generator(_latents(arch))
+    assert x.shape == (BATCH,) + shape
+    assert [m.shape for m in encoder(x)[0]] == [(BATCH, 2), (BATCH, 2)]
