@@ -21,14 +21,17 @@ from hiabp_tf import experiment
 from hiabp_tf import input_pipeline
 from hiabp_tf import metrics
 
-flags.DEFINE_string("workdir", None, "A workdir written by hiabp_tf.train.")
-flags.DEFINE_string("dataset", None, "Dataset to score (default: the one trained on); "
-                    "any dataset with the training image shape, e.g. npz:PATH.")
-flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir.")
-flags.DEFINE_enum("split", "test", input_pipeline.SPLITS, "Split to score.")
-flags.DEFINE_integer("batch_size", 500, "Evaluation batch size (does not change the result).")
-flags.DEFINE_integer("langevin_steps", None, "Test-time Langevin steps T (default: the training T).")
-flags.DEFINE_integer("seed", 0, "Seed of the initializer noise and Langevin noise at test time.")
+def define_flags():
+    """Defines the command-line flags (only when run as a command, so modules import cleanly)."""
+    flags.DEFINE_string("workdir", None, "A workdir written by hiabp_tf.train.")
+    flags.DEFINE_string("dataset", None, "Dataset to score (default: the one trained on); "
+                        "any dataset with the training image shape, e.g. npz:PATH.")
+    flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir.")
+    flags.DEFINE_enum("split", "test", input_pipeline.SPLITS, "Split to score.")
+    flags.DEFINE_integer("batch_size", 500, "Evaluation batch size (does not change the result).")
+    flags.DEFINE_integer("langevin_steps", None, "Test-time Langevin steps T (default: the training T).")
+    flags.DEFINE_integer("seed", 0, "Seed of the initializer noise and Langevin noise at test time.")
+
 
 FLAGS = flags.FLAGS
 
@@ -93,4 +96,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

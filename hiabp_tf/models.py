@@ -30,6 +30,8 @@ import tensorflow as tf
 _DOUBLINGS = {28: 2, 32: 3, 64: 4}
 SUPPORTED_IMAGE_SHAPES = ((28, 28, 1), (32, 32, 3), (64, 64, 3))
 LEAK = 0.1
+# He initialisation keeps the signal (and d x / d z) from shrinking through the deep ladder.
+INIT = "he_normal"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +107,7 @@ class Generator(keras.Model):
             side = sides[l]
             channels = arch.block_channels(l)
             self.projections.append(keras.Sequential([
-                keras.layers.Dense(side * side * channels),
+                keras.layers.Dense(side * side * channels, kernel_initializer=INIT),
                 keras.layers.LeakyReLU(LEAK),
                 keras.layers.Reshape((side, side, channels)),
             ], name=f"project_z{l}"))
@@ -115,9 +117,9 @@ class Generator(keras.Model):
             out_channels = arch.block_channels(max(l - 1, 1))
             first, second = blocks[l - 1]
             self.ladder.append(keras.Sequential([
-                keras.layers.Conv2DTranspose(arch.block_channels(l), 4, strides=first, padding="same"),
+                keras.layers.Conv2DTranspose(arch.block_channels(l), 4, strides=first, padding="same", kernel_initializer=INIT),
                 keras.layers.LeakyReLU(LEAK),
-                keras.layers.Conv2DTranspose(out_channels, 4, strides=second, padding="same"),
+                keras.layers.Conv2DTranspose(out_channels, 4, strides=second, padding="same", kernel_initializer=INIT),
                 keras.layers.LeakyReLU(LEAK),
             ], name=f"f{l}"))
         self.output_block = keras.layers.Conv2DTranspose(
@@ -141,7 +143,7 @@ class Encoder(keras.Model):
         self.arch = arch
         blocks, r_stride = arch.strides()
         self.stem = keras.Sequential([
-            keras.layers.Conv2D(arch.block_channels(1), 4, strides=r_stride, padding="same"),
+            keras.layers.Conv2D(arch.block_channels(1), 4, strides=r_stride, padding="same", kernel_initializer=INIT),
             keras.layers.LeakyReLU(LEAK),
         ], name="stem")
         self.ladder, self.mu_heads, self.log_sigma_heads = [], [], []
@@ -150,9 +152,9 @@ class Encoder(keras.Model):
             channels = arch.block_channels(l)
             # Mirror of f^l: its second deconv is undone first.
             self.ladder.append(keras.Sequential([
-                keras.layers.Conv2D(channels, 4, strides=second, padding="same"),
+                keras.layers.Conv2D(channels, 4, strides=second, padding="same", kernel_initializer=INIT),
                 keras.layers.LeakyReLU(LEAK),
-                keras.layers.Conv2D(channels, 4, strides=first, padding="same"),
+                keras.layers.Conv2D(channels, 4, strides=first, padding="same", kernel_initializer=INIT),
                 keras.layers.LeakyReLU(LEAK),
             ], name=f"g{l}"))
             self.mu_heads.append(keras.layers.Dense(arch.latent_dims[l - 1], name=f"mu{l}"))

@@ -28,12 +28,15 @@ from hiabp_tf import images
 from hiabp_tf import input_pipeline
 from hiabp_tf import metrics
 
-flags.DEFINE_string("out", None, "Folder for the table and figures, e.g. results/quick.")
-flags.DEFINE_string("table", "table.md", "File name of the Markdown table inside --out.")
-flags.DEFINE_string("title", "Test reconstruction MSE", "Heading of the table.")
-flags.DEFINE_list("runs", [], "label=workdir pairs, in table order.")
-flags.DEFINE_string("command", None, "The command that produced the runs (recorded in the table).")
-flags.DEFINE_integer("num_images", 10, "Test images / samples per figure row.")
+def define_flags():
+    """Defines the command-line flags (only when run as a command, so modules import cleanly)."""
+    flags.DEFINE_string("out", None, "Folder for the table and figures, e.g. results/quick.")
+    flags.DEFINE_string("table", "table.md", "File name of the Markdown table inside --out.")
+    flags.DEFINE_string("title", "Test reconstruction MSE", "Heading of the table.")
+    flags.DEFINE_list("runs", [], "label=workdir pairs, in table order.")
+    flags.DEFINE_string("command", None, "The command that produced the runs (recorded in the table).")
+    flags.DEFINE_integer("num_images", 10, "Test images / samples per figure row.")
+
 
 FLAGS = flags.FLAGS
 
@@ -125,4 +128,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -26,30 +26,33 @@ from hiabp_tf import metrics
 
 _defaults = experiment.RunConfig()
 
-# What to train.
-flags.DEFINE_enum("method", _defaults.method, experiment.METHODS, "Which model to train.")
-flags.DEFINE_string("dataset", _defaults.dataset,
-                    "mnist_5k (offline), mnist, svhn_cropped, celeb_a (tensorflow-datasets) or npz:PATH.")
-flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir with prepared datasets.")
-flags.DEFINE_integer("num_layers", _defaults.num_layers, "L, the number of latent layers (1 = IABP).")
-flags.DEFINE_list("latent_dims", [str(d) for d in _defaults.latent_dims],
-                  "Size of z^l for l = 1..L (bottom layer first), one per layer.")
-flags.DEFINE_integer("width", _defaults.width, "Channels of every ladder (de)conv layer.")
-# Algorithm 1 (paper defaults).
-flags.DEFINE_integer("langevin_steps", _defaults.langevin_steps, "T, Langevin steps per iteration.")
-flags.DEFINE_float("step_size", _defaults.step_size, "s, the Langevin step size.")
-flags.DEFINE_float("sigma", _defaults.sigma, "Standard deviation of the Gaussian likelihood p(x|z).")
-flags.DEFINE_float("learning_rate", _defaults.learning_rate, "Adamax learning rate of both networks.")
-flags.DEFINE_integer("batch_size", _defaults.batch_size, "m, examples per iteration.")
-flags.DEFINE_integer("seed", _defaults.seed, "Seed of weights, data order, initializer and Langevin noise.")
-# Bookkeeping.
-flags.DEFINE_string("workdir", None, "Where checkpoints, summaries and config.json go.")
-flags.DEFINE_integer("num_steps", 300_000, "Total parameter updates (the paper: 3e5).")
-flags.DEFINE_integer("log_every", 100, "Steps between progress lines and scalar summaries.")
-flags.DEFINE_integer("eval_every", 5000, "Steps between test-MSE and image summaries.")
-flags.DEFINE_integer("eval_examples", 1000, "Test examples scored at each eval_every (evaluate.py uses all).")
-flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
-flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept by the CheckpointManager.")
+def define_flags():
+    """Defines the command-line flags (only when run as a command, so modules import cleanly)."""
+    # What to train.
+    flags.DEFINE_enum("method", _defaults.method, experiment.METHODS, "Which model to train.")
+    flags.DEFINE_string("dataset", _defaults.dataset,
+                        "mnist_5k (offline), mnist, svhn_cropped, celeb_a (tensorflow-datasets) or npz:PATH.")
+    flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir with prepared datasets.")
+    flags.DEFINE_integer("num_layers", _defaults.num_layers, "L, the number of latent layers (1 = IABP).")
+    flags.DEFINE_list("latent_dims", [str(d) for d in _defaults.latent_dims],
+                      "Size of z^l for l = 1..L (bottom layer first), one per layer.")
+    flags.DEFINE_integer("width", _defaults.width, "Channels of every ladder (de)conv layer.")
+    # Algorithm 1 (paper defaults).
+    flags.DEFINE_integer("langevin_steps", _defaults.langevin_steps, "T, Langevin steps per iteration.")
+    flags.DEFINE_float("step_size", _defaults.step_size, "s, the Langevin step size.")
+    flags.DEFINE_float("sigma", _defaults.sigma, "Standard deviation of the Gaussian likelihood p(x|z).")
+    flags.DEFINE_float("learning_rate", _defaults.learning_rate, "Adamax learning rate of both networks.")
+    flags.DEFINE_integer("batch_size", _defaults.batch_size, "m, examples per iteration.")
+    flags.DEFINE_integer("seed", _defaults.seed, "Seed of weights, data order, initializer and Langevin noise.")
+    # Bookkeeping.
+    flags.DEFINE_string("workdir", None, "Where checkpoints, summaries and config.json go.")
+    flags.DEFINE_integer("num_steps", 300_000, "Total parameter updates (the paper: 3e5).")
+    flags.DEFINE_integer("log_every", 100, "Steps between progress lines and scalar summaries.")
+    flags.DEFINE_integer("eval_every", 5000, "Steps between test-MSE and image summaries.")
+    flags.DEFINE_integer("eval_examples", 1000, "Test examples scored at each eval_every (evaluate.py uses all).")
+    flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
+    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept by the CheckpointManager.")
+
 
 FLAGS = flags.FLAGS
 
@@ -166,4 +169,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
