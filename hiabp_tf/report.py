@@ -25,7 +25,6 @@ import tensorflow as tf
 from hiabp_tf import evaluate as evaluate_lib
 from hiabp_tf import experiment
 from hiabp_tf import images
-from hiabp_tf import input_pipeline
 from hiabp_tf import metrics
 
 def define_flags():
@@ -48,8 +47,7 @@ def _slug(label: str) -> str:
 def run_figures(workdir: str, out_dir: str, name: str, num_images: int = 10, seed: int = 0) -> dict:
     """PNG grids for one run: reconstructions (rows: test, [E], [E+L]) and samples (2 rows)."""
     model, config, _, step = experiment.restore(workdir)
-    test_ds, _ = input_pipeline.make_eval_dataset(config.dataset, "test", batch_size=num_images)
-    originals = metrics.first_images(test_ds, num_images)
+    originals = metrics.spread_images(config.dataset, num_images)
     recon = model.reconstruct(originals, tf.constant([seed, 2], tf.int32))
     rows = np.concatenate([originals, recon["E"].numpy(), recon["E+L"].numpy()])
     paths = {"reconstructions": os.path.join(out_dir, f"reconstructions_{name}.png"),
@@ -89,6 +87,9 @@ def write_table(out_dir: str, table: str, title: str, runs: list[tuple[str, str]
         details.append(f"- **{label}**: workdir `{workdir}`; training seed {config.seed}, evaluation seed "
                        f"{result['seed']}; width {config.width}, batch {config.batch_size}, s = {config.step_size}, "
                        f"sigma = {config.sigma}, Adamax lr {config.learning_rate}.")
+    datasets = sorted({experiment.load_config(workdir)[0].dataset for _, workdir in runs})
+    lines += [""] + [f"For scale: predicting the mean training image for every test image gives MSE "
+                     f"{metrics.mean_image_mse(d):.5f} on {d}." for d in datasets]
     lines += ["", "MSE: mean over pixels (in [0, 1]) of the squared error, averaged over the whole test split. "
               "[E]: x_hat = g(mu_phi(x)); [E+L]: z_0 from the encoder, then T Langevin steps on the test image "
               "(training T, s, sigma), x_hat = g(z_T). See the README's Protocol section.", ""]

@@ -115,7 +115,7 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logging.info("Resumed from %s at step %d.", manager.latest_checkpoint, int(step.numpy()))
     writer = tf.summary.create_file_writer(os.path.join(workdir, experiment.TENSORBOARD_DIR))
-    test_images = metrics.first_images(test_ds, GRID_COLUMNS)
+    test_images = metrics.spread_images(config.dataset, GRID_COLUMNS, data_dir=data_dir)
     base_seed = tf.constant([config.seed, 0], tf.int32)
 
     logging.info("Training %s (L=%d, latent dims %s) on %s (%d train / %d test images %s) for %d steps.",
