@@ -5,6 +5,10 @@
 #                         and written to results/quick/ (a few minutes on 2 CPU cores)
 #   ./run.sh paper        the same experiments at the paper's scale (MNIST/SVHN/CelebA, 3e5 updates;
 #                         needs a GPU and the tensorflow-datasets data, see README)
+#   ./run.sh table1 [quick|paper]
+#                         every row of the paper's Table 1 (VAE, LVAE, VLAE, ABP non-persistent and
+#                         persistent, IABP [E] and [E+L], HiABP L=2,3,4) trained with equal steps and
+#                         written to results/<scale>/table1.md
 #   ./run.sh test         the test suite
 #   ./run.sh setup        only create .venv and install requirements.txt
 #
@@ -65,10 +69,40 @@ core() {
     --command="./run.sh $scale  (flags/<name>.flags; $((SECONDS - start)) s wall time on $(nproc) CPU cores)"
 }
 
+# Table 1 row key -> flag file suffix (IABP is HiABP with L=1: mnist5k_iabp at quick scale).
+TABLE1_ROWS=(vae lvae vlae abp abp_persistent iabp hiabp_l2 hiabp_l3 hiabp_l4)
+flag_suffix() {
+  case "$1" in
+    lvae|vlae) echo "${1}_l4" ;;
+    *) echo "$1" ;;
+  esac
+}
+
+table1() {
+  local scale=$1 start=$SECONDS runs="" columns
+  if [ "$scale" = quick ]; then columns=("mnist_5k:mnist5k"); else columns=("MNIST:mnist" "SVHN:svhn" "CelebA:celeba"); fi
+  for column in "${columns[@]}"; do
+    local title=${column%%:*} prefix=${column##*:}
+    for row in "${TABLE1_ROWS[@]}"; do
+      local name="${prefix}_$(flag_suffix "$row")"
+      if [ "$row" = iabp ] && [ "$scale" = paper ]; then name="${prefix}_hiabp_l1"; fi
+      train_and_evaluate "$scale" "$name"
+      runs+="${runs:+,}$title|$row=runs/$scale/$name"
+    done
+  done
+  "$PY" -m hiabp_tf.report --kind=table1 --out="results/$scale" --table=table1.md --runs="$runs" \
+    --title="Table 1: test reconstruction MSE of every method ($scale scale, equal steps)" \
+    --command="./run.sh table1 $scale  (flags/<prefix>_<row>.flags; $((SECONDS - start)) s wall time on $(nproc) CPU cores)"
+}
+
 cmd="${1:-quick}"
 case "$cmd" in
   setup) setup ;;
   test) setup; shift || true; "$PY" -m pytest -q tests "$@" ;;
   quick|paper) setup; core "$cmd" ;;
-  *) echo "usage: ./run.sh [quick|paper|test|setup]" >&2; exit 2 ;;
+  table1)
+    scale="${2:-quick}"
+    case "$scale" in quick|paper) ;; *) echo "usage: ./run.sh table1 [quick|paper]" >&2; exit 2 ;; esac
+    setup; table1 "$scale" ;;
+  *) echo "usage: ./run.sh [quick|paper|table1 [quick|paper]|test|setup]" >&2; exit 2 ;;
 esac

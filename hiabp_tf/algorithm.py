@@ -101,8 +101,11 @@ class HiABP(tf.Module):
     """Generator, encoder, their Adamax optimisers and Algorithm 1's training step."""
 
     method = "hiabp"
+    # Reconstructions `reconstruct` returns; Table 1 reports IABP both ways ([E] and [E+L]).
+    reconstructions = ("E", "E+L")
 
-    def __init__(self, arch: models.Architecture, hparams: Hyperparameters):
+    def __init__(self, arch: models.Architecture, hparams: Hyperparameters, num_train_examples=None):
+        del num_train_examples  # only the persistent-chain baseline needs it
         super().__init__(name="hiabp")
         self.arch, self.hparams = arch, hparams
         self.generator, self.encoder = models.build_networks(arch)

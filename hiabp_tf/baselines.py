@@ -206,6 +206,7 @@ class VLAE(_VariationalMethod):
     """VLAE: the VAE with ladder networks and independent N(0, I) priors per layer."""
 
     method = "vlae"
+    reconstructions = ("E",)
     max_layers = None  # any L the networks allow
 
     def __init__(self, arch, hparams, num_train_examples=None):
@@ -273,6 +274,7 @@ class LVAE(_VariationalMethod):
     """Ladder VAE: hierarchical prior and top-down precision-weighted inference."""
 
     method = "lvae"
+    reconstructions = ("E",)
 
     def __init__(self, arch, hparams, num_train_examples=None):
         super().__init__(arch, hparams, num_train_examples)
@@ -340,6 +342,7 @@ class ABP(_Method):
     """Non-persistent short-run ABP: Langevin from N(0, I) every step, no encoder."""
 
     method = "abp"
+    reconstructions = ("L",)
 
     def __init__(self, arch, hparams, num_train_examples=None):
         super().__init__(arch, hparams, num_train_examples, with_encoder=False)

@@ -1,4 +1,7 @@
-r"""Scores a trained workdir: test reconstruction MSE [E] and [E+L] over a whole split.
+r"""Scores a trained workdir: test reconstruction MSE over a whole split.
+
+[E] (encoder mean decoded) and [E+L] (encoder, then Langevin) for IABP / HiABP, [E] for the VAEs,
+[L] (Langevin from N(0, I)) for ABP; keys absent for a method are null in the JSON.
 
     python -m hiabp_tf.evaluate --workdir=runs/hiabp_l3 [--dataset=npz:held_out.npz]
 
@@ -29,7 +32,8 @@ def define_flags():
     flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir.")
     flags.DEFINE_enum("split", "test", input_pipeline.SPLITS, "Split to score.")
     flags.DEFINE_integer("batch_size", 500, "Evaluation batch size (does not change the result).")
-    flags.DEFINE_integer("langevin_steps", None, "Test-time Langevin steps T (default: the training T).")
+    flags.DEFINE_integer("langevin_steps", None, "Test-time Langevin steps (default: the run's "
+                         "--eval_langevin_steps, else its training T).")
     flags.DEFINE_integer("seed", 0, "Seed of the initializer noise and Langevin noise at test time.")
 
 
@@ -43,7 +47,8 @@ def result_path(workdir: str, dataset: str, split: str) -> str:
 
 def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size=500,
              langevin_steps=None, seed=0) -> dict:
-    """Test MSE [E] and [E+L] of the latest checkpoint in `workdir`; also written as JSON there."""
+    """Test MSE of the latest checkpoint in `workdir` (see the module docstring); also written as
+    JSON there."""
     model, config, image_shape, step = experiment.restore(workdir)
     dataset = dataset or config.dataset
     eval_ds, info = input_pipeline.make_eval_dataset(dataset, split, batch_size=batch_size, data_dir=data_dir)
@@ -54,7 +59,7 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
             "shape (resize your images, or train a model on this data).")
     if langevin_steps is not None and langevin_steps < 0:
         raise experiment.ConfigError(f"--langevin_steps must be >= 0, got {langevin_steps}.")
-    steps = config.langevin_steps if langevin_steps is None else langevin_steps
+    steps = config.test_langevin_steps if langevin_steps is None else langevin_steps
     start = time.perf_counter()
     scores = metrics.reconstruction_mse(model, eval_ds, seed=seed, langevin_steps=steps)
     result = {
@@ -66,8 +71,7 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
         "split": split,
         "num_examples": scores["num_examples"],
         "step": step,
-        "mse_E": scores["mse_E"],
-        "mse_EL": scores["mse_EL"],
+        **{name: scores.get(name) for name in metrics.SCORE_NAMES.values()},
         "langevin_steps": steps,
         "step_size": config.step_size,
         "sigma": config.sigma,

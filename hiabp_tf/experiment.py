@@ -21,13 +21,16 @@ from absl import logging
 import tensorflow as tf
 
 from hiabp_tf import algorithm
+from hiabp_tf import baselines
 from hiabp_tf import input_pipeline
 from hiabp_tf import models
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
-METHODS = ("hiabp",)
+# Every row of Table 1: HiABP (IABP is L = 1) and its baselines, all with the same networks.
+METHOD_CLASSES = {"hiabp": algorithm.HiABP, **baselines.METHODS}
+METHODS = tuple(METHOD_CLASSES)
 
 
 class WorkdirError(ValueError):
@@ -53,6 +56,8 @@ class RunConfig:
     learning_rate: float = 3e-4
     batch_size: int = 100
     seed: int = 0
+    # Test-time Langevin steps for [E+L] / [L] reconstructions (None: the training T).
+    eval_langevin_steps: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "latent_dims", tuple(int(d) for d in self.latent_dims))
@@ -75,12 +80,21 @@ class RunConfig:
             raise ValueError(f"--width must be >= 1, got {self.width}.")
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}.")
+        if self.eval_langevin_steps is not None and self.eval_langevin_steps < 0:
+            raise ValueError(f"--eval_langevin_steps must be >= 0, got {self.eval_langevin_steps}.")
+        if self.method == "vae" and self.num_layers != 1:
+            raise ValueError(f"--method=vae has one latent layer: --num_layers must be 1, got "
+                             f"{self.num_layers} (use --method=vlae or lvae for hierarchical latents).")
         self.hyperparameters()  # validates T, s, sigma and the learning rate
 
     def hyperparameters(self) -> algorithm.Hyperparameters:
         return algorithm.Hyperparameters(
             langevin_steps=self.langevin_steps, step_size=self.step_size, sigma=self.sigma,
             learning_rate=self.learning_rate)
+
+    @property
+    def test_langevin_steps(self) -> int:
+        return self.langevin_steps if self.eval_langevin_steps is None else self.eval_langevin_steps
 
     def architecture(self, image_shape) -> models.Architecture:
         try:
@@ -101,7 +115,7 @@ class RunConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def prepare_workdir(workdir: str, config: RunConfig, image_shape) -> None:
+def prepare_workdir(workdir: str, config: RunConfig, image_shape, num_train_examples: int) -> None:
     """Creates `workdir` and records `config`; refuses a workdir trained with other networks."""
     try:
         os.makedirs(workdir, exist_ok=True)
@@ -111,19 +125,22 @@ def prepare_workdir(workdir: str, config: RunConfig, image_shape) -> None:
         raise WorkdirError(f"--workdir={workdir} is not a writable folder ({e.strerror}); "
                            "choose a folder you can write to.") from None
     if os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
-        previous, previous_shape = load_config(workdir)
-        if previous.model_fields() != config.model_fields() or tuple(previous_shape) != tuple(image_shape):
+        previous, previous_shape, previous_n = load_run(workdir)
+        if (previous.model_fields() != config.model_fields() or tuple(previous_shape) != tuple(image_shape)
+                or (config.method == "abp_persistent" and previous_n != num_train_examples)):
             raise WorkdirError(
-                f"--workdir={workdir} holds a run of {previous.model_fields()} on images "
-                f"{tuple(previous_shape)}, but the flags ask for {config.model_fields()} on images "
-                f"{tuple(image_shape)}; its checkpoints cannot be resumed with these flags. "
+                f"--workdir={workdir} holds a run of {previous.model_fields()} on {previous_n} images "
+                f"{tuple(previous_shape)}, but the flags ask for {config.model_fields()} on "
+                f"{num_train_examples} images {tuple(image_shape)}; its checkpoints cannot be resumed with these flags. "
                 "Use a new --workdir, or the flags of the earlier run to resume it.")
-    save_config(workdir, config, image_shape)
+    save_config(workdir, config, image_shape, num_train_examples)
 
 
-def build_model(config: RunConfig, image_shape):
-    """The method's model object (networks, optimisers, compiled steps)."""
-    return algorithm.HiABP(config.architecture(image_shape), config.hyperparameters())
+def build_model(config: RunConfig, image_shape, num_train_examples: int):
+    """The method's model object (networks, optimisers, compiled steps; for persistent ABP, one
+    chain per training example)."""
+    cls = METHOD_CLASSES[config.method]
+    return cls(config.architecture(image_shape), config.hyperparameters(), num_train_examples)
 
 
 USER_ERRORS = (ConfigError, WorkdirError, input_pipeline.DataError)
@@ -161,7 +178,13 @@ def write_json_atomic(path: str, data) -> None:
 
 
 def load_config(workdir: str) -> tuple[RunConfig, tuple[int, int, int]]:
-    """(RunConfig, image_shape) saved by train.py in `workdir`."""
+    """(RunConfig, image_shape) saved by train.py in `workdir` (see also `load_run`)."""
+    config, image_shape, _ = load_run(workdir)
+    return config, image_shape
+
+
+def load_run(workdir: str) -> tuple[RunConfig, tuple[int, int, int], int]:
+    """(RunConfig, image_shape, num_train_examples) saved by train.py in `workdir`."""
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.isfile(path):
         raise WorkdirError(
@@ -170,18 +193,19 @@ def load_config(workdir: str) -> tuple[RunConfig, tuple[int, int, int]]:
             "or point --workdir at the folder that training wrote.")
     with open(path) as f:
         data = json.load(f)
-    return RunConfig.from_json(data["config"]), tuple(data["image_shape"])
+    return RunConfig.from_json(data["config"]), tuple(data["image_shape"]), int(data["num_train_examples"])
 
 
-def save_config(workdir: str, config: RunConfig, image_shape) -> None:
+def save_config(workdir: str, config: RunConfig, image_shape, num_train_examples: int) -> None:
     write_json_atomic(os.path.join(workdir, CONFIG_FILE),
-                      {"config": config.to_json(), "image_shape": list(image_shape)})
+                      {"config": config.to_json(), "image_shape": list(image_shape),
+                       "num_train_examples": int(num_train_examples)})
 
 
 def restore(workdir: str):
     """Rebuilds the model of a workdir from its latest checkpoint: (model, config, image_shape, step)."""
-    config, image_shape = load_config(workdir)
-    model = build_model(config, image_shape)
+    config, image_shape, num_train_examples = load_run(workdir)
+    model = build_model(config, image_shape, num_train_examples)
     checkpoint, step = make_checkpoint(model)
     latest = tf.train.latest_checkpoint(os.path.join(workdir, CHECKPOINT_DIR))
     if latest is None:

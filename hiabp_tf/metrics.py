@@ -14,13 +14,18 @@ import tensorflow as tf
 from hiabp_tf import input_pipeline
 
 
-def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_examples=None) -> dict:
-    """Test MSE [E] and [E+L] of `model` over a batched eval `dataset` of {"image", "index"}.
+# Name of each reconstruction's score: "E" (encoder), "E+L" (encoder, then Langevin), "L" (Langevin
+# from N(0, I), the ABP baselines).
+SCORE_NAMES = {"E": "mse_E", "E+L": "mse_EL", "L": "mse_L"}
 
-    The Langevin noise of batch b is seeded by (seed, b), so a result is reproducible.
-    Returns {"mse_E", "mse_EL", "num_examples"}.
+
+def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_examples=None) -> dict:
+    """Test MSE of every reconstruction `model.reconstruct` gives, over a batched eval `dataset`.
+
+    The noise of batch b is seeded by (seed, b), so a result is reproducible.
+    Returns {"mse_E": ..., "mse_EL": ... (the method's reconstructions), "num_examples": N}.
     """
-    sums = {"E": 0.0, "E+L": 0.0}
+    sums = {}
     count = 0
     base_seed = tf.constant([seed, 1], tf.int32)
     for b, batch in enumerate(dataset):
@@ -31,14 +36,15 @@ def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_e
             break
         recon = model.reconstruct(x, tf.random.experimental.stateless_fold_in(base_seed, b),
                                   langevin_steps=langevin_steps)
-        for key in sums:
-            sums[key] += float(tf.reduce_sum(tf.reduce_mean(tf.square(x - recon[key]), axis=[1, 2, 3])))
+        for key, x_hat in recon.items():
+            error = float(tf.reduce_sum(tf.reduce_mean(tf.square(x - x_hat), axis=[1, 2, 3])))
+            sums[key] = sums.get(key, 0.0) + error
         count += int(x.shape[0])
         if max_examples is not None and count >= max_examples:
             break
     if count == 0:
         raise ValueError("the evaluation split has no examples")
-    return {"mse_E": sums["E"] / count, "mse_EL": sums["E+L"] / count, "num_examples": count}
+    return {**{SCORE_NAMES[k]: v / count for k, v in sums.items()}, "num_examples": count}
 
 
 def spread_images(dataset: str, n: int, split: str = "test", data_dir=None) -> np.ndarray:

@@ -44,6 +44,8 @@ def define_flags():
     flags.DEFINE_float("learning_rate", _defaults.learning_rate, "Adamax learning rate of both networks.")
     flags.DEFINE_integer("batch_size", _defaults.batch_size, "m, examples per iteration.")
     flags.DEFINE_integer("seed", _defaults.seed, "Seed of weights, data order, initializer and Langevin noise.")
+    flags.DEFINE_integer("eval_langevin_steps", None,
+                         "Test-time Langevin steps of [E+L] / [L] reconstructions (default: the training T).")
     # Bookkeeping.
     flags.DEFINE_string("workdir", None, "Where checkpoints, summaries and config.json go.")
     flags.DEFINE_integer("num_steps", 300_000, "Total parameter updates (the paper: 3e5).")
@@ -69,7 +71,7 @@ def config_from_flags() -> experiment.RunConfig:
         method=FLAGS.method, dataset=FLAGS.dataset, num_layers=FLAGS.num_layers,
         latent_dims=latent_dims, width=FLAGS.width, langevin_steps=FLAGS.langevin_steps,
         step_size=FLAGS.step_size, sigma=FLAGS.sigma, learning_rate=FLAGS.learning_rate,
-        batch_size=FLAGS.batch_size, seed=FLAGS.seed)
+        batch_size=FLAGS.batch_size, seed=FLAGS.seed, eval_langevin_steps=FLAGS.eval_langevin_steps)
 
 
 def _format_duration(seconds: float) -> str:
@@ -79,11 +81,11 @@ def _format_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
-def _write_image_summaries(model, test_images, step, seed):
-    recon = model.reconstruct(test_images, tf.constant([seed, 2], tf.int32))
-    rows = np.concatenate([test_images, recon["E"].numpy(), recon["E+L"].numpy()])
-    tf.summary.image("reconstructions (rows: test, [E], [E+L])",
-                     images.grid(rows, len(test_images))[None], step=step)
+def _write_image_summaries(model, test_images, step, seed, langevin_steps):
+    recon = model.reconstruct(test_images, tf.constant([seed, 2], tf.int32), langevin_steps=langevin_steps)
+    rows = np.concatenate([test_images] + [recon[k].numpy() for k in model.reconstructions])
+    names = ", ".join(f"[{k}]" for k in model.reconstructions)
+    tf.summary.image(f"reconstructions (rows: test, {names})", images.grid(rows, len(test_images))[None], step=step)
     samples = model.sample(tf.constant(2 * GRID_COLUMNS), tf.constant([seed, 3], tf.int32)).numpy()
     tf.summary.image("samples", images.grid(samples, GRID_COLUMNS)[None], step=step)
 
@@ -104,10 +106,10 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
         config.dataset, "test", batch_size=min(500, eval_examples), data_dir=data_dir)
     image_shape = train_info.image_shape
     config.architecture(image_shape)  # fails early, with a clear message, on an unsupported shape
-    experiment.prepare_workdir(workdir, config, image_shape)
+    experiment.prepare_workdir(workdir, config, image_shape, train_info.num_examples)
 
     keras.utils.set_random_seed(config.seed)  # initial weights
-    model = experiment.build_model(config, image_shape)
+    model = experiment.build_model(config, image_shape, train_info.num_examples)
     checkpoint, step = experiment.make_checkpoint(model)
     manager = tf.train.CheckpointManager(
         checkpoint, os.path.join(workdir, experiment.CHECKPOINT_DIR), max_to_keep=keep_checkpoints)
@@ -140,12 +142,14 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
                              _format_duration((num_steps - current) / max(rate, 1e-9)),
                              "  ".join(f"{k}={v:.4g}" for k, v in values.items()))
             if current % eval_every == 0 or current == num_steps:
-                scores = metrics.reconstruction_mse(model, test_ds, seed=config.seed, max_examples=eval_examples)
-                tf.summary.scalar("test/mse_E", scores["mse_E"], step=current)
-                tf.summary.scalar("test/mse_EL", scores["mse_EL"], step=current)
-                _write_image_summaries(model, test_images, current, config.seed)
-                logging.info("step %d: test MSE [E] %.5f  [E+L] %.5f  (%d examples)", current,
-                             scores["mse_E"], scores["mse_EL"], scores["num_examples"])
+                scores = metrics.reconstruction_mse(model, test_ds, seed=config.seed, max_examples=eval_examples,
+                                                    langevin_steps=config.test_langevin_steps)
+                num_scored = scores.pop("num_examples")
+                for name, value in scores.items():
+                    tf.summary.scalar(f"test/{name}", value, step=current)
+                _write_image_summaries(model, test_images, current, config.seed, config.test_langevin_steps)
+                logging.info("step %d: test %s  (%d examples)", current,
+                             "  ".join(f"{k}={v:.5f}" for k, v in scores.items()), num_scored)
                 window_start = time.perf_counter()  # evaluation time is not training speed
             if current % checkpoint_every == 0 or current == num_steps:
                 manager.save(checkpoint_number=current)
