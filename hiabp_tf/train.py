@@ -16,7 +16,6 @@ from absl import flags
 from absl import logging
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from hiabp_tf import experiment
@@ -82,10 +81,8 @@ def _format_duration(seconds: float) -> str:
 
 
 def _write_image_summaries(model, test_images, step, seed, langevin_steps):
-    recon = model.reconstruct(test_images, tf.constant([seed, 2], tf.int32), langevin_steps=langevin_steps)
-    rows = np.concatenate([test_images] + [recon[k].numpy() for k in model.reconstructions])
-    names = ", ".join(f"[{k}]" for k in model.reconstructions)
-    tf.summary.image(f"reconstructions (rows: test, {names})", images.grid(rows, len(test_images))[None], step=step)
+    rows, caption = metrics.reconstruction_rows(model, test_images, seed, langevin_steps)
+    tf.summary.image(f"reconstructions ({caption})", images.grid(rows, len(test_images))[None], step=step)
     samples = model.sample(tf.constant(2 * GRID_COLUMNS), tf.constant([seed, 3], tf.int32)).numpy()
     tf.summary.image("samples", images.grid(samples, GRID_COLUMNS)[None], step=step)
 

@@ -6,7 +6,6 @@ and whose energy gradient is z + W^T (W z - x) / sigma^2.
 """
 
 import numpy as np
-import pytest
 import scipy.linalg
 import tensorflow as tf
 
