@@ -66,7 +66,7 @@ core() {
   done
   "$PY" -m hiabp_tf.report --out="$out" --table="$table" --runs="$runs" \
     --title="IABP / HiABP test reconstruction MSE ($scale scale)" \
-    --command="./run.sh $scale  (flags/<name>.flags; $((SECONDS - start)) s wall time on $(nproc) CPU cores)"
+    --command="./run.sh $scale  (flags/<name>.flags; $((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained to their steps are only re-evaluated)"
 }
 
 # Table 1 row key -> flag file suffix (IABP is HiABP with L=1: mnist5k_iabp at quick scale).
@@ -92,7 +92,7 @@ table1() {
   done
   "$PY" -m hiabp_tf.report --kind=table1 --out="results/$scale" --table=table1.md --runs="$runs" \
     --title="Table 1: test reconstruction MSE of every method ($scale scale, equal steps)" \
-    --command="./run.sh table1 $scale  (flags/<prefix>_<row>.flags; $((SECONDS - start)) s wall time on $(nproc) CPU cores)"
+    --command="./run.sh table1 $scale  (flags/<prefix>_<row>.flags; $((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained to their steps are only re-evaluated)"
 }
 
 cmd="${1:-quick}"
