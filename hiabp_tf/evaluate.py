@@ -22,6 +22,7 @@ from absl import logging
 
 from hiabp_tf import experiment
 from hiabp_tf import input_pipeline
+from hiabp_tf import masks
 from hiabp_tf import metrics
 
 def define_flags():
@@ -34,19 +35,23 @@ def define_flags():
     flags.DEFINE_integer("batch_size", 500, "Evaluation batch size (does not change the result).")
     flags.DEFINE_integer("langevin_steps", None, "Test-time Langevin steps (default: the run's "
                          "--eval_langevin_steps, else its training T).")
+    flags.DEFINE_string("mask", "none", "Occlude every test image with its fixed mask (none, pepper, region10, "
+                        "region20, ...) and also report the recovery error on the occluded pixels.")
     flags.DEFINE_integer("seed", 0, "Seed of the initializer noise and Langevin noise at test time.")
 
 
 FLAGS = flags.FLAGS
 
 
-def result_path(workdir: str, dataset: str, split: str) -> str:
+def result_path(workdir: str, dataset: str, split: str, mask: str = "none") -> str:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(dataset) if dataset.startswith("npz:") else dataset)
-    return os.path.join(workdir, f"eval_{slug}_{split}.json")
+    spec = masks.parse_mask(mask)
+    suffix = "" if spec.kind == "none" else "_mask-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.name)
+    return os.path.join(workdir, f"eval_{slug}_{split}{suffix}.json")
 
 
 def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size=500,
-             langevin_steps=None, seed=0) -> dict:
+             langevin_steps=None, seed=0, mask="none") -> dict:
     """Test MSE of the latest checkpoint in `workdir` (see the module docstring); also written as
     JSON there."""
     model, config, image_shape, step = experiment.restore(workdir)
@@ -60,8 +65,12 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
     if langevin_steps is not None and langevin_steps < 0:
         raise experiment.ConfigError(f"--langevin_steps must be >= 0, got {langevin_steps}.")
     steps = config.test_langevin_steps if langevin_steps is None else langevin_steps
+    try:
+        mask_spec = masks.parse_mask(mask)
+    except ValueError as e:
+        raise experiment.ConfigError(str(e)) from None
     start = time.perf_counter()
-    scores = metrics.reconstruction_mse(model, eval_ds, seed=seed, langevin_steps=steps)
+    scores = metrics.reconstruction_mse(model, eval_ds, seed=seed, langevin_steps=steps, mask_spec=mask_spec)
     result = {
         "method": config.method,
         "num_layers": config.num_layers,
@@ -72,6 +81,9 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
         "num_examples": scores["num_examples"],
         "step": step,
         **{name: scores.get(name) for name in metrics.SCORE_NAMES.values()},
+        "mask": mask_spec.name,
+        "trained_with_mask": config.mask_spec.name,
+        **{k: v for k, v in scores.items() if k.startswith("recovery_")},
         "langevin_steps": steps,
         "step_size": config.step_size,
         "sigma": config.sigma,
@@ -81,7 +93,7 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
     }
     if scores["num_examples"] != info.num_examples:
         raise RuntimeError(f"scored {scores['num_examples']} of {info.num_examples} examples")
-    experiment.write_json_atomic(result_path(workdir, dataset, split), result)
+    experiment.write_json_atomic(result_path(workdir, dataset, split, mask_spec.name), result)
     return result
 
 
@@ -92,10 +104,10 @@ def main(argv):
         raise app.UsageError("--workdir is required: a folder written by `python -m hiabp_tf.train`.")
     try:
         result = evaluate(FLAGS.workdir, FLAGS.dataset, FLAGS.split, FLAGS.data_dir, FLAGS.batch_size,
-                          FLAGS.langevin_steps, FLAGS.seed)
+                          FLAGS.langevin_steps, FLAGS.seed, FLAGS.mask)
     except experiment.USER_ERRORS as e:
         experiment.exit_with_user_error(e)
-    logging.info("Wrote %s", result_path(FLAGS.workdir, result["dataset"], result["split"]))
+    logging.info("Wrote %s", result_path(FLAGS.workdir, result["dataset"], result["split"], result["mask"]))
     print(json.dumps(result, sort_keys=True), flush=True)
 
 

@@ -23,6 +23,7 @@ import tensorflow as tf
 from hiabp_tf import algorithm
 from hiabp_tf import baselines
 from hiabp_tf import input_pipeline
+from hiabp_tf import masks
 from hiabp_tf import models
 
 CONFIG_FILE = "config.json"
@@ -58,6 +59,8 @@ class RunConfig:
     seed: int = 0
     # Test-time Langevin steps for [E+L] / [L] reconstructions (None: the training T).
     eval_langevin_steps: int | None = None
+    # Occlusion of the training images (learning from incomplete data, Table 2): none, pepper, ...
+    mask: str = "none"
 
     def __post_init__(self):
         object.__setattr__(self, "latent_dims", tuple(int(d) for d in self.latent_dims))
@@ -82,6 +85,7 @@ class RunConfig:
             raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}.")
         if self.eval_langevin_steps is not None and self.eval_langevin_steps < 0:
             raise ValueError(f"--eval_langevin_steps must be >= 0, got {self.eval_langevin_steps}.")
+        masks.parse_mask(self.mask)  # a ValueError naming --mask
         if self.method == "vae" and self.num_layers != 1:
             raise ValueError(f"--method=vae has one latent layer: --num_layers must be 1, got "
                              f"{self.num_layers} (use --method=vlae or lvae for hierarchical latents).")
@@ -95,6 +99,10 @@ class RunConfig:
     @property
     def test_langevin_steps(self) -> int:
         return self.langevin_steps if self.eval_langevin_steps is None else self.eval_langevin_steps
+
+    @property
+    def mask_spec(self) -> masks.MaskSpec:
+        return masks.parse_mask(self.mask)
 
     def architecture(self, image_shape) -> models.Architecture:
         try:

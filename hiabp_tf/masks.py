@@ -212,6 +212,13 @@ def occlude(x, mask, fill=0.0) -> tf.Tensor:
     return x * mask + tf.cast(fill, x.dtype) * (1.0 - mask)
 
 
+def occlude_batch(batch: dict, spec, seed) -> dict:
+    """A batch {"image", "index"} with each example's fixed mask (`example_masks`) applied:
+    {"image": occluded image, "original": the complete image, "mask", "index"}."""
+    mask = example_masks(spec, batch["image"].shape, batch["index"], seed)
+    return {**batch, "image": occlude(batch["image"], mask), "original": batch["image"], "mask": mask}
+
+
 def recovery_sum_tensors(x, x_hat, mask):
     """(sum |x - x_hat|, sum (x - x_hat)^2, count, total) over occluded values, as float64 tensors.
 

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from hiabp_tf import input_pipeline
+from hiabp_tf import masks
 
 
 # Name of each reconstruction's score: "E" (encoder), "E+L" (encoder, then Langevin), "L" (Langevin
@@ -19,32 +20,55 @@ from hiabp_tf import input_pipeline
 SCORE_NAMES = {"E": "mse_E", "E+L": "mse_EL", "L": "mse_L"}
 
 
-def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_examples=None) -> dict:
+# Seed of the test masks: fixed, so every method and model is scored on the same occlusions.
+TEST_MASK_SEED = 1
+
+
+def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_examples=None,
+                       mask_spec=None) -> dict:
     """Test MSE of every reconstruction `model.reconstruct` gives, over a batched eval `dataset`.
 
     The noise of batch b is seeded by (seed, b), so a result is reproducible.
     Returns {"mse_E": ..., "mse_EL": ... (the method's reconstructions), "num_examples": N}.
+    With a `mask_spec` (learning from incomplete data) each test image is occluded by its fixed
+    mask, the model sees only the occluded image (and the mask), and the result also holds the
+    recovery error over occluded pixels: "recovery_mae_EL", "recovery_mse_EL", ... per reconstruction.
+    MSE always compares with the complete test image.
     """
-    sums = {}
+    sums, recovery = {}, {}
     count = 0
     base_seed = tf.constant([seed, 1], tf.int32)
+    masked = mask_spec is not None and masks.parse_mask(mask_spec).kind != "none"
     for b, batch in enumerate(dataset):
-        x = batch["image"]
+        x, mask = batch["image"], None
         if max_examples is not None:
             x = x[:max_examples - count]
         if x.shape[0] == 0:
             break
-        recon = model.reconstruct(x, tf.random.experimental.stateless_fold_in(base_seed, b),
-                                  langevin_steps=langevin_steps)
+        model_input = x
+        if masked:
+            mask = masks.example_masks(mask_spec, x.shape, batch["index"][:x.shape[0]], TEST_MASK_SEED)
+            model_input = masks.occlude(x, mask)
+        recon = model.reconstruct(model_input, tf.random.experimental.stateless_fold_in(base_seed, b),
+                                  langevin_steps=langevin_steps, mask=mask)
         for key, x_hat in recon.items():
             error = float(tf.reduce_sum(tf.reduce_mean(tf.square(x - x_hat), axis=[1, 2, 3])))
             sums[key] = sums.get(key, 0.0) + error
+            if masked:
+                previous = recovery.get(key, (0.0, 0.0, 0.0))
+                recovery[key] = tuple(a + b for a, b in zip(previous, masks.recovery_sums(x, x_hat, mask)))
         count += int(x.shape[0])
         if max_examples is not None and count >= max_examples:
             break
     if count == 0:
         raise ValueError("the evaluation split has no examples")
-    return {**{SCORE_NAMES[k]: v / count for k, v in sums.items()}, "num_examples": count}
+    scores = {**{SCORE_NAMES[k]: v / count for k, v in sums.items()}, "num_examples": count}
+    for key, (abs_sum, sq_sum, occluded) in recovery.items():
+        suffix = SCORE_NAMES[key][len("mse_"):]
+        errors = masks.recovery_errors_from_sums(abs_sum, sq_sum, occluded)
+        scores[f"recovery_mae_{suffix}"] = errors["recovery_mae"]
+        scores[f"recovery_mse_{suffix}"] = errors["recovery_mse"]
+    return scores
 
 
 def reconstruction_rows(model, originals, seed: int, langevin_steps=None) -> tuple[np.ndarray, str]:

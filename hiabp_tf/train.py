@@ -21,6 +21,7 @@ import tensorflow as tf
 from hiabp_tf import experiment
 from hiabp_tf import images
 from hiabp_tf import input_pipeline
+from hiabp_tf import masks
 from hiabp_tf import metrics
 
 _defaults = experiment.RunConfig()
@@ -43,6 +44,9 @@ def define_flags():
     flags.DEFINE_float("learning_rate", _defaults.learning_rate, "Adamax learning rate of both networks.")
     flags.DEFINE_integer("batch_size", _defaults.batch_size, "m, examples per iteration.")
     flags.DEFINE_integer("seed", _defaults.seed, "Seed of weights, data order, initializer and Langevin noise.")
+    flags.DEFINE_string("mask", _defaults.mask,
+                        "Occlude the training images (learning from incomplete data): none, pepper, "
+                        "pepper:F, region10, region20 or region:N (side N on a 64x64 image).")
     flags.DEFINE_integer("eval_langevin_steps", None,
                          "Test-time Langevin steps of [E+L] / [L] reconstructions (default: the training T).")
     # Bookkeeping.
@@ -70,7 +74,8 @@ def config_from_flags() -> experiment.RunConfig:
         method=FLAGS.method, dataset=FLAGS.dataset, num_layers=FLAGS.num_layers,
         latent_dims=latent_dims, width=FLAGS.width, langevin_steps=FLAGS.langevin_steps,
         step_size=FLAGS.step_size, sigma=FLAGS.sigma, learning_rate=FLAGS.learning_rate,
-        batch_size=FLAGS.batch_size, seed=FLAGS.seed, eval_langevin_steps=FLAGS.eval_langevin_steps)
+        batch_size=FLAGS.batch_size, seed=FLAGS.seed, eval_langevin_steps=FLAGS.eval_langevin_steps,
+        mask=FLAGS.mask)
 
 
 def _format_duration(seconds: float) -> str:
@@ -103,6 +108,12 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
         config.dataset, "test", batch_size=min(500, eval_examples), data_dir=data_dir)
     image_shape = train_info.image_shape
     config.architecture(image_shape)  # fails early, with a clear message, on an unsupported shape
+    mask_spec = config.mask_spec
+    if mask_spec.kind != "none":
+        # Every training image keeps one fixed occlusion; the models see only the occluded image
+        # and the mask (observed pixels alone enter the energy and the likelihood).
+        train_ds = train_ds.map(lambda batch: masks.occlude_batch(batch, mask_spec, config.seed),
+                                num_parallel_calls=tf.data.AUTOTUNE)
     experiment.prepare_workdir(workdir, config, image_shape, train_info.num_examples)
 
     keras.utils.set_random_seed(config.seed)  # initial weights
@@ -125,7 +136,9 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
     with writer.as_default():
         while int(step.numpy()) < num_steps:
             # Every step's randomness is a function of (seed, step): resuming replays the same noise.
-            out = model.train_step(next(iterator), tf.random.experimental.stateless_fold_in(base_seed, tf.cast(step, tf.int32)))
+            batch = next(iterator)
+            out = model.train_step(batch, tf.random.experimental.stateless_fold_in(base_seed, tf.cast(step, tf.int32)),
+                                   batch.get("mask"))
             step.assign_add(1)
             current = int(step.numpy())
             if current % log_every == 0 or current == num_steps:
