@@ -9,6 +9,12 @@
 #                         every row of the paper's Table 1 (VAE, LVAE, VLAE, ABP non-persistent and
 #                         persistent, IABP [E] and [E+L], HiABP L=2,3,4) trained with equal steps and
 #                         written to results/<scale>/table1.md
+#   ./run.sh table2 [quick|paper]   learning from incomplete data (3 mask types), results/<scale>/table2.md
+#   ./run.sh table3 [quick|paper]   HiABP trained and evaluated with T = 5, 10, 15, 30
+#   ./run.sh figure1 [quick|paper]  test MSE vs test-time Langevin steps, encoder vs noise initialisation
+#   ./run.sh figure7 [quick|paper]  per-layer disentanglement panels of HiABP
+#   ./run.sh samples [quick|paper]  samples, and reconstructions of VAE, ABP and HiABP side by side
+#   ./run.sh all [quick|paper]      every one of the above, then results/README.md
 #   ./run.sh test         the test suite
 #   ./run.sh setup        only create .venv and install requirements.txt
 #
@@ -35,13 +41,15 @@ setup() {
   fi
 }
 
-# train_and_evaluate SCALE FLAGFILE_NAME: trains (or resumes) and writes eval_*.json in the workdir.
+# train_and_evaluate SCALE FLAGFILE_NAME [EVALUATE FLAGS]: trains (or resumes), then writes
+# eval_*.json in the workdir.
 train_and_evaluate() {
   local scale=$1 name=$2 workdir="runs/$1/$2"
+  shift 2
   echo "[run.sh] $name: training (workdir $workdir)" >&2
   "$PY" -m hiabp_tf.train --flagfile="flags/$name.flags" --workdir="$workdir"
   echo "[run.sh] $name: evaluating on the whole test split" >&2
-  "$PY" -m hiabp_tf.evaluate --workdir="$workdir" | tail -n 1
+  "$PY" -m hiabp_tf.evaluate --workdir="$workdir" "$@" | tail -n 1
 }
 
 core() {
@@ -95,14 +103,82 @@ table1() {
     --command="./run.sh table1 $scale  (flags/<prefix>_<row>.flags; $((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained to their steps are only re-evaluated)"
 }
 
+# The dataset prefix and the HiABP depth each experiment uses at each scale.
+main_prefix() { [ "$1" = quick ] && echo mnist5k || echo mnist; }
+
+table2() {
+  local scale=$1 start=$SECONDS base runs=""
+  base=$([ "$scale" = quick ] && echo mnist5k_hiabp_l3 || echo celeba_hiabp_l4)
+  train_and_evaluate "$scale" "$base"
+  for mask in pepper region10 region20; do
+    train_and_evaluate "$scale" "${base}_$mask" --mask="$mask"
+    "$PY" -m hiabp_tf.evaluate --workdir="runs/$scale/$base" --mask="$mask" | tail -n 1
+    runs+="${runs:+,}$mask=runs/$scale/${base}_$mask"
+  done
+  "$PY" -m hiabp_tf.report --kind=table2 --out="results/$scale" --table=table2.md \
+    --runs="$runs,complete=runs/$scale/$base" \
+    --title="Table 2: learning from incomplete data, recovery error on occluded test pixels ($scale scale, ${base})" \
+    --command="./run.sh table2 $scale  ($((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained are only re-evaluated)"
+}
+
+table3() {
+  local scale=$1 start=$SECONDS base runs=""
+  base=$([ "$scale" = quick ] && echo mnist5k_hiabp_l3 || echo svhn_hiabp_l4)
+  for t in 5 10 15 30; do
+    local name="${base}_t$t"; [ "$t" = 15 ] && name="$base"
+    train_and_evaluate "$scale" "$name"
+    runs+="${runs:+,}$t=runs/$scale/$name"
+  done
+  "$PY" -m hiabp_tf.report --kind=table3 --out="results/$scale" --table=table3.md --runs="$runs" \
+    --title="Table 3: the effect of the number of Langevin steps T on HiABP ($scale scale, ${base})" \
+    --command="./run.sh table3 $scale  ($((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained are only re-evaluated)"
+}
+
+figure1() {
+  local scale=$1 start=$SECONDS prefix iabp
+  prefix=$(main_prefix "$scale")
+  iabp=$([ "$scale" = quick ] && echo mnist5k_iabp || echo mnist_hiabp_l1)
+  train_and_evaluate "$scale" "$iabp"
+  train_and_evaluate "$scale" "${prefix}_abp"
+  "$PY" -m hiabp_tf.report --kind=figure1 --out="results/$scale" \
+    --runs="encoder=runs/$scale/$iabp,noise=runs/$scale/${prefix}_abp" \
+    --command="./run.sh figure1 $scale  ($((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained are only re-evaluated)"
+}
+
+figure7() {
+  local scale=$1 name
+  name="$(main_prefix "$scale")_hiabp_l3"
+  train_and_evaluate "$scale" "$name"
+  "$PY" -m hiabp_tf.disentangle --workdir="runs/$scale/$name" --out="results/$scale/figure7"
+}
+
+samples() {
+  local scale=$1 start=$SECONDS prefix hiabp
+  prefix=$(main_prefix "$scale")
+  hiabp=$([ "$scale" = quick ] && echo mnist5k_hiabp_l3 || echo celeba_hiabp_l4)
+  if [ "$scale" = quick ]; then vae=mnist5k_vae; abp=mnist5k_abp; else vae=celeba_vae; abp=celeba_abp; fi
+  for name in "$vae" "$abp" "$hiabp"; do train_and_evaluate "$scale" "$name"; done
+  "$PY" -m hiabp_tf.report --kind=samples --out="results/$scale" \
+    --runs="VAE=runs/$scale/$vae,ABP (non-persistent)=runs/$scale/$abp,HiABP=runs/$scale/$hiabp" \
+    --command="./run.sh samples $scale  ($((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained are only re-evaluated)"
+}
+
 cmd="${1:-quick}"
 case "$cmd" in
   setup) setup ;;
   test) setup; shift || true; "$PY" -m pytest -q tests "$@" ;;
   quick|paper) setup; core "$cmd" ;;
-  table1)
+  table1|table2|table3|figure1|figure7|samples|all)
     scale="${2:-quick}"
-    case "$scale" in quick|paper) ;; *) echo "usage: ./run.sh table1 [quick|paper]" >&2; exit 2 ;; esac
-    setup; table1 "$scale" ;;
-  *) echo "usage: ./run.sh [quick|paper|table1 [quick|paper]|test|setup]" >&2; exit 2 ;;
+    case "$scale" in quick|paper) ;; *) echo "usage: ./run.sh $cmd [quick|paper]" >&2; exit 2 ;; esac
+    setup
+    if [ "$cmd" = all ]; then
+      start_all=$SECONDS
+      core "$scale"; table1 "$scale"; table2 "$scale"; table3 "$scale"; figure1 "$scale"; figure7 "$scale"; samples "$scale"
+      "$PY" -m hiabp_tf.report --kind=index --out="results/$scale" \
+        --command="./run.sh all $scale  ($((SECONDS - start_all)) s wall time on $(nproc) CPU cores)"
+    else
+      "$cmd" "$scale"
+    fi ;;
+  *) echo "usage: ./run.sh [quick|paper|test|setup] or ./run.sh {table1|table2|table3|figure1|figure7|samples|all} [quick|paper]" >&2; exit 2 ;;
 esac

@@ -43,10 +43,13 @@ def define_flags():
 FLAGS = flags.FLAGS
 
 
-def result_path(workdir: str, dataset: str, split: str, mask: str = "none") -> str:
+def result_path(workdir: str, dataset: str, split: str, mask: str = "none", langevin_steps=None) -> str:
+    """eval_<dataset>_<split>[_mask-<mask>][_T<steps>].json; T only when not the run's default."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(dataset) if dataset.startswith("npz:") else dataset)
     spec = masks.parse_mask(mask)
     suffix = "" if spec.kind == "none" else "_mask-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.name)
+    if langevin_steps is not None:
+        suffix += f"_T{langevin_steps}"
     return os.path.join(workdir, f"eval_{slug}_{split}{suffix}.json")
 
 
@@ -93,7 +96,7 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
     }
     if scores["num_examples"] != info.num_examples:
         raise RuntimeError(f"scored {scores['num_examples']} of {info.num_examples} examples")
-    experiment.write_json_atomic(result_path(workdir, dataset, split, mask_spec.name), result)
+    experiment.write_json_atomic(result_path(workdir, dataset, split, mask_spec.name, langevin_steps), result)
     return result
 
 
@@ -107,7 +110,8 @@ def main(argv):
                           FLAGS.langevin_steps, FLAGS.seed, FLAGS.mask)
     except experiment.USER_ERRORS as e:
         experiment.exit_with_user_error(e)
-    logging.info("Wrote %s", result_path(FLAGS.workdir, result["dataset"], result["split"], result["mask"]))
+    logging.info("Wrote %s", result_path(FLAGS.workdir, result["dataset"], result["split"], result["mask"],
+                                         FLAGS.langevin_steps))
     print(json.dumps(result, sort_keys=True), flush=True)
 
 

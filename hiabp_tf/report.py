@@ -25,11 +25,13 @@ from absl import app
 from absl import flags
 from absl import logging
 
+import numpy as np
 import tensorflow as tf
 
 from hiabp_tf import evaluate as evaluate_lib
 from hiabp_tf import experiment
 from hiabp_tf import images
+from hiabp_tf import masks
 from hiabp_tf import metrics
 
 # Table 1 of the paper: (row key, label, score reported).
@@ -55,11 +57,15 @@ PROTOCOL = (
 
 def define_flags():
     """Defines the command-line flags (only when run as a command, so modules import cleanly)."""
-    flags.DEFINE_enum("kind", "runs", ["runs", "table1"], "Which table to write.")
+    flags.DEFINE_enum("kind", "runs", ["runs", "table1", "table2", "table3", "figure1", "samples", "index"], "Which table to write.")
     flags.DEFINE_string("out", None, "Folder for the table and figures, e.g. results/quick.")
     flags.DEFINE_string("table", "table.md", "File name of the Markdown table inside --out.")
     flags.DEFINE_string("title", "Test reconstruction MSE", "Heading of the table.")
-    flags.DEFINE_list("runs", [], "label=workdir pairs (kind=runs) or COLUMN|ROW=workdir (kind=table1).")
+    flags.DEFINE_list("runs", [], "label=workdir pairs (kind=runs); COLUMN|ROW=workdir (kind=table1); "
+                      "MASK=workdir of the run trained on that mask, and complete=workdir (kind=table2); "
+                      "T=workdir (kind=table3); encoder=workdir,noise=workdir (kind=figure1).")
+    flags.DEFINE_list("langevin_steps", ["0", "1", "2", "5", "10", "15", "30", "60"],
+                      "Test-time Langevin steps of Figure 1.")
     flags.DEFINE_string("command", None, "The command that produced the runs (recorded in the table).")
     flags.DEFINE_integer("num_images", 10, "Test images / samples per figure row.")
 
@@ -87,13 +93,15 @@ def run_figures(workdir: str, out_dir: str, name: str, num_images: int = 10, see
     return paths
 
 
-def load_eval(workdir: str) -> dict:
+def load_eval(workdir: str, mask: str = "none", langevin_steps=None) -> dict:
     """The evaluate.py result of `workdir` on the test split of its training dataset."""
     config, _ = experiment.load_config(workdir)
-    path = evaluate_lib.result_path(workdir, config.dataset, "test")
+    path = evaluate_lib.result_path(workdir, config.dataset, "test", mask, langevin_steps)
     if not os.path.isfile(path):
+        flags_used = "".join(f" --{k}={v}" for k, v in (("mask", mask), ("langevin_steps", langevin_steps))
+                             if v not in (None, "none"))
         raise experiment.WorkdirError(
-            f"{path} is missing: run `python -m hiabp_tf.evaluate --workdir={workdir}` first.")
+            f"{path} is missing: run `python -m hiabp_tf.evaluate --workdir={workdir}{flags_used}` first.")
     with open(path) as f:
         return json.load(f)
 
@@ -183,6 +191,167 @@ def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str 
     return _write(out_dir, table, lines)
 
 
+def _headline(workdir: str) -> str:
+    """Score suffix of a run's headline reconstruction: EL for HiABP, E for the VAEs, L for ABP."""
+    method = experiment.load_config(workdir)[0].method
+    key = experiment.METHOD_CLASSES[method].reconstructions[-1]
+    return metrics.SCORE_NAMES[key][len("mse_"):]
+
+
+def write_table2(out_dir: str, table: str, title: str, occluded: dict, complete: str | None,
+                 command: str | None, num_images: int = 10) -> str:
+    """Table 2: recovery error on occluded test pixels per mask type, for models trained on
+    occluded images (`occluded`: mask -> workdir) and, beside them, a model trained on complete data."""
+    mask_names = list(occluded)
+    header = "| Mask type | " + " | ".join(mask_names) + " |"
+    lines = [f"# {title}", "", header, "|---|" + "---|" * len(mask_names)]
+    sources = [("trained on occluded images", occluded)]
+    if complete:
+        sources.append(("trained on complete images", {m: complete for m in mask_names}))
+    details, datasets = [], set()
+    for label, by_mask in sources:
+        cells = []
+        for mask in mask_names:
+            workdir = by_mask[mask]
+            result = load_eval(workdir, mask)
+            suffix = _headline(workdir)
+            cells.append(f"{result[f'recovery_mae_{suffix}']:.5f} ({result[f'recovery_mse_{suffix}']:.5f})")
+        lines.append(f"| Error, {label} | " + " | ".join(cells) + " |")
+    for mask, workdir in occluded.items():
+        datasets.add(experiment.load_config(workdir)[0].dataset)
+        details.append(_run_details(f"trained with mask {mask}", workdir))
+        inpainting_figure(workdir, mask, os.path.join(out_dir, f"table2_{_slug(mask)}.png"), num_images)
+    if complete:
+        details.append(_run_details("trained on complete images", complete))
+    lines += ["", "Each cell: recovery error = mean |x - x_hat| over the occluded pixels of every test image "
+              "(pixels in [0, 1]), with the MSE over the same pixels in brackets; x_hat is the method's "
+              "headline reconstruction ([E+L] for HiABP) computed from the occluded test image. Every test "
+              "image has one fixed mask (`masks.example_masks`, seed `metrics.TEST_MASK_SEED`), the same for "
+              "every model. Figures: `table2_<mask>.png` (rows: test images, occluded, recovered)."]
+    lines += _footer(command, details, datasets)
+    return _write(out_dir, table, lines)
+
+
+def inpainting_figure(workdir: str, mask: str, path: str, num_images: int = 10, seed: int = 0) -> str:
+    """Rows: test originals, the occluded images the model sees, and its recovery."""
+    model, config, _, step = experiment.restore(workdir)
+    originals = metrics.spread_images(config.dataset, num_images)
+    mask_tensor = masks.make_masks(masks.parse_mask(mask), originals.shape,
+                                   tf.constant([metrics.TEST_MASK_SEED, 0]))
+    occluded = masks.occlude(originals, mask_tensor)
+    recon = model.reconstruct(occluded, tf.constant([seed, 2], tf.int32),
+                              langevin_steps=config.test_langevin_steps, mask=mask_tensor)
+    key = model.reconstructions[-1]
+    rows = np.concatenate([originals, occluded.numpy(), recon[key].numpy()])
+    images.save_png(path, images.grid(rows, num_images),
+                    f"mask {mask}, step {step}: test images / occluded / recovered [{key}]")
+    return path
+
+
+def write_table3(out_dir: str, table: str, title: str, runs: dict, command: str | None) -> str:
+    """Table 3: test MSE of HiABP trained and evaluated with T Langevin steps (`runs`: T -> workdir)."""
+    steps = sorted(runs, key=int)
+    lines = [f"# {title}", "", "| LANGEVIN STEPS | " + " | ".join(f"T = {t}" for t in steps) + " |",
+             "|---|" + "---|" * len(steps)]
+    cells = []
+    for t in steps:
+        result = load_eval(runs[t])
+        if result["langevin_steps"] != int(t):
+            raise experiment.WorkdirError(f"{runs[t]} was evaluated with T = {result['langevin_steps']}, not {t}.")
+        cells.append(_fmt(result[f"mse_{_headline(runs[t])}"]))
+    lines.append("| MSE [E+L] ↓ | " + " | ".join(cells) + " |")
+    details = [_run_details(f"T = {t}", runs[t]) for t in steps]
+    datasets = {experiment.load_config(w)[0].dataset for w in runs.values()}
+    lines += _footer(command, details, datasets)
+    return _write(out_dir, table, lines)
+
+
+def write_figure1(out_dir: str, runs: dict, steps: list[int], command: str | None) -> str:
+    """Figure 1: test MSE against test-time Langevin steps for encoder (IABP) and noise (ABP)
+    initialisation; evaluates each (run, T) that has no result yet. Writes figure1.png and figure1.md."""
+    from hiabp_tf import figures  # matplotlib only where a figure is drawn
+
+    labels = {"encoder": "encoder (IABP)", "noise": "noise (ABP)"}
+    rows = []
+    for init, workdir in runs.items():
+        suffix = _headline(workdir)
+        for t in steps:
+            try:
+                result = load_eval(workdir, langevin_steps=t)
+            except experiment.WorkdirError:
+                result = evaluate_lib.evaluate(workdir, langevin_steps=t)
+            rows.append({"init": labels.get(init, init), "langevin_steps": t, "mse": result[f"mse_{suffix}"]})
+    png = figures.save_langevin_curve(rows, os.path.join(out_dir, "figure1.png"),
+                                      "Test MSE vs test-time Langevin steps T")
+    lines = ["# Figure 1: informative initialisation", "", f"![figure 1]({os.path.basename(png)})", "",
+             "| T | " + " | ".join(labels.get(i, i) for i in runs) + " |", "|---|" + "---|" * len(runs)]
+    for t in steps:
+        lines.append(f"| {t} | " + " | ".join(
+            _fmt(next(r["mse"] for r in rows if r["init"] == labels.get(i, i) and r["langevin_steps"] == t))
+            for i in runs) + " |")
+    lines += ["", "Test MSE over the whole test split after T Langevin steps at test time, starting from the "
+              "encoder's z_0 (IABP [E+L]) or from z_0 ~ N(0, I) (ABP [L]); both models trained with T = 15."]
+    lines += _footer(command, [_run_details(labels.get(i, i), w) for i, w in runs.items()],
+                     {experiment.load_config(w)[0].dataset for w in runs.values()})
+    return _write(out_dir, "figure1.md", lines)
+
+
+def write_samples(out_dir: str, runs: list[tuple[str, str]], command: str | None, num_images: int = 10) -> str:
+    """Figures 4 and 5: test images beside the reconstructions of each run (e.g. VAE, ABP, HiABP),
+    and unconditional samples (every layer z^l ~ N(0, I)) of the last run. Writes samples.md."""
+    from hiabp_tf import figures
+
+    models = [(label, experiment.restore(workdir)[0]) for label, workdir in runs]
+    dataset = experiment.load_config(runs[-1][1])[0].dataset
+    originals = metrics.spread_images(dataset, num_images)
+    comparison = figures.save_reconstruction_comparison(models, originals, os.path.join(out_dir, "reconstructions.png"))
+    samples = figures.save_samples(models[-1][1], os.path.join(out_dir, "samples.png"), num=64, columns=8,
+                                   title=f"{runs[-1][0]}: samples, every layer z ~ N(0, I)")
+    lines = ["# Samples and reconstructions (Figures 4 and 5)", "",
+             f"![reconstructions]({os.path.basename(comparison)})", "",
+             "Rows: test images, then the reconstruction of " + ", ".join(
+                 f"{label} ([{model.reconstructions[-1]}])" for label, model in models) + ".", "",
+             f"![samples]({os.path.basename(samples)})", "",
+             f"Unconditional samples of {runs[-1][0]}: every latent layer drawn from N(0, I)."]
+    lines += ["", "## How these were made", ""] + ([f"Command: `{command}`", ""] if command else [])
+    lines += [_run_details(label, workdir) for label, workdir in runs]
+    return _write(out_dir, "samples.md", lines)
+
+
+# What each file in results/<scale>/ is and the run.sh subcommand that writes it (by file name).
+INDEX = (
+    ("hiabp_", "IABP and HiABP (L=3) test MSE [E] / [E+L] (the main job)", ""),
+    ("table1", "Table 1: every method's test MSE", "table1"),
+    ("table2", "Table 2: learning from incomplete data (recovery error)", "table2"),
+    ("table3", "Table 3: Langevin steps T", "table3"),
+    ("figure1", "Figure 1: informative vs noise initialisation", "figure1"),
+    ("figure7", "Figure 7: per-layer disentanglement of HiABP", "figure7"),
+    ("samples.", "Figure 5: unconditional samples", "samples"),
+    ("reconstructions.", "Figure 4: reconstructions of VAE, ABP and HiABP", "samples"),
+)
+
+
+def write_index(results_dir: str, command: str | None) -> str:
+    """results/README.md: every table and figure under `results_dir`'s parent, with its command."""
+    root = os.path.dirname(os.path.abspath(results_dir))
+    lines = ["# Results", "", "Everything here is written by `run.sh` from this repository's code; each table "
+             "says which data, steps and seeds produced it. Regenerate a file with the command beside it.", ""]
+    for scale in sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))):
+        lines += [f"## {scale} scale", "", "| file | what | command |", "|---|---|---|"]
+        names = sorted(os.listdir(os.path.join(root, scale)))
+        for name in names:
+            match = next(((w, c) for prefix, w, c in INDEX if name.startswith(prefix)), None)
+            if match is None:  # a run's own grid, written with (and linked from) a table
+                what, cmd = "grid of one run, linked from the table that wrote it", "with that table"
+            else:
+                what, cmd = match[0], f"`./run.sh {match[1] + ' ' if match[1] else ''}{scale}`"
+            lines.append(f"| [{name}]({scale}/{name}) | {what} | {cmd} |")
+        lines.append("")
+    if command:
+        lines += [f"Last full run: `{command}`."]
+    return _write(root, "README.md", lines)
+
+
 def _parse_runs(items):
     runs = []
     for item in items:
@@ -196,12 +365,28 @@ def _parse_runs(items):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.kind == "index":
+        if not FLAGS.out:
+            raise app.UsageError("--out is required.")
+        logging.info("Wrote %s", write_index(FLAGS.out, FLAGS.command))
+        return
     if not FLAGS.out or not FLAGS.runs:
         raise app.UsageError("--out and --runs are required.")
     runs = _parse_runs(FLAGS.runs)
     try:
         if FLAGS.kind == "runs":
             path = write_runs_table(FLAGS.out, FLAGS.table, FLAGS.title, runs, FLAGS.command, FLAGS.num_images)
+        elif FLAGS.kind == "table2":
+            by_mask = dict(runs)
+            complete = by_mask.pop("complete", None)
+            path = write_table2(FLAGS.out, FLAGS.table, FLAGS.title, by_mask, complete, FLAGS.command,
+                                FLAGS.num_images)
+        elif FLAGS.kind == "table3":
+            path = write_table3(FLAGS.out, FLAGS.table, FLAGS.title, dict(runs), FLAGS.command)
+        elif FLAGS.kind == "samples":
+            path = write_samples(FLAGS.out, runs, FLAGS.command, FLAGS.num_images)
+        elif FLAGS.kind == "figure1":
+            path = write_figure1(FLAGS.out, dict(runs), [int(t) for t in FLAGS.langevin_steps], FLAGS.command)
         else:
             keyed = {}
             for label, workdir in runs:
