@@ -106,9 +106,17 @@ def load_eval(workdir: str, mask: str = "none", langevin_steps=None) -> dict:
         return json.load(f)
 
 
-def _run_details(label: str, workdir: str) -> str:
+def _load_or_evaluate(workdir: str, mask: str = "none", langevin_steps=None) -> dict:
+    """The evaluate.py result, computed (and saved) first if the workdir has none yet."""
+    try:
+        return load_eval(workdir, mask, langevin_steps)
+    except experiment.WorkdirError:
+        return evaluate_lib.evaluate(workdir, langevin_steps=langevin_steps, mask=mask)
+
+
+def _run_details(label: str, workdir: str, mask: str = "none") -> str:
     config, _ = experiment.load_config(workdir)
-    result = load_eval(workdir)
+    result = _load_or_evaluate(workdir, mask)
     return (f"- **{label}**: `--method={config.method}`, L = {config.num_layers}, latent dims "
             f"{list(config.latent_dims)}, width {config.width}; {result['step']} updates of batch "
             f"{config.batch_size} on {config.dataset}, T = {config.langevin_steps}, s = {config.step_size}, "
@@ -219,10 +227,10 @@ def write_table2(out_dir: str, table: str, title: str, occluded: dict, complete:
         lines.append(f"| Error, {label} | " + " | ".join(cells) + " |")
     for mask, workdir in occluded.items():
         datasets.add(experiment.load_config(workdir)[0].dataset)
-        details.append(_run_details(f"trained with mask {mask}", workdir))
+        details.append(_run_details(f"trained with mask {mask}", workdir, mask))
         inpainting_figure(workdir, mask, os.path.join(out_dir, f"table2_{_slug(mask)}.png"), num_images)
     if complete:
-        details.append(_run_details("trained on complete images", complete))
+        details.append(_run_details("trained on complete images", complete, mask_names[0]))
     lines += ["", "Each cell: recovery error = mean |x - x_hat| over the occluded pixels of every test image "
               "(pixels in [0, 1]), with the MSE over the same pixels in brackets; x_hat is the method's "
               "headline reconstruction ([E+L] for HiABP) computed from the occluded test image. Every test "
@@ -275,11 +283,9 @@ def write_figure1(out_dir: str, runs: dict, steps: list[int], command: str | Non
     rows = []
     for init, workdir in runs.items():
         suffix = _headline(workdir)
+        _load_or_evaluate(workdir)  # the run's own result, for the details below
         for t in steps:
-            try:
-                result = load_eval(workdir, langevin_steps=t)
-            except experiment.WorkdirError:
-                result = evaluate_lib.evaluate(workdir, langevin_steps=t)
+            result = _load_or_evaluate(workdir, langevin_steps=t)
             rows.append({"init": labels.get(init, init), "langevin_steps": t, "mse": result[f"mse_{suffix}"]})
     png = figures.save_langevin_curve(rows, os.path.join(out_dir, "figure1.png"),
                                       "Test MSE vs test-time Langevin steps T")
