@@ -86,6 +86,19 @@ flag_suffix() {
   esac
 }
 
+# FID of Table 1: in a classifier's feature space for MNIST-like data (Inception is meaningless there
+# and cannot be downloaded here), in Inception-v3 features from $INCEPTION_WEIGHTS otherwise.
+fid_flags() {
+  local scale=$1 prefix=$2
+  if [ "$prefix" = mnist5k ] || [ "$prefix" = mnist ]; then
+    echo "--fid=classifier --fid_samples=$([ "$scale" = quick ] && echo 4000 || echo 40000) --fid_classifier=runs/$scale/fid_classifier_$prefix.keras"
+  elif [ -n "${INCEPTION_WEIGHTS:-}" ]; then
+    echo "--fid=inception --fid_samples=40000 --inception_weights=$INCEPTION_WEIGHTS"
+  else
+    echo "[run.sh] INCEPTION_WEIGHTS is not set: no FID for $prefix (see README)" >&2
+  fi
+}
+
 table1() {
   local scale=$1 start=$SECONDS runs="" columns
   if [ "$scale" = quick ]; then columns=("mnist_5k:mnist5k"); else columns=("MNIST:mnist" "SVHN:svhn" "CelebA:celeba"); fi
@@ -94,7 +107,7 @@ table1() {
     for row in "${TABLE1_ROWS[@]}"; do
       local name="${prefix}_$(flag_suffix "$row")"
       if [ "$row" = iabp ] && [ "$scale" = paper ]; then name="${prefix}_hiabp_l1"; fi
-      train_and_evaluate "$scale" "$name"
+      train_and_evaluate "$scale" "$name" $(fid_flags "$scale" "$prefix")
       runs+="${runs:+,}$title|$row=runs/$scale/$name"
     done
   done

@@ -21,6 +21,7 @@ from absl import flags
 from absl import logging
 
 from hiabp_tf import experiment
+from hiabp_tf import fid as fid_lib
 from hiabp_tf import input_pipeline
 from hiabp_tf import masks
 from hiabp_tf import metrics
@@ -37,6 +38,13 @@ def define_flags():
                          "--eval_langevin_steps, else its training T).")
     flags.DEFINE_string("mask", "none", "Occlude every test image with its fixed mask (none, pepper, region10, "
                         "region20, ...) and also report the recovery error on the occluded pixels.")
+    flags.DEFINE_enum("fid", "none", ["none", "classifier", "inception"],
+                      "Also compute FID of --fid_samples generated images against the training split, in "
+                      "Inception-v3 pool features (weights from --inception_weights) or in the features of a "
+                      "small classifier trained on the same data (MNIST-like data; cached at --fid_classifier).")
+    flags.DEFINE_integer("fid_samples", 10_000, "Generated images for FID (the paper: 40,000).")
+    flags.DEFINE_string("inception_weights", None, "Local Inception-v3 weights file (include_top=False) for --fid=inception.")
+    flags.DEFINE_string("fid_classifier", None, "Cache of the FID classifier (.keras); trained there if absent.")
     flags.DEFINE_integer("seed", 0, "Seed of the initializer noise and Langevin noise at test time.")
 
 
@@ -53,8 +61,32 @@ def result_path(workdir: str, dataset: str, split: str, mask: str = "none", lang
     return os.path.join(workdir, f"eval_{slug}_{split}{suffix}.json")
 
 
+def fid_score(model, config, kind: str, num_samples: int, inception_weights=None, classifier_path=None,
+              data_dir=None, seed=0) -> dict:
+    """FID of `num_samples` samples of `model` against its training split (DESIGN.md, Table 1)."""
+    if num_samples < 2:
+        raise experiment.ConfigError(f"--fid_samples must be >= 2, got {num_samples}.")
+    if kind == "inception":
+        if not inception_weights:
+            raise experiment.ConfigError(
+                "--fid=inception needs --inception_weights=FILE: a local Inception-v3 weights file "
+                "(nothing is downloaded at run time).")
+        features = fid_lib.InceptionFeatures(inception_weights)
+    else:
+        if not classifier_path:
+            raise experiment.ConfigError("--fid=classifier needs --fid_classifier=PATH.keras (where the "
+                                         "feature classifier is cached, or trained if absent).")
+        features = fid_lib.ClassifierFeatures.load_or_train(classifier_path, dataset=config.dataset,
+                                                            data_dir=data_dir)
+    samples = fid_lib.generated_images(model, num_samples, 500, seed)
+    train_ds, _ = input_pipeline.make_eval_dataset(config.dataset, "train", data_dir=data_dir)
+    return {"fid": fid_lib.fid(features, samples, train_ds), "fid_features": features.description,
+            "fid_samples": num_samples}
+
+
 def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size=500,
-             langevin_steps=None, seed=0, mask="none") -> dict:
+             langevin_steps=None, seed=0, mask="none", fid="none", fid_samples=10_000,
+             inception_weights=None, fid_classifier=None) -> dict:
     """Test MSE of the latest checkpoint in `workdir` (see the module docstring); also written as
     JSON there."""
     model, config, image_shape, step = experiment.restore(workdir)
@@ -94,6 +126,9 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
         "train_seed": config.seed,
         "seconds": round(time.perf_counter() - start, 2),
     }
+    if fid != "none":
+        result.update(fid_score(model, config, fid, fid_samples, inception_weights, fid_classifier,
+                                data_dir, seed))
     if scores["num_examples"] != info.num_examples:
         raise RuntimeError(f"scored {scores['num_examples']} of {info.num_examples} examples")
     experiment.write_json_atomic(result_path(workdir, dataset, split, mask_spec.name, langevin_steps), result)
@@ -107,7 +142,8 @@ def main(argv):
         raise app.UsageError("--workdir is required: a folder written by `python -m hiabp_tf.train`.")
     try:
         result = evaluate(FLAGS.workdir, FLAGS.dataset, FLAGS.split, FLAGS.data_dir, FLAGS.batch_size,
-                          FLAGS.langevin_steps, FLAGS.seed, FLAGS.mask)
+                          FLAGS.langevin_steps, FLAGS.seed, FLAGS.mask, FLAGS.fid, FLAGS.fid_samples,
+                          FLAGS.inception_weights, FLAGS.fid_classifier)
     except experiment.USER_ERRORS as e:
         experiment.exit_with_user_error(e)
     logging.info("Wrote %s", result_path(FLAGS.workdir, result["dataset"], result["split"], result["mask"],

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from hiabp_tf import algorithm
 from hiabp_tf import baselines
+from hiabp_tf import fid
 from hiabp_tf import input_pipeline
 from hiabp_tf import masks
 from hiabp_tf import models
@@ -151,7 +152,7 @@ def build_model(config: RunConfig, image_shape, num_train_examples: int):
     return cls(config.architecture(image_shape), config.hyperparameters(), num_train_examples)
 
 
-USER_ERRORS = (ConfigError, WorkdirError, input_pipeline.DataError)
+USER_ERRORS = (ConfigError, WorkdirError, input_pipeline.DataError, fid.FIDError)
 
 
 def exit_with_user_error(error: Exception) -> None:

@@ -178,7 +178,7 @@ def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str 
     columns = list(dict.fromkeys(column for column, _ in runs))
     header = "| METHODS | " + " | ".join(f"{c} MSE ↓ | {c} FID ↓" for c in columns) + " |"
     lines = [f"# {title}", "", header, "|---|" + "---|---|" * len(columns)]
-    details, datasets = [], set()
+    details, datasets, fid_notes = [], set(), set()
     for row, label, score in TABLE1_ROWS:
         cells = []
         for column in columns:
@@ -186,15 +186,20 @@ def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str 
             if workdir is None:
                 cells += ["not run", "—"]
                 continue
-            cells += [_fmt(load_eval(workdir).get(score)), "—"]
+            result = load_eval(workdir)
+            cells += [_fmt(result.get(score)), "—" if result.get("fid") is None else f"{result['fid']:.2f}"]
+            if result.get("fid") is not None:
+                fid_notes.add(f"{column}: FID of {result['fid_samples']} samples against the training split in "
+                              f"{result['fid_features']}.")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for (column, row), workdir in runs.items():
         datasets.add(experiment.load_config(workdir)[0].dataset)
         label = f"{column}: {row}"
         details.append(_run_details(label, workdir))
         run_figures(workdir, out_dir, _slug(f"{column}_{row}"), num_images)
-    lines += ["", "FID is not computed yet (its column shows —). Figures: `reconstructions_<column>_<row>.png` "
-              "and `samples_<column>_<row>.png` beside this file."]
+    lines += [""] + sorted(fid_notes or {"FID was not computed for these runs (—)."})
+    lines += ["", "IABP [E] and [E+L] share one model, hence one FID (generation does not use the encoder). "
+              "Figures: `reconstructions_<column>_<row>.png` and `samples_<column>_<row>.png` beside this file."]
     lines += _footer(command, details, datasets)
     return _write(out_dir, table, lines)
 

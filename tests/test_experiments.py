@@ -123,3 +123,27 @@ def test_samples_and_index(runs, tmp_path):
     index = open(report.write_index(str(out), "pytest")).read()
     assert "[samples.md](quick/samples.md)" in index
     assert "[samples.png](quick/samples.png)" in index and "`./run.sh samples quick`" in index
+
+
+class _FlatFeatures:
+    """A cheap stand-in for the FID classifier: 16 pixel means as features."""
+    description = "16 block means of the pixels (test stand-in)"
+
+    def __call__(self, images):
+        x = np.asarray(images, np.float32)
+        return x[:, ::7, ::7, 0].reshape(len(x), -1)
+
+
+def test_fid_in_evaluate_and_table1(runs, tmp_path, monkeypatch):
+    """evaluate --fid adds the FID of generated samples against the training split, and Table 1
+    shows it in the FID column with the feature space named below the table."""
+    from hiabp_tf import fid
+    monkeypatch.setattr(fid.ClassifierFeatures, "load_or_train", classmethod(lambda cls, *a, **k: _FlatFeatures()))
+    result = evaluate.evaluate(runs["vae"], fid="classifier", fid_samples=200, fid_classifier=str(tmp_path / "c.keras"))
+    assert result["fid"] > 0 and result["fid_samples"] == 200 and "stand-in" in result["fid_features"]
+    path = report.write_table1(str(tmp_path), "t1.md", "T1", {("mnist_5k", "vae"): runs["vae"]}, None, num_images=2)
+    text = open(path).read()
+    assert f"| VAE | {result['mse_E']:.5f} | {result['fid']:.2f} |" in text
+    assert "FID of 200 samples against the training split in 16 block means" in text
+    with pytest.raises(experiment.ConfigError, match="--inception_weights"):
+        evaluate.evaluate(runs["vae"], fid="inception")
