@@ -29,6 +29,7 @@ class Hyperparameters:
     step_size: float = 0.15  # s
     sigma: float = 0.3  # standard deviation of the Gaussian likelihood p(x | z)
     learning_rate: float = 3e-4  # eta_theta = eta_phi, Adamax
+    langevin_clip: float | None = None  # optional clip of dE/dz per component (not in the paper)
 
     def __post_init__(self):
         if self.langevin_steps < 0:
@@ -39,6 +40,8 @@ class Hyperparameters:
             raise ValueError(f"--sigma must be > 0, got {self.sigma}.")
         if not self.learning_rate > 0:
             raise ValueError(f"--learning_rate must be > 0, got {self.learning_rate}.")
+        if self.langevin_clip is not None and not self.langevin_clip > 0:
+            raise ValueError(f"--langevin_clip must be > 0 when given, got {self.langevin_clip}.")
 
 
 def initializing(encoder, x, seed):
@@ -63,7 +66,7 @@ def improving(generator, x, z0, hparams: Hyperparameters, seed, mask=None, lange
     """
     steps = hparams.langevin_steps if langevin_steps is None else langevin_steps
     energy_fn = langevin.gaussian_generator_energy(generator, x, hparams.sigma, mask)
-    return langevin.langevin_dynamics(energy_fn, z0, steps, hparams.step_size, seed)
+    return langevin.langevin_dynamics(energy_fn, z0, steps, hparams.step_size, seed, hparams.langevin_clip)
 
 
 def generator_loss(generator, x, z, sigma, mask=None):

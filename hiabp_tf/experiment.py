@@ -43,6 +43,11 @@ class ConfigError(ValueError):
     """A flag value the model cannot use; the message names the flag."""
 
 
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite value; the message names the step, the quantity and the flags
+    that usually cause it. The last good checkpoint is kept."""
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a training run (the absl flags of train.py, minus bookkeeping)."""
@@ -62,6 +67,8 @@ class RunConfig:
     eval_langevin_steps: int | None = None
     # Occlusion of the training images (learning from incomplete data, Table 2): none, pepper, ...
     mask: str = "none"
+    # Optional clip of the Langevin gradient per component (off: the paper has none).
+    langevin_clip: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "latent_dims", tuple(int(d) for d in self.latent_dims))
@@ -95,7 +102,7 @@ class RunConfig:
     def hyperparameters(self) -> algorithm.Hyperparameters:
         return algorithm.Hyperparameters(
             langevin_steps=self.langevin_steps, step_size=self.step_size, sigma=self.sigma,
-            learning_rate=self.learning_rate)
+            learning_rate=self.learning_rate, langevin_clip=self.langevin_clip)
 
     @property
     def test_langevin_steps(self) -> int:
@@ -112,8 +119,10 @@ class RunConfig:
             raise ConfigError(f"--dataset={self.dataset}: {e}") from None
 
     def model_fields(self) -> dict:
-        """The fields a checkpoint depends on: resuming with others would not restore."""
-        return {k: getattr(self, k) for k in ("method", "num_layers", "latent_dims", "width")}
+        """The fields a checkpoint depends on: resuming with others would not restore (the
+        networks, and the input pipeline whose position the checkpoint holds)."""
+        return {k: getattr(self, k) for k in ("method", "num_layers", "latent_dims", "width", "dataset",
+                                              "batch_size", "seed", "mask")}
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -152,7 +161,7 @@ def build_model(config: RunConfig, image_shape, num_train_examples: int):
     return cls(config.architecture(image_shape), config.hyperparameters(), num_train_examples)
 
 
-USER_ERRORS = (ConfigError, WorkdirError, input_pipeline.DataError, fid.FIDError)
+USER_ERRORS = (ConfigError, WorkdirError, input_pipeline.DataError, fid.FIDError, DivergenceError)
 
 
 def exit_with_user_error(error: Exception) -> None:
@@ -164,9 +173,14 @@ def exit_with_user_error(error: Exception) -> None:
     sys.exit(2)
 
 
-def make_checkpoint(model) -> tuple[tf.train.Checkpoint, tf.Variable]:
+def make_checkpoint(model, data_iterator=None) -> tuple[tf.train.Checkpoint, tf.Variable]:
+    """Checkpoint of the step counter, the model's networks, optimisers (and chains) and, in
+    training, the input pipeline's position (`data_iterator`, a tf.data iterator)."""
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    return tf.train.Checkpoint(step=step, **model.checkpoint_items()), step
+    items = dict(step=step, **model.checkpoint_items())
+    if data_iterator is not None:
+        items["data_iterator"] = data_iterator
+    return tf.train.Checkpoint(**items), step
 
 
 def write_json_atomic(path: str, data) -> None:

@@ -20,7 +20,7 @@ EnergyFn = Callable[[list], tf.Tensor]
 
 
 def langevin_dynamics(energy_fn: EnergyFn, z0: Sequence[tf.Tensor], num_steps, step_size,
-                      seed) -> tuple[list[tf.Tensor], tf.Tensor]:
+                      seed, clip=None) -> tuple[list[tf.Tensor], tf.Tensor]:
     """Runs `num_steps` Langevin steps from the latents `z0`.
 
     Args:
@@ -30,6 +30,8 @@ def langevin_dynamics(energy_fn: EnergyFn, z0: Sequence[tf.Tensor], num_steps, s
       step_size: s.
       seed: int32 tensor of shape [2]; the noise of step t is drawn statelessly from (seed, t), so
         a run is reproducible and independent of how the loop is compiled.
+      clip: if given, every component of dE/dz is clipped to [-clip, clip] (off by default: the
+        paper has no clipping; an opt-in guard for chains that diverge).
     Returns:
       (z_T as a list, energy at z_0): the energy at z_0 comes for free from the first gradient.
     Called inside a `tf.function` (the training step, or `tf.function(langevin_dynamics)`), the T
@@ -47,6 +49,8 @@ def langevin_dynamics(energy_fn: EnergyFn, z0: Sequence[tf.Tensor], num_steps, s
 
     def step(t, z, energy_0):
         energy, grads = energy_and_grad(z)
+        if clip is not None:
+            grads = [tf.clip_by_value(g, -clip, clip) for g in grads]
         energy_0 = tf.where(tf.equal(t, 0), energy, energy_0)
         step_seed = tf.random.experimental.stateless_fold_in(seed, t)
         new_z = []

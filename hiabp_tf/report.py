@@ -240,7 +240,8 @@ def write_table2(out_dir: str, table: str, title: str, occluded: dict, complete:
               "(pixels in [0, 1]), with the MSE over the same pixels in brackets; x_hat is the method's "
               "headline reconstruction ([E+L] for HiABP) computed from the occluded test image. Every test "
               "image has one fixed mask (`masks.example_masks`, seed `metrics.TEST_MASK_SEED`), the same for "
-              "every model. Figures: `table2_<mask>.png` (rows: test images, occluded, recovered)."]
+              "every model (the model is given 0 at occluded pixels). Figures: `table2_<mask>.png` (rows: test "
+              "images, occluded pixels in grey, recovered)."]
     lines += _footer(command, details, datasets)
     return _write(out_dir, table, lines)
 
@@ -255,9 +256,10 @@ def inpainting_figure(workdir: str, mask: str, path: str, num_images: int = 10, 
     recon = model.reconstruct(occluded, tf.constant([seed, 2], tf.int32),
                               langevin_steps=config.test_langevin_steps, mask=mask_tensor)
     key = model.reconstructions[-1]
-    rows = np.concatenate([originals, occluded.numpy(), recon[key].numpy()])
+    shown = masks.occlude(originals, mask_tensor, fill=0.5)  # grey marks what the model cannot see
+    rows = np.concatenate([originals, shown.numpy(), recon[key].numpy()])
     images.save_png(path, images.grid(rows, num_images),
-                    f"mask {mask}, step {step}: test images / occluded / recovered [{key}]")
+                    f"mask {mask}, step {step}: test images / occluded (grey) / recovered [{key}]")
     return path
 
 

@@ -9,6 +9,8 @@ Then score the model with `python -m hiabp_tf.evaluate --workdir=...`.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 
 from absl import app
@@ -47,6 +49,10 @@ def define_flags():
     flags.DEFINE_string("mask", _defaults.mask,
                         "Occlude the training images (learning from incomplete data): none, pepper, "
                         "pepper:F, region10, region20 or region:N (side N on a 64x64 image).")
+    flags.DEFINE_float("langevin_clip", None, "Clip every component of the Langevin gradient dE/dz to "
+                       "[-c, c] (off by default: the paper has no clipping).")
+    flags.DEFINE_bool("deterministic", False, "Deterministic ops (tf.config.experimental.enable_op_determinism): "
+                      "two runs with the same seed give identical losses, at some speed cost.")
     flags.DEFINE_integer("eval_langevin_steps", None,
                          "Test-time Langevin steps of [E+L] / [L] reconstructions (default: the training T).")
     # Bookkeeping.
@@ -75,7 +81,7 @@ def config_from_flags() -> experiment.RunConfig:
         latent_dims=latent_dims, width=FLAGS.width, langevin_steps=FLAGS.langevin_steps,
         step_size=FLAGS.step_size, sigma=FLAGS.sigma, learning_rate=FLAGS.learning_rate,
         batch_size=FLAGS.batch_size, seed=FLAGS.seed, eval_langevin_steps=FLAGS.eval_langevin_steps,
-        mask=FLAGS.mask)
+        mask=FLAGS.mask, langevin_clip=FLAGS.langevin_clip)
 
 
 def _format_duration(seconds: float) -> str:
@@ -92,10 +98,54 @@ def _write_image_summaries(model, test_images, step, seed, langevin_steps):
     tf.summary.image("samples", images.grid(samples, GRID_COLUMNS)[None], step=step)
 
 
+def _all_finite(tensors) -> bool:
+    return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors]))
+
+
+def _divergence_message(step, quantities, config, manager) -> str:
+    kept = manager.latest_checkpoint or "none yet"
+    return (f"training diverged at step {step}: {', '.join(quantities)} became non-finite (NaN or inf). "
+            f"Nothing after the last good checkpoint was saved ({kept}). This is usually a Langevin step "
+            f"size too large for the likelihood (--step_size={config.step_size} with --sigma={config.sigma}: "
+            f"try a smaller --step_size or a larger --sigma), or too high a --learning_rate "
+            f"({config.learning_rate}); --langevin_clip=C bounds the Langevin gradient if the chains blow up.")
+
+
+class _StopRequest:
+    """SIGINT / SIGTERM set a flag; the loop saves a checkpoint at the end of the current step."""
+
+    def __init__(self):
+        self.signal = None
+
+    def __enter__(self):
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        del frame
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=None,
           log_every=100, eval_every=5000, eval_examples=1000, checkpoint_every=1000,
-          keep_checkpoints=3):
-    """Trains (or resumes) `config` in `workdir` up to `num_steps` updates; returns the model."""
+          keep_checkpoints=3, deterministic=False):
+    """Trains (or resumes) `config` in `workdir` up to `num_steps` updates; returns the model.
+
+    The checkpoint holds the step counter, the networks, both optimisers, (for persistent ABP) the
+    chains and the input pipeline's position; every step's noise is a function of (seed, step). So
+    a run stopped at any point (even by SIGKILL) and started again with the same command continues
+    as if it had not stopped, redoing at most `checkpoint_every` steps. SIGINT/SIGTERM save a
+    checkpoint first. A non-finite loss, energy or weight stops training (DivergenceError) without
+    saving the bad state."""
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     if num_steps < 0:
         raise experiment.ConfigError(f"--num_steps must be >= 0, got {num_steps}.")
     for name, value in (("log_every", log_every), ("eval_every", eval_every),
@@ -118,7 +168,8 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
 
     keras.utils.set_random_seed(config.seed)  # initial weights
     model = experiment.build_model(config, image_shape, train_info.num_examples)
-    checkpoint, step = experiment.make_checkpoint(model)
+    iterator = iter(train_ds)
+    checkpoint, step = experiment.make_checkpoint(model, iterator)
     manager = tf.train.CheckpointManager(
         checkpoint, os.path.join(workdir, experiment.CHECKPOINT_DIR), max_to_keep=keep_checkpoints)
     if manager.latest_checkpoint:
@@ -131,9 +182,14 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
     logging.info("Training %s (L=%d, latent dims %s) on %s (%d train / %d test images %s) for %d steps.",
                  config.method, config.num_layers, list(config.latent_dims), config.dataset,
                  train_info.num_examples, test_info.num_examples, image_shape, num_steps)
-    iterator = iter(train_ds)
     window_start, window_step = time.perf_counter(), int(step.numpy())
-    with writer.as_default():
+
+    def save(number):
+        if not _all_finite(model.trainable_variables):  # never overwrite good weights with bad ones
+            raise experiment.DivergenceError(_divergence_message(number, ["the weights"], config, manager))
+        manager.save(checkpoint_number=number)
+
+    with writer.as_default(), _StopRequest() as stop:
         while int(step.numpy()) < num_steps:
             # Every step's randomness is a function of (seed, step): resuming replays the same noise.
             batch = next(iterator)
@@ -141,6 +197,9 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
                                    batch.get("mask"))
             step.assign_add(1)
             current = int(step.numpy())
+            bad = [name for name, value in out.items() if not _all_finite([value])]
+            if bad:
+                raise experiment.DivergenceError(_divergence_message(current, bad, config, manager))
             if current % log_every == 0 or current == num_steps:
                 values = {k: float(v) for k, v in out.items()}
                 for name, value in values.items():
@@ -161,10 +220,15 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
                 logging.info("step %d: test %s  (%d examples)", current,
                              "  ".join(f"{k}={v:.5f}" for k, v in scores.items()), num_scored)
                 window_start = time.perf_counter()  # evaluation time is not training speed
-            if current % checkpoint_every == 0 or current == num_steps:
-                manager.save(checkpoint_number=current)
+            if current % checkpoint_every == 0 or current == num_steps or stop.signal is not None:
+                save(current)
+            if stop.signal is not None:
+                logging.warning("Stopped by signal %d at step %d; checkpoint saved. Rerun the same "
+                                "command to continue.", stop.signal, current)
+                writer.flush()
+                raise SystemExit(128 + stop.signal)
     if manager.latest_checkpoint is None:  # e.g. --num_steps=0: keep the initial model scorable
-        manager.save(checkpoint_number=int(step.numpy()))
+        save(int(step.numpy()))
     writer.flush()
     return model
 
@@ -177,7 +241,8 @@ def main(argv):
     try:
         train(config_from_flags(), FLAGS.workdir, FLAGS.num_steps, data_dir=FLAGS.data_dir,
               log_every=FLAGS.log_every, eval_every=FLAGS.eval_every, eval_examples=FLAGS.eval_examples,
-              checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints)
+              checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
+              deterministic=FLAGS.deterministic)
     except experiment.USER_ERRORS as e:
         experiment.exit_with_user_error(e)
 
