@@ -18,6 +18,7 @@ import tempfile
 
 from absl import logging
 
+import keras
 import tensorflow as tf
 
 from hiabp_tf import algorithm
@@ -171,6 +172,18 @@ def exit_with_user_error(error: Exception) -> None:
         logging.exception("Traceback of the error below:")
     print(f"error: {error}", file=sys.stderr, flush=True)
     sys.exit(2)
+
+
+def network_weights(model) -> list:
+    """Every weight of the model's networks (generator, encoder, LVAE prior) and its persistent
+    chains: what must stay finite. (Keras 3 variables are not found by tf.Module's traversal.)"""
+    weights = []
+    for item in model.checkpoint_items().values():
+        if isinstance(item, keras.Model):
+            weights += item.trainable_variables
+        elif isinstance(item, (list, tuple)):
+            weights += list(item)
+    return weights
 
 
 def make_checkpoint(model, data_iterator=None) -> tuple[tf.train.Checkpoint, tf.Variable]:

@@ -152,6 +152,9 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
                         ("checkpoint_every", checkpoint_every), ("keep_checkpoints", keep_checkpoints)):
         if value < 1:
             raise experiment.ConfigError(f"--{name} must be >= 1, got {value}.")
+    # tf.data's shuffle combines its op seed (config.seed) with the global seed: clear the global
+    # seed so the data order is that of a fresh process, whatever ran before in this one.
+    tf.random.set_seed(None)
     train_ds, train_info = input_pipeline.make_train_dataset(
         config.dataset, config.batch_size, seed=config.seed, data_dir=data_dir)
     test_ds, test_info = input_pipeline.make_eval_dataset(
@@ -173,8 +176,14 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
     manager = tf.train.CheckpointManager(
         checkpoint, os.path.join(workdir, experiment.CHECKPOINT_DIR), max_to_keep=keep_checkpoints)
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resumed from %s at step %d.", manager.latest_checkpoint, int(step.numpy()))
+        latest = manager.latest_checkpoint
+        if any(name.startswith("data_iterator") for name, _ in tf.train.list_variables(latest)):
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        else:  # a checkpoint written before the input position was saved
+            logging.warning("%s holds no input-pipeline position: the data order restarts.", latest)
+            tf.train.Checkpoint(step=step, **model.checkpoint_items()).restore(
+                latest).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d.", latest, int(step.numpy()))
     writer = tf.summary.create_file_writer(os.path.join(workdir, experiment.TENSORBOARD_DIR))
     test_images = metrics.spread_images(config.dataset, GRID_COLUMNS, data_dir=data_dir)
     base_seed = tf.constant([config.seed, 0], tf.int32)
@@ -185,7 +194,7 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
     window_start, window_step = time.perf_counter(), int(step.numpy())
 
     def save(number):
-        if not _all_finite(model.trainable_variables):  # never overwrite good weights with bad ones
+        if not _all_finite(experiment.network_weights(model)):  # never overwrite good weights with bad ones
             raise experiment.DivergenceError(_divergence_message(number, ["the weights"], config, manager))
         manager.save(checkpoint_number=number)
 
