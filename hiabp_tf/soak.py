@@ -98,16 +98,21 @@ def soak(workdir, kills, num_steps, checkpoint_every, seed):
     reference_seconds = time.perf_counter() - start
 
     soaked = os.path.join(workdir, "killed")
+    # Kill moments: random training steps, drawn once; a run is killed with SIGKILL as soon as it
+    # logs that step (the next step is then in flight, or a checkpoint being written).
+    targets = sorted(rng.sample(range(1, num_steps), kills))
     events = []
     for k in range(kills + 1):
         proc = subprocess.Popen(_train_command(soaked, num_steps, checkpoint_every, seed), env=_env(), cwd=REPO,
                                 stderr=subprocess.PIPE, text=True)
+        seen = []
         if k < kills:
-            # A random moment of the run's life: start-up, restoring, training or saving.
-            # Up to half an uninterrupted run's time, so that most kills land before the job is done.
-            time.sleep(rng.uniform(1.0, max(2.0, reference_seconds / 2)))
-            proc.send_signal(signal.SIGKILL)
-        log = proc.communicate()[1]
+            for line in proc.stderr:
+                seen.append(line)
+                if "] step " in line and _last_step(line) >= targets[k]:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+        log = "".join(seen) + proc.communicate()[1]
         events.append({"run": k + 1, "killed": k < kills, "returncode": proc.returncode,
                        "resumed_from": _resumed_from(log), "reached": _last_step(log)})
     # Steps redone: all steps trained across the runs, minus the steps the job needs.
@@ -126,7 +131,7 @@ def write_report(path, result, kills, num_steps, checkpoint_every, seed):
              f"--checkpoint_every={checkpoint_every} --seed={seed}` ({datetime.date.today().isoformat()}).", "",
              f"Training (`{' '.join(TRAIN_FLAGS)}`, {num_steps} steps, checkpoint every {checkpoint_every}) ran once "
              f"uninterrupted ({result['reference_seconds']:.0f} s) and once killed with SIGKILL {kills} times at "
-             "random moments, each time restarted with the same command.", "",
+             "random training steps, each time restarted with the same command.", "",
              "| run | killed | exit status | resumed from step | last step logged |", "|---|---|---|---|---|"]
     for e in result["events"]:
         resumed = "killed during start-up" if e["resumed_from"] is None else e["resumed_from"]
