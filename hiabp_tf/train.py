@@ -206,8 +206,8 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
                                    batch.get("mask"))
             step.assign_add(1)
             current = int(step.numpy())
-            bad = [name for name, value in out.items() if not _all_finite([value])]
-            if bad:
+            if not _all_finite(out.values()):  # one check per step; names only on failure
+                bad = [name for name, value in out.items() if not _all_finite([value])]
                 raise experiment.DivergenceError(_divergence_message(current, bad, config, manager))
             if current % log_every == 0 or current == num_steps:
                 values = {k: float(v) for k, v in out.items()}
