@@ -107,11 +107,15 @@ class HiABP(tf.Module):
     # Reconstructions `reconstruct` returns; Table 1 reports IABP both ways ([E] and [E+L]).
     reconstructions = ("E", "E+L")
 
-    def __init__(self, arch: models.Architecture, hparams: Hyperparameters, num_train_examples=None):
+    def __init__(self, arch: models.Architecture, hparams: Hyperparameters, num_train_examples=None,
+                 networks=None):
+        """`networks`: an optional built (generator, encoder) pair with the interfaces of
+        models.Generator / models.Encoder, used instead of the ladder networks of `arch` (the
+        benchmark's fixed reference pair)."""
         del num_train_examples  # only the persistent-chain baseline needs it
         super().__init__(name="hiabp")
         self.arch, self.hparams = arch, hparams
-        self.generator, self.encoder = models.build_networks(arch)
+        self.generator, self.encoder = networks if networks is not None else models.build_networks(arch)
         self.generator_optimizer = keras.optimizers.Adamax(hparams.learning_rate)
         self.encoder_optimizer = keras.optimizers.Adamax(hparams.learning_rate)
         # Create the optimiser slots now, so a checkpoint restores them eagerly and completely.

@@ -279,3 +279,14 @@ def test_eager_and_compiled_runs_agree():
     compiled, _ = _run(energy_fn, z0, tf.constant(3), 0.1, tf.constant([4, 2]))
     for a, b in zip(eager, compiled):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)  # graph rewrites: float32 round-off
+
+
+def test_unrolled_steps_equal_the_while_loop():
+    """unroll=True (the benchmark's counterfactual) traces the same steps as straight-line code."""
+    energy_fn, z0 = _three_layer_energy(), _three_layer_z0()
+    looped, energy_looped = _run(energy_fn, z0, tf.constant(4), 0.1, tf.constant([4, 2]))
+    unrolled, energy_unrolled = tf.function(lambda z: langevin.langevin_dynamics(
+        energy_fn, z, 4, 0.1, tf.constant([4, 2]), unroll=True))(z0)
+    for a, b in zip(looped, unrolled):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    np.testing.assert_allclose(energy_looped.numpy(), energy_unrolled.numpy(), rtol=1e-5)

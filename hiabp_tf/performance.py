@@ -1,0 +1,291 @@
+r"""Writes results/performance.md: every speed lever of the training step, measured by the benchmark.
+
+    python -m hiabp_tf.performance --out=results/performance.md
+
+Each lever is one `python -m hiabp_tf.benchmark` process (thread and oneDNN settings only take
+effect in a fresh process), on the reference pair unless stated; the figures in the file are the
+JSON those processes print. The default path is measured first and last, so the spread between
+the two shows the machine's noise. With PyTorch installed (`pip install torch==2.13.0`, done by
+`./run.sh performance`) the plain eager PyTorch peer is timed interleaved with the default path.
+The bfloat16 lever's effect on quality is measured by training flags/mnist5k_iabp.flags with
+--precision=bfloat16 and comparing its test MSE with the float32 run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+# Speed target of issue 5: the default path at least this much faster than the eager peer.
+TARGET_SPEEDUP_OVER_PEER = 2.2
+TARGET_FRACTION_OF_MATMUL = 0.8
+
+
+@dataclasses.dataclass(frozen=True)
+class Lever:
+    name: str
+    args: tuple = ()
+    env: tuple = ()  # (name, value) pairs
+    decision: str = ""
+
+
+# Each lever's decision is the engineer's reading of its measured figure (in the same file).
+LEVERS = (
+    Lever("repeated forward passes (naive step: encoder twice, extra generator pass for E(z_T))",
+          ("--step=naive",),
+          decision="rejected: the default step shares the encoder pass between z_0 and eq. 5 and "
+                   "reads E(z_T) off the generator update's forward pass"),
+    Lever("T Langevin steps unrolled into the graph instead of one while-loop", ("--step=unrolled",),
+          decision="rejected: no faster, a T-times larger graph and a retrace per T"),
+    Lever("inter-op threads = 1", ("--inter_op_threads=1",),
+          decision="see the figure: the Langevin chain is sequential, so inter-op parallelism has "
+                   "little to overlap"),
+    Lever("grappler remapper (op fusion) off", ("--noremapping",),
+          decision="see the figure"),
+    Lever("oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)", (), (("TF_ENABLE_ONEDNN_OPTS", "0"),),
+          decision="rejected: oneDNN's convolutions are what makes the CPU path fast"),
+    Lever("bfloat16 networks (--precision=bfloat16, AVX512_BF16)", ("--precision=bfloat16",),
+          decision="opt-in only: not exact (see its test-MSE effect below); the default stays float32"),
+)
+
+FLAG_ARCHS = ("mnist_hiabp_l1", "mnist_hiabp_l2", "mnist_hiabp_l3", "mnist_hiabp_l4",
+              "svhn_hiabp_l4", "celeba_hiabp_l4")
+
+
+def run_benchmark(args, env=(), timeout=3600) -> dict:
+    """Runs `python -m hiabp_tf.benchmark ARGS` in a fresh process; returns its JSON."""
+    command = [sys.executable, "-m", "hiabp_tf.benchmark", *args]
+    environment = dict(os.environ, **dict(env))
+    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.info("benchmark: %s%s", " ".join(f"{k}={v} " for k, v in env), " ".join(command[1:]))
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _percent(x):
+    return f"{100 * x:.0f}%"
+
+
+def _row(name, figs, reference_ms, decision=""):
+    change = (reference_ms / figs["ms_per_iter"] - 1) if reference_ms else 0.0
+    return (f"| {name} | {figs['ms_per_iter']:.0f} | {figs['images_per_s']:.0f} | "
+            f"{figs['gflops_per_s']:.1f} | {_percent(figs['fraction_of_matmul'])} | "
+            f"{'' if reference_ms is None else f'{change:+.0%}'} | {decision} |")
+
+
+def train_and_score(flagfile, workdir, extra_args=(), num_steps=None) -> dict:
+    """Trains (or resumes) a flagfile's run and returns evaluate.py's JSON."""
+    train = [sys.executable, "-m", "hiabp_tf.train", f"--flagfile={flagfile}", f"--workdir={workdir}", *extra_args]
+    if num_steps is not None:
+        train.append(f"--num_steps={num_steps}")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    start = time.perf_counter()
+    subprocess.run(train, env=env, check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    done = subprocess.run([sys.executable, "-m", "hiabp_tf.evaluate", f"--workdir={workdir}"], env=env,
+                          check=True, capture_output=True, text=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["train_wall_s"] = round(seconds, 1)
+    return result
+
+
+def measure(iterations: int, runs_dir: str, bf16_steps: int | None, flag_archs=FLAG_ARCHS,
+            levers=LEVERS) -> dict:
+    common = (f"--iterations={iterations}",)
+    measured = {"started": datetime.datetime.now().isoformat(timespec="seconds")}
+    main_args = ("--arch=reference", "--modes=eager,function,xla", *common)
+    try:
+        import torch  # noqa: F401  (only to know whether the peer can run)
+        main_args += ("--peer=torch",)
+    except ImportError:
+        logging.warning("PyTorch is not installed: the eager peer is skipped (pip install torch==2.13.0).")
+    measured["default"] = run_benchmark(main_args)
+    measured["levers"] = []
+    for lever in levers:
+        result = run_benchmark(("--arch=reference", "--modes=function", "--input_pipeline_iterations=0",
+                                *common, *lever.args), lever.env)
+        measured["levers"].append(dict(name=lever.name, decision=lever.decision, result=result))
+    measured["default_again"] = run_benchmark(("--arch=reference", "--modes=function", *common))
+    measured["flag_archs"] = {}
+    for name in flag_archs:
+        measured["flag_archs"][name] = run_benchmark(
+            ("--arch=flags", f"--arch_flagfile=flags/{name}.flags", "--modes=function",
+             f"--iterations={max(3, iterations // 3)}", "--warmup=1"))
+    if bf16_steps:
+        measured["bf16_quality"] = {
+            precision: train_and_score("flags/mnist5k_iabp.flags",
+                                       os.path.join(runs_dir, f"mnist5k_iabp_{precision}"),
+                                       (f"--precision={precision}",), bf16_steps)
+            for precision in ("float32", "bfloat16")}
+    measured["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+    return measured
+
+
+def render(measured: dict, command: str) -> str:
+    default = measured["default"]
+    ms = default["ms_per_iter"]
+    matmul = default["machine_matmul_gflops_per_s"]
+    config = default["config"]
+    lines = [
+        "# Performance of the training step",
+        "",
+        f"Produced by `{command}` ({measured['started']} to {measured['finished']}), TensorFlow "
+        f"{config['tensorflow']}, Python {config['python']}, {os.cpu_count()} CPU cores "
+        f"({platform.machine()}, {platform.processor() or 'cpu'}), no GPU. Every figure is the median of "
+        f"{config['iterations']} timed iterations after {config['warmup']} warm-up ones "
+        "(`python -m hiabp_tf.benchmark`), each lever in its own process.",
+        "",
+        "Reference pair (`--arch=reference`): generator z(64) -> Dense(7*7*64) -> ConvT(64,4,2) -> "
+        "ConvT(32,4,2) -> ConvT(1,3,1)+sigmoid, encoder Conv(32,4,2) -> Conv(64,4,2) -> Dense(2*64); "
+        f"batch {config['batch_size']}, T = {config['langevin_steps']}, s = {config['step_size']}, "
+        f"sigma = {config['sigma']}, Adamax {config['learning_rate']}, 28x28x1 (mnist_5k). One iteration "
+        f"(initialize, T Langevin steps, both updates) is "
+        f"{default['flops_per_iteration']['per_iteration'] / 1e9:.1f} GFLOP by the analytic count "
+        "(`benchmark.iteration_flops`: matmuls and convolutions, a backward pass = 2 forwards).",
+        "",
+        f"Machine ceiling: a 2048x2048 float32 matmul ran at {matmul:.1f} GFLOP/s (median of the samples "
+        f"taken between the modes of the same run: {default['matmul_samples_gflops_per_s']}).",
+        "",
+        "## Modes and the speed target",
+        "",
+        "| path | ms / iteration | images / s | GFLOP/s | of matmul | vs default | |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    names = {"eager": "eager (tf.config.run_functions_eagerly)",
+             "function": "**tf.function (the default training path)**",
+             "xla": "tf.function(jit_compile=True) (XLA)",
+             "function_interleaved": "tf.function, interleaved with the PyTorch peer"}
+    for mode, figs in default["modes"].items():
+        lines.append(_row(names.get(mode, mode), figs, ms))
+    again = measured["default_again"]["modes"]["function"]
+    lines.append(_row("tf.function again, at the end of the session (noise)", again, ms))
+    lines.append("")
+    if "peer" in default:
+        peer = default["peer"]
+        speedup = peer["speedup_of_default_over_peer"]
+        ours = peer["ours_interleaved_ms_per_iter"]
+        interleaved_speedup = peer["ms_per_iter"] / ours
+        fraction = default["fraction_of_matmul"]
+        met = speedup >= TARGET_SPEEDUP_OVER_PEER and interleaved_speedup >= TARGET_SPEEDUP_OVER_PEER
+        lines += [
+            f"Plain eager PyTorch peer ({peer['framework']}, {peer['threads']} threads, "
+            f"`hiabp_tf/torch_peer.py`, same networks, batch and iteration): {peer['ms_per_iter']:.0f} ms / "
+            f"iteration, timed in rounds interleaved with our default path ({ours:.0f} ms in those rounds).",
+            "",
+            f"**Speed target** (default path >= {TARGET_SPEEDUP_OVER_PEER}x faster than the eager peer, "
+            f">= {_percent(TARGET_FRACTION_OF_MATMUL)} of the matmul rate, float32): "
+            f"{speedup:.2f}x the peer (median of the separate default timing), {interleaved_speedup:.2f}x "
+            f"(interleaved rounds); {_percent(fraction)} of the matmul rate. "
+            + ("Met." if met and fraction >= TARGET_FRACTION_OF_MATMUL else
+               ("Met against the peer; not against the matmul rate." if met else "Not met.")),
+            "",
+        ]
+    else:
+        lines += ["The PyTorch peer was not timed (PyTorch not installed).", ""]
+    pipeline = default.get("input_pipeline")
+    if pipeline:
+        lines += [f"Input pipeline (`input_pipeline.make_train_dataset`: cache, shuffle, map, batch, "
+                  f"prefetch): waiting for a batch took {pipeline['input_wait_ms_per_iter']:.2f} ms per "
+                  f"iteration, {_percent(pipeline['input_share'])} of the step time.", ""]
+    lines += [
+        "## Levers",
+        "",
+        "Each row changes one thing against the default path (tf.function, float32, TensorFlow's "
+        "thread defaults, oneDNN on); `vs default` is the speed change against the first default "
+        "timing above (positive: faster).",
+        "",
+        "| lever | ms / iteration | images / s | GFLOP/s | of matmul | vs default | decision |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    if "xla" in default["modes"]:
+        lines.append(_row("XLA (jit_compile=True)", default["modes"]["xla"], ms, XLA_DECISION))
+    for lever in measured["levers"]:
+        lines.append(_row(lever["name"], lever["result"]["modes"]["function"], ms, lever["decision"]))
+    lines.append("")
+    quality = measured.get("bf16_quality")
+    if quality:
+        f32, b16 = quality["float32"], quality["bfloat16"]
+        lines += [
+            "### bfloat16: effect on quality",
+            "",
+            "flags/mnist5k_iabp.flags trained and evaluated (`python -m hiabp_tf.evaluate`, whole test "
+            "split) once per precision, same seed and steps:",
+            "",
+            "| precision | test MSE [E+L] | test MSE [E] | training wall time (s) |",
+            "|---|---:|---:|---:|",
+            f"| float32 | {f32['mse_EL']:.5f} | {f32['mse_E']:.5f} | {f32['train_wall_s']} |",
+            f"| bfloat16 | {b16['mse_EL']:.5f} | {b16['mse_E']:.5f} | {b16['train_wall_s']} |",
+            "",
+            f"Relative change of test MSE [E+L] in bfloat16: {(b16['mse_EL'] / f32['mse_EL'] - 1):+.1%}; "
+            f"training wall time {(b16['train_wall_s'] / f32['train_wall_s'] - 1):+.0%} (including start-up "
+            "and evaluations during training).",
+            "",
+        ]
+    lines += [
+        "## The project's networks (`--arch=flags`)",
+        "",
+        "The default path on the paper-scale flag files' networks (random images of the dataset's shape: "
+        "the tensorflow-datasets data cannot be downloaded here; speed does not depend on pixel values).",
+        "",
+        "| flag file | image | L | width | batch | T | GFLOP / iteration | ms / iteration | images / s | GFLOP/s | of matmul |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, result in measured["flag_archs"].items():
+        c, figs = result["config"], result["modes"]["function"]
+        lines.append(
+            f"| {name} | {'x'.join(map(str, c['image_shape']))} | {c['num_layers']} | {c['width']} | "
+            f"{c['batch_size']} | {c['langevin_steps']} | {result['flops_per_iteration']['per_iteration'] / 1e9:.1f} | "
+            f"{figs['ms_per_iter']:.0f} | {figs['images_per_s']:.0f} | {figs['gflops_per_s']:.1f} | "
+            f"{_percent(figs['fraction_of_matmul'])} |")
+    lines += ["", "Raw JSON of every benchmark process: `performance.json` beside this file.", ""]
+    return "\n".join(lines)
+
+
+XLA_DECISION = ("rejected: XLA:CPU compiles the convolutions itself instead of calling oneDNN's; compare "
+                "the oneDNN-off row, which is also without oneDNN convolutions")
+
+
+def define_flags():
+    flags.DEFINE_string("out", "results/performance.md", "The Markdown file to write (JSON beside it).")
+    flags.DEFINE_integer("iterations", 10, "Timed iterations per benchmark.")
+    flags.DEFINE_string("runs_dir", "runs/performance", "Workdirs of the bfloat16 quality runs.")
+    flags.DEFINE_integer("bf16_steps", 300, "Training steps of the bfloat16 quality runs (0: skip).")
+    flags.DEFINE_list("flag_archs", list(FLAG_ARCHS), "flags/NAME.flags files to benchmark.")
+
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    command = "python -m hiabp_tf.performance " + " ".join(
+        f"--{name}={','.join(value) if isinstance(value, list) else value}"
+        for name, value in (("out", FLAGS.out), ("iterations", FLAGS.iterations), ("bf16_steps", FLAGS.bf16_steps)))
+    measured = measure(FLAGS.iterations, FLAGS.runs_dir, FLAGS.bf16_steps, tuple(FLAGS.flag_archs))
+    os.makedirs(os.path.dirname(FLAGS.out) or ".", exist_ok=True)
+    json_path = os.path.splitext(FLAGS.out)[0] + ".json"
+    with open(json_path + ".tmp", "w") as f:
+        json.dump(measured, f, indent=1)
+    os.replace(json_path + ".tmp", json_path)
+    with open(FLAGS.out + ".tmp", "w") as f:
+        f.write(render(measured, command))
+    os.replace(FLAGS.out + ".tmp", FLAGS.out)
+    logging.info("Wrote %s and %s", FLAGS.out, json_path)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
