@@ -245,7 +245,7 @@ def make_setup(arch: str, arch_flagfile: str | None, tmpdir: str, precision: str
             langevin_steps=REFERENCE["langevin_steps"], step_size=REFERENCE["step_size"],
             sigma=REFERENCE["sigma"], learning_rate=REFERENCE["learning_rate"])
         image_shape, latent_dims = REFERENCE["image_shape"], (REFERENCE["latent_dim"],)
-        with _precision_policy(precision):
+        with models.precision_policy(precision):
             networks = reference_networks()
         model = algorithm.HiABP(models.Architecture(image_shape, latent_dims), hparams, networks=networks)
         batch_size, method, steps = REFERENCE["batch_size"], "hiabp", REFERENCE["langevin_steps"]
@@ -254,10 +254,9 @@ def make_setup(arch: str, arch_flagfile: str | None, tmpdir: str, precision: str
     elif arch == "flags":
         if not arch_flagfile:
             raise experiment.ConfigError("--arch=flags needs --arch_flagfile=flags/NAME.flags.")
-        run = read_flagfile(arch_flagfile)
+        run = dataclasses.replace(read_flagfile(arch_flagfile), precision=precision)
         image_shape = _image_shape(run.dataset)
-        with _precision_policy(precision):
-            model = experiment.build_model(run, image_shape, 60000)
+        model = experiment.build_model(run, image_shape, 60000)
         batch_size, method, steps, latent_dims = run.batch_size, run.method, run.langevin_steps, run.latent_dims
         config = dict(arch="flags", arch_flagfile=arch_flagfile, **run.to_json(), image_shape=list(image_shape))
     else:
@@ -268,23 +267,6 @@ def make_setup(arch: str, arch_flagfile: str | None, tmpdir: str, precision: str
     flops = iteration_flops(model.generator, getattr(model, "encoder", None), latent_dims, image_shape,
                             batch_size, steps, method)
     return Setup(model, batch, flops, dataset, config)
-
-
-class _precision_policy:
-    """Builds networks under Keras' mixed_bfloat16 policy when precision is bfloat16."""
-
-    def __init__(self, precision):
-        if precision not in ("float32", "bfloat16"):
-            raise experiment.ConfigError(f"--precision={precision!r}: use float32 or bfloat16.")
-        self.precision = precision
-
-    def __enter__(self):
-        self.previous = keras.config.dtype_policy()
-        if self.precision == "bfloat16":
-            keras.config.set_dtype_policy("mixed_bfloat16")
-
-    def __exit__(self, *exc):
-        keras.config.set_dtype_policy(self.previous)
 
 
 def naive_train_step(model, batch, seed, mask=None):

@@ -70,6 +70,8 @@ class RunConfig:
     mask: str = "none"
     # Optional clip of the Langevin gradient per component (off: the paper has none).
     langevin_clip: float | None = None
+    # Arithmetic of the networks: float32 (exact, default) or bfloat16 (opt-in, faster on AVX512_BF16).
+    precision: str = "float32"
 
     def __post_init__(self):
         object.__setattr__(self, "latent_dims", tuple(int(d) for d in self.latent_dims))
@@ -95,6 +97,8 @@ class RunConfig:
         if self.eval_langevin_steps is not None and self.eval_langevin_steps < 0:
             raise ValueError(f"--eval_langevin_steps must be >= 0, got {self.eval_langevin_steps}.")
         masks.parse_mask(self.mask)  # a ValueError naming --mask
+        if self.precision not in models.PRECISIONS:
+            raise ValueError(f"--precision={self.precision!r} is unknown: use one of {', '.join(models.PRECISIONS)}.")
         if self.method == "vae" and self.num_layers != 1:
             raise ValueError(f"--method=vae has one latent layer: --num_layers must be 1, got "
                              f"{self.num_layers} (use --method=vlae or lvae for hierarchical latents).")
@@ -115,7 +119,7 @@ class RunConfig:
 
     def architecture(self, image_shape) -> models.Architecture:
         try:
-            return models.Architecture(tuple(image_shape), self.latent_dims, self.width)
+            return models.Architecture(tuple(image_shape), self.latent_dims, self.width, self.precision)
         except ValueError as e:
             raise ConfigError(f"--dataset={self.dataset}: {e}") from None
 

@@ -51,6 +51,9 @@ def define_flags():
                         "pepper:F, region10, region20 or region:N (side N on a 64x64 image).")
     flags.DEFINE_float("langevin_clip", None, "Clip every component of the Langevin gradient dE/dz to "
                        "[-c, c] (off by default: the paper has no clipping).")
+    flags.DEFINE_enum("precision", _defaults.precision, ["float32", "bfloat16"],
+                      "Arithmetic of the networks: float32 (exact) or bfloat16 (Keras mixed_bfloat16: "
+                      "faster on CPUs with AVX512_BF16, slightly different results; see results/performance.md).")
     flags.DEFINE_bool("deterministic", False, "Deterministic ops (tf.config.experimental.enable_op_determinism): "
                       "two runs with the same seed give identical losses, at some speed cost.")
     flags.DEFINE_integer("eval_langevin_steps", None,
@@ -81,7 +84,7 @@ def config_from_flags() -> experiment.RunConfig:
         latent_dims=latent_dims, width=FLAGS.width, langevin_steps=FLAGS.langevin_steps,
         step_size=FLAGS.step_size, sigma=FLAGS.sigma, learning_rate=FLAGS.learning_rate,
         batch_size=FLAGS.batch_size, seed=FLAGS.seed, eval_langevin_steps=FLAGS.eval_langevin_steps,
-        mask=FLAGS.mask, langevin_clip=FLAGS.langevin_clip)
+        mask=FLAGS.mask, langevin_clip=FLAGS.langevin_clip, precision=FLAGS.precision)
 
 
 def _format_duration(seconds: float) -> str:

@@ -115,3 +115,34 @@ def test_networks_accept_any_channel_count_on_supported_sides(shape):
     x = generator(_latents(arch))
     assert x.shape == (BATCH,) + shape
     assert [m.shape for m in encoder(x)[0]] == [(BATCH, 2), (BATCH, 2)]
+
+
+def test_bfloat16_networks_compute_in_bfloat16_with_float32_interfaces():
+    """--precision=bfloat16: bfloat16 arithmetic, float32 weights, float32 inputs and outputs, and
+    results close to the float32 networks with the same weights."""
+    exact = models.Architecture((28, 28, 1), (6, 4), width=8)
+    fast = models.Architecture((28, 28, 1), (6, 4), width=8, precision="bfloat16")
+    (g32, e32), (g16, e16) = models.build_networks(exact), models.build_networks(fast)
+    g16.set_weights(g32.get_weights())
+    e16.set_weights(e32.get_weights())
+    assert all(v.dtype == tf.float32 for v in g16.weights + e16.weights)
+    assert g16.output_block.compute_dtype == "bfloat16" and g32.output_block.compute_dtype == "float32"
+    z = [tf.random.stateless_normal((5, d), [0, d]) for d in exact.latent_dims]
+    x16, x32 = g16(z), g32(z)
+    assert x16.dtype == tf.float32
+    np.testing.assert_allclose(x16.numpy(), x32.numpy(), atol=0.02)  # bfloat16 keeps ~3 digits
+    assert float(tf.reduce_max(tf.abs(x16 - x32))) > 0  # and is really not float32
+    (mu16, _), (mu32, _) = e16(x32)[0], e32(x32)[0]
+    assert mu16.dtype == tf.float32
+    np.testing.assert_allclose(mu16.numpy(), mu32.numpy(), atol=0.05)
+    assert keras_policy_name() == "float32"  # the global policy is restored
+
+
+def keras_policy_name():
+    import keras
+    return keras.config.dtype_policy().name
+
+
+def test_architecture_rejects_unknown_precision():
+    with pytest.raises(ValueError, match="--precision"):
+        models.Architecture((28, 28, 1), (4,), precision="float16")

@@ -128,3 +128,20 @@ def test_command_line_train_then_evaluate(tmp_path):
                           "--dataset=no_such_data"], cwd=REPO, env=env, capture_output=True, text=True)
     assert bad.returncode == 2
     assert "error: Unknown --dataset='no_such_data'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bfloat16_training_learns_and_is_recorded(tmp_path):
+    """--precision=bfloat16 trains (losses fall), is recorded in config.json and scored in it."""
+    model = _train(tmp_path, 60, precision="bfloat16", langevin_steps=5)
+    assert model.generator.output_block.compute_dtype == "bfloat16"
+    with open(os.path.join(tmp_path, experiment.CONFIG_FILE)) as f:
+        assert json.load(f)["config"]["precision"] == "bfloat16"
+    config, _, _ = experiment.load_run(str(tmp_path))
+    assert config.precision == "bfloat16"
+    result = evaluate.evaluate(str(tmp_path))
+    assert np.isfinite(result["mse_EL"]) and result["mse_EL"] < 0.12  # untrained: ~0.15
+
+
+def test_unknown_precision_names_the_flag():
+    with pytest.raises(experiment.ConfigError, match="--precision"):
+        experiment.RunConfig(precision="float16")
