@@ -15,6 +15,9 @@
 #   ./run.sh figure7 [quick|paper]  per-layer disentanglement panels of HiABP
 #   ./run.sh samples [quick|paper]  samples, and reconstructions of VAE, ABP and HiABP side by side
 #   ./run.sh all [quick|paper]      every one of the above, then results/README.md
+#   ./run.sh performance  the speed levers of the training step, timed by `python -m hiabp_tf.benchmark`
+#                         (with the plain eager PyTorch peer: installs torch==2.13.0 into .venv) and
+#                         written to results/performance.md (~15 min on 2 CPU cores; a quiet machine)
 #   ./run.sh test         the test suite
 #   ./run.sh setup        only create .venv and install requirements.txt
 #
@@ -176,10 +179,20 @@ samples() {
     --command="./run.sh samples $scale  ($((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained are only re-evaluated)"
 }
 
+performance() {
+  # The PyTorch peer is optional (not in requirements.txt): without it the peer row is skipped.
+  if ! "$PY" -c "import torch" 2>/dev/null; then
+    echo "[run.sh] installing torch==2.13.0 into $VENV for the eager PyTorch peer" >&2
+    "$PY" -m pip install --quiet torch==2.13.0 || echo "[run.sh] no PyTorch: the peer is skipped" >&2
+  fi
+  "$PY" -m hiabp_tf.performance --out=results/performance.md "$@"
+}
+
 cmd="${1:-quick}"
 case "$cmd" in
   setup) setup ;;
   test) setup; shift || true; "$PY" -m pytest -q tests "$@" ;;
+  performance) setup; shift; performance "$@" ;;
   quick|paper) setup; core "$cmd" ;;
   table1|table2|table3|figure1|figure7|samples|all)
     scale="${2:-quick}"
@@ -193,5 +206,5 @@ case "$cmd" in
     else
       "$cmd" "$scale"
     fi ;;
-  *) echo "usage: ./run.sh [quick|paper|test|setup] or ./run.sh {table1|table2|table3|figure1|figure7|samples|all} [quick|paper]" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh [quick|paper|test|setup|performance] or ./run.sh {table1|table2|table3|figure1|figure7|samples|all} [quick|paper]" >&2; exit 2 ;;
 esac
