@@ -15,6 +15,10 @@
 #   ./run.sh figure7 [quick|paper]  per-layer disentanglement panels of HiABP
 #   ./run.sh samples [quick|paper]  samples, and reconstructions of VAE, ABP and HiABP side by side
 #   ./run.sh all [quick|paper]      every one of the above, then results/README.md
+#   ./run.sh budget [quick|paper]   quality per unit of compute: IABP and ABP each trained and tested
+#                                   with T = 1, 2, 5, 10, 15, 30, 60; test MSE vs Langevin gradient
+#                                   evaluations and training wall time, results/<scale>/langevin_budget.md
+#                                   (not part of `all`: about an hour on 2 CPU cores at quick scale)
 #   ./run.sh test         the test suite
 #   ./run.sh setup        only create .venv and install requirements.txt
 #
@@ -165,6 +169,12 @@ figure7() {
   "$PY" -m hiabp_tf.disentangle --workdir="runs/$scale/$name" --out="results/$scale/figure7"
 }
 
+budget() {
+  local scale=$1
+  "$PY" -m hiabp_tf.langevin_budget --scale="$scale" --out="results/$scale" --runs_dir="runs/$scale" \
+    --command="./run.sh budget $scale"
+}
+
 samples() {
   local scale=$1 start=$SECONDS prefix hiabp
   prefix=$(main_prefix "$scale")
@@ -181,7 +191,7 @@ case "$cmd" in
   setup) setup ;;
   test) setup; shift || true; "$PY" -m pytest -q tests "$@" ;;
   quick|paper) setup; core "$cmd" ;;
-  table1|table2|table3|figure1|figure7|samples|all)
+  table1|table2|table3|figure1|figure7|samples|budget|all)
     scale="${2:-quick}"
     case "$scale" in quick|paper) ;; *) echo "usage: ./run.sh $cmd [quick|paper]" >&2; exit 2 ;; esac
     setup
@@ -193,5 +203,5 @@ case "$cmd" in
     else
       "$cmd" "$scale"
     fi ;;
-  *) echo "usage: ./run.sh [quick|paper|test|setup] or ./run.sh {table1|table2|table3|figure1|figure7|samples|all} [quick|paper]" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh [quick|paper|test|setup] or ./run.sh {table1|table2|table3|figure1|figure7|samples|budget|all} [quick|paper]" >&2; exit 2 ;;
 esac
