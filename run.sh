@@ -19,6 +19,8 @@
 #                                   with T = 1, 2, 5, 10, 15, 30, 60; test MSE vs Langevin gradient
 #                                   evaluations and training wall time, results/<scale>/langevin_budget.md
 #                                   (not part of `all`: about an hour on 2 CPU cores at quick scale)
+#   ./run.sh memory       peak memory of training each paper-scale configuration (random images, a
+#                         few steps each), data-cache and persistent-chain sizes: results/memory.md
 #   ./run.sh test         the test suite
 #   ./run.sh setup        only create .venv and install requirements.txt
 #
@@ -191,6 +193,7 @@ case "$cmd" in
   setup) setup ;;
   test) setup; shift || true; "$PY" -m pytest -q tests "$@" ;;
   quick|paper) setup; core "$cmd" ;;
+  memory) setup; "$PY" -m hiabp_tf.memory --out=results/memory.md --command="./run.sh memory" ;;
   table1|table2|table3|figure1|figure7|samples|budget|all)
     scale="${2:-quick}"
     case "$scale" in quick|paper) ;; *) echo "usage: ./run.sh $cmd [quick|paper]" >&2; exit 2 ;; esac
@@ -203,5 +206,5 @@ case "$cmd" in
     else
       "$cmd" "$scale"
     fi ;;
-  *) echo "usage: ./run.sh [quick|paper|test|setup] or ./run.sh {table1|table2|table3|figure1|figure7|samples|budget|all} [quick|paper]" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh [quick|paper|memory|test|setup] or ./run.sh {table1|table2|table3|figure1|figure7|samples|budget|all} [quick|paper]" >&2; exit 2 ;;
 esac
