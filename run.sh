@@ -15,6 +15,12 @@
 #   ./run.sh figure7 [quick|paper]  per-layer disentanglement panels of HiABP
 #   ./run.sh samples [quick|paper]  samples, and reconstructions of VAE, ABP and HiABP side by side
 #   ./run.sh all [quick|paper]      every one of the above, then results/README.md
+#   ./run.sh budget [quick|paper]   quality per unit of compute: IABP and ABP each trained and tested
+#                                   with T = 1, 2, 5, 10, 15, 30, 60; test MSE vs Langevin gradient
+#                                   evaluations and training wall time, results/<scale>/langevin_budget.md
+#                                   (not part of `all`: about an hour on 2 CPU cores at quick scale)
+#   ./run.sh memory       peak memory of training each paper-scale configuration (random images, a
+#                         few steps each), data-cache and persistent-chain sizes: results/memory.md
 #   ./run.sh performance  the speed levers of the training step, timed by `python -m hiabp_tf.benchmark`
 #                         (with the plain eager PyTorch peer: installs torch==2.13.0 into .venv) and
 #                         written to results/performance.md (~15 min on 2 CPU cores; a quiet machine)
@@ -168,6 +174,12 @@ figure7() {
   "$PY" -m hiabp_tf.disentangle --workdir="runs/$scale/$name" --out="results/$scale/figure7"
 }
 
+budget() {
+  local scale=$1
+  "$PY" -m hiabp_tf.langevin_budget --scale="$scale" --out="results/$scale" --runs_dir="runs/$scale" \
+    --command="./run.sh budget $scale"
+}
+
 samples() {
   local scale=$1 start=$SECONDS prefix hiabp
   prefix=$(main_prefix "$scale")
@@ -194,7 +206,8 @@ case "$cmd" in
   test) setup; shift || true; "$PY" -m pytest -q tests "$@" ;;
   performance) setup; shift; performance "$@" ;;
   quick|paper) setup; core "$cmd" ;;
-  table1|table2|table3|figure1|figure7|samples|all)
+  memory) setup; "$PY" -m hiabp_tf.memory --out=results/memory.md --command="./run.sh memory" ;;
+  table1|table2|table3|figure1|figure7|samples|budget|all)
     scale="${2:-quick}"
     case "$scale" in quick|paper) ;; *) echo "usage: ./run.sh $cmd [quick|paper]" >&2; exit 2 ;; esac
     setup
@@ -206,5 +219,5 @@ case "$cmd" in
     else
       "$cmd" "$scale"
     fi ;;
-  *) echo "usage: ./run.sh [quick|paper|test|setup|performance] or ./run.sh {table1|table2|table3|figure1|figure7|samples|all} [quick|paper]" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh [quick|paper|memory|performance|test|setup] or ./run.sh {table1|table2|table3|figure1|figure7|samples|budget|all} [quick|paper]" >&2; exit 2 ;;
 esac

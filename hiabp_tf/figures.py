@@ -187,3 +187,58 @@ def save_langevin_curve(rows, path: str, title: str) -> str:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def save_budget_curves(rows, path: str, title: str) -> str:
+    """Quality per unit of compute: test MSE against Langevin gradient evaluations per training
+    iteration (= T, log axis; left) and against training wall time (log axis; right), one line per
+    method. `rows`: dicts {"method", "langevin_steps" (T >= 1), "train_seconds" (None if unknown:
+    left out of the right panel), "mse"}."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    rows = list(rows)
+    if not rows:
+        raise ValueError("save_budget_curves needs at least one row.")
+    curves: dict[str, list[tuple[int, float, float | None]]] = {}
+    for row in rows:
+        missing = {"method", "langevin_steps", "train_seconds", "mse"} - set(row)
+        if missing:
+            raise ValueError(f"row {row} lacks {sorted(missing)}.")
+        if row["langevin_steps"] < 1:
+            raise ValueError(f"langevin_steps must be >= 1 on a log axis, got {row['langevin_steps']} in {row}.")
+        curves.setdefault(str(row["method"]), []).append(
+            (int(row["langevin_steps"]), float(row["mse"]), row["train_seconds"]))
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100, sharey=True)
+    markers = "osD^v<>"
+    for i, (method, points) in enumerate(curves.items()):
+        points.sort()
+        marker = markers[i % len(markers)]
+        left.plot([t for t, _, _ in points], [m for _, m, _ in points], marker=marker, label=method)
+        timed = [(s, m, t) for t, m, s in points if s is not None]  # in T order, like the left panel
+        line, = right.plot([s for s, _, _ in timed], [m for _, m, _ in timed], marker=marker, label=method)
+        for s, m, t in timed:
+            right.annotate(f"T={t}", (s, m), textcoords="offset points", xytext=(3, 3), fontsize=7,
+                           color=line.get_color())
+    left.set_xscale("log")
+    steps = sorted({t for points in curves.values() for t, _, _ in points})
+    left.set_xticks(steps)
+    left.set_xticklabels([str(t) for t in steps])
+    left.minorticks_off()
+    left.set_xlabel("Langevin gradient evaluations per iteration (= T, train and test)")
+    left.set_ylabel("test MSE")
+    right.set_xscale("log")
+    right.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    right.set_xlabel("training wall time (s)")
+    for ax in (left, right):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -339,6 +339,8 @@ INDEX = (
     ("table3", "Table 3: Langevin steps T", "table3"),
     ("figure1", "Figure 1: informative vs noise initialisation", "figure1"),
     ("figure7", "Figure 7: per-layer disentanglement of HiABP", "figure7"),
+    ("langevin_budget", "Quality per unit of compute: test MSE vs Langevin steps and training time, IABP vs ABP",
+     "budget"),
     ("samples.", "Figure 5: unconditional samples", "samples"),
     ("reconstructions.", "Figure 4: reconstructions of VAE, ABP and HiABP", "samples"),
 )

@@ -138,7 +138,7 @@ class _StopRequest:
 
 def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=None,
           log_every=100, eval_every=5000, eval_examples=1000, checkpoint_every=1000,
-          keep_checkpoints=3, deterministic=False):
+          keep_checkpoints=3, deterministic=False, timing=None):
     """Trains (or resumes) `config` in `workdir` up to `num_steps` updates; returns the model.
 
     The checkpoint holds the step counter, the networks, both optimisers, (for persistent ABP) the
@@ -146,7 +146,13 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
     a run stopped at any point (even by SIGKILL) and started again with the same command continues
     as if it had not stopped, redoing at most `checkpoint_every` steps. SIGINT/SIGTERM save a
     checkpoint first. A non-finite loss, energy or weight stops training (DivergenceError) without
-    saving the bad state."""
+    saving the bad state.
+
+    If `timing` is a dict, it receives this call's "steps" (updates trained, 0 if the run was
+    already at `num_steps`), "train_seconds" (wall time of those updates and their checkpoints,
+    the first step's tracing included, the in-training evaluations excluded), "eval_seconds" (those
+    evaluations) and "setup_seconds" (data, model and checkpoint restore before the first step)."""
+    call_start = time.perf_counter()
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     if num_steps < 0:
@@ -195,6 +201,7 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
                  config.method, config.num_layers, list(config.latent_dims), config.dataset,
                  train_info.num_examples, test_info.num_examples, image_shape, num_steps)
     window_start, window_step = time.perf_counter(), int(step.numpy())
+    loop_start, first_step, eval_seconds = window_start, window_step, 0.0
 
     def save(number):
         if not _all_finite(experiment.network_weights(model)):  # never overwrite good weights with bad ones
@@ -223,6 +230,7 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
                              _format_duration((num_steps - current) / max(rate, 1e-9)),
                              "  ".join(f"{k}={v:.4g}" for k, v in values.items()))
             if current % eval_every == 0 or current == num_steps:
+                eval_start = time.perf_counter()
                 scores = metrics.reconstruction_mse(model, test_ds, seed=config.seed, max_examples=eval_examples,
                                                     langevin_steps=config.test_langevin_steps)
                 num_scored = scores.pop("num_examples")
@@ -232,6 +240,7 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
                 logging.info("step %d: test %s  (%d examples)", current,
                              "  ".join(f"{k}={v:.5f}" for k, v in scores.items()), num_scored)
                 window_start = time.perf_counter()  # evaluation time is not training speed
+                eval_seconds += window_start - eval_start
             if current % checkpoint_every == 0 or current == num_steps or stop.signal is not None:
                 save(current)
             if stop.signal is not None:
@@ -242,6 +251,10 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
     if manager.latest_checkpoint is None:  # e.g. --num_steps=0: keep the initial model scorable
         save(int(step.numpy()))
     writer.flush()
+    if timing is not None:
+        timing.update(steps=int(step.numpy()) - first_step, eval_seconds=eval_seconds,
+                      train_seconds=time.perf_counter() - loop_start - eval_seconds,
+                      setup_seconds=loop_start - call_start)
     return model
 
 
