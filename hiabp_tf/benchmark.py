@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from hiabp_tf import algorithm
 from hiabp_tf import experiment
+from hiabp_tf import flagfiles
 from hiabp_tf import input_pipeline
 from hiabp_tf import langevin
 from hiabp_tf import models
@@ -181,31 +182,10 @@ def _block(outputs) -> float:
 
 
 def read_flagfile(path: str) -> experiment.RunConfig:
-    """The RunConfig of a train.py flagfile (`--name=value` lines; `#` comments)."""
+    """The RunConfig of a train.py flagfile (its bookkeeping flags are not needed here)."""
     if not os.path.isfile(path):
         raise experiment.ConfigError(f"--arch_flagfile={path}: file not found (try one of flags/*.flags).")
-    fields = {f.name: f for f in dataclasses.fields(experiment.RunConfig)}
-    values = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line.startswith("--") or "=" not in line:
-                continue
-            name, value = line[2:].split("=", 1)
-            if name not in fields:
-                continue  # bookkeeping flags (num_steps, log_every, ...)
-            default = fields[name].default
-            if name == "latent_dims":
-                values[name] = tuple(int(d) for d in value.split(","))
-            elif isinstance(default, bool):
-                values[name] = value.lower() in ("1", "true")
-            elif isinstance(default, int) or name == "eval_langevin_steps":
-                values[name] = int(value)
-            elif isinstance(default, float) or name == "langevin_clip":
-                values[name] = float(value)
-            else:
-                values[name] = value
-    return experiment.RunConfig(**values)
+    return flagfiles.load(path)[0]
 
 
 def _image_shape(dataset: str) -> tuple:

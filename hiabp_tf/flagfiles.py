@@ -18,7 +18,7 @@ from hiabp_tf import experiment
 # RunConfig fields, by how their value is read.
 _INT = {"num_layers", "width", "langevin_steps", "batch_size", "seed", "eval_langevin_steps"}
 _FLOAT = {"step_size", "sigma", "learning_rate", "langevin_clip"}
-_STR = {"method", "dataset", "mask"}
+_STR = {"method", "dataset", "mask", "precision"}
 _LIST = {"latent_dims"}
 # train.train() arguments (bookkeeping: they do not change the model).
 _TRAIN_INT = {"num_steps", "log_every", "eval_every", "eval_examples", "checkpoint_every", "keep_checkpoints"}
