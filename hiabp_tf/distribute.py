@@ -125,9 +125,10 @@ def local_batch_size(strategy: tf.distribute.Strategy, batch_size: int) -> int:
     """Examples per replica; ConfigError if --batch_size does not split evenly across replicas."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
+        nearest = max(replicas, batch_size // replicas * replicas)
         raise experiment.ConfigError(
             f"--batch_size={batch_size} does not split evenly across the {replicas} replicas of "
-            f"--strategy: use a multiple of {replicas} (e.g. --batch_size={max(replicas, batch_size // replicas * replicas)}).")
+            f"--strategy: use a multiple of {replicas} (e.g. --batch_size={nearest}).")
     return batch_size // replicas
 
 
