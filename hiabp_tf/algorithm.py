@@ -5,6 +5,13 @@
     learning      theta on -log p(x, z_T) (eq. 4); phi on -log q_phi(stop_gradient(z_T) | x) (eq. 5)
 
 `HiABP` ties them into a compiled training step with two Adamax optimisers. IABP is HiABP with L = 1.
+
+Every function takes an optional `batch_slice=(offset, global_size)` for tf.distribute: the batch is
+then one replica's rows [offset, offset + b) of a global batch, noise is drawn for the global batch
+and sliced (`langevin.per_example_normal`), and batch means become this replica's share of the
+global mean (sum over its rows / global_size), so that summing over replicas (the all-reduce of
+gradients and metrics) gives exactly what one device computes on the global batch. None (one device)
+computes as before.
 """
 
 from __future__ import annotations
@@ -44,7 +51,15 @@ class Hyperparameters:
             raise ValueError(f"--langevin_clip must be > 0 when given, got {self.langevin_clip}.")
 
 
-def initializing(encoder, x, seed):
+def batch_mean(per_example, batch_slice=None):
+    """Mean over the batch; with a batch_slice, this replica's share of the global batch's mean
+    (sum over its rows / global_size), so that the sum over replicas is the global mean."""
+    if batch_slice is None:
+        return tf.reduce_mean(per_example)
+    return tf.reduce_sum(per_example) / tf.cast(batch_slice[1], per_example.dtype)
+
+
+def initializing(encoder, x, seed, batch_slice=None):
     """Fast thinking: z_0 ~ q_phi(z | x) by reparameterisation (eq. 2, 7).
 
     Returns (z_0, mus, log_sigmas), each a list over layers; z_0 carries no gradient (Langevin starts
@@ -53,23 +68,25 @@ def initializing(encoder, x, seed):
     mus, log_sigmas = encoder(x)
     z0 = []
     for layer, (mu, log_sigma) in enumerate(zip(mus, log_sigmas)):
-        eps = tf.random.stateless_normal(
-            tf.shape(mu), tf.random.experimental.stateless_fold_in(seed, layer), dtype=mu.dtype)
+        eps = langevin.per_example_normal(
+            tf.shape(mu), tf.random.experimental.stateless_fold_in(seed, layer), mu.dtype, batch_slice)
         z0.append(tf.stop_gradient(mu + tf.exp(log_sigma) * eps))
     return z0, mus, log_sigmas
 
 
-def improving(generator, x, z0, hparams: Hyperparameters, seed, mask=None, langevin_steps=None):
+def improving(generator, x, z0, hparams: Hyperparameters, seed, mask=None, langevin_steps=None,
+              batch_slice=None):
     """Slow thinking: T Langevin steps from z_0 on the posterior p_theta(z | x) (eq. 3).
 
     Returns (z_T, batch-summed energy at z_0). With a mask only observed pixels count.
     """
     steps = hparams.langevin_steps if langevin_steps is None else langevin_steps
     energy_fn = langevin.gaussian_generator_energy(generator, x, hparams.sigma, mask)
-    return langevin.langevin_dynamics(energy_fn, z0, steps, hparams.step_size, seed, hparams.langevin_clip)
+    return langevin.langevin_dynamics(energy_fn, z0, steps, hparams.step_size, seed, hparams.langevin_clip,
+                                      batch_slice)
 
 
-def generator_loss(generator, x, z, sigma, mask=None):
+def generator_loss(generator, x, z, sigma, mask=None, batch_slice=None):
     """Eq. 4: -log p_theta(x, z) per example, averaged over the batch (constants dropped).
 
     Per example this equals the Langevin energy, so its value is also the energy at z_T.
@@ -81,10 +98,10 @@ def generator_loss(generator, x, z, sigma, mask=None):
         residual = residual * mask
     reconstruction = tf.reduce_sum(tf.square(residual), axis=[1, 2, 3]) / (2.0 * sigma**2)
     prior = tf.add_n([tf.reduce_sum(tf.square(z_l), axis=1) for z_l in z]) / 2.0
-    return tf.reduce_mean(reconstruction + prior), x_hat
+    return batch_mean(reconstruction + prior, batch_slice), x_hat
 
 
-def encoder_loss(mus, log_sigmas, z_target):
+def encoder_loss(mus, log_sigmas, z_target, batch_slice=None):
     """Eq. 5: -log N(stop_gradient(z_T); mu_phi(x), sigma_phi(x)^2), summed over layers and
     dimensions, averaged over the batch. Equals the paper's ||z - mu||^2/(2 sigma^2) + log sigma
     up to the constant log(2 pi)/2 per dimension. No gradient reaches z_T or the generator.
@@ -93,7 +110,7 @@ def encoder_loss(mus, log_sigmas, z_target):
     for mu, log_sigma, z in zip(mus, log_sigmas, z_target):
         q = tfd.Normal(loc=mu, scale=tf.exp(log_sigma))
         nll.append(-tf.reduce_sum(q.log_prob(tf.stop_gradient(z)), axis=1))
-    return tf.reduce_mean(tf.add_n(nll))
+    return batch_mean(tf.add_n(nll), batch_slice)
 
 
 def _mse_per_example(x, x_hat):
@@ -130,18 +147,24 @@ class HiABP(tf.Module):
     @tf.function
     def train_step(self, batch, seed, mask=None):
         """One iteration of Algorithm 1 on a batch {"image": (B, H, W, C), ...}; returns metrics."""
+        return self.replica_step(batch, seed, mask)
+
+    def replica_step(self, batch, seed, mask=None, batch_slice=None):
+        """The body of `train_step`; under tf.distribute, one replica's part of it (called inside
+        `strategy.run` with its batch_slice; the optimisers all-reduce the gradients)."""
         x = batch["image"]
         init_seed, langevin_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        batch_size = tf.cast(tf.shape(x)[0], x.dtype)
+        batch_size = tf.cast(tf.shape(x)[0] if batch_slice is None else batch_slice[1], x.dtype)
         # The encoder's forward pass is shared by Initializing and eq. 5; the Langevin loop runs
         # with the tape paused so it is not recorded.
         with tf.GradientTape() as encoder_tape:
-            z0, mus, log_sigmas = initializing(self.encoder, x, init_seed)
+            z0, mus, log_sigmas = initializing(self.encoder, x, init_seed, batch_slice)
             with encoder_tape.stop_recording():
-                z_t, energy_0 = improving(self.generator, x, z0, self.hparams, langevin_seed, mask)
-            loss_phi = encoder_loss(mus, log_sigmas, z_t)
+                z_t, energy_0 = improving(self.generator, x, z0, self.hparams, langevin_seed, mask,
+                                          batch_slice=batch_slice)
+            loss_phi = encoder_loss(mus, log_sigmas, z_t, batch_slice)
         with tf.GradientTape() as generator_tape:
-            loss_theta, x_hat = generator_loss(self.generator, x, z_t, self.hparams.sigma, mask)
+            loss_theta, x_hat = generator_loss(self.generator, x, z_t, self.hparams.sigma, mask, batch_slice)
         self.generator_optimizer.apply_gradients(zip(
             generator_tape.gradient(loss_theta, self.generator.trainable_variables),
             self.generator.trainable_variables))
@@ -153,7 +176,7 @@ class HiABP(tf.Module):
             "encoder_loss": loss_phi,
             "energy_z0": energy_0 / batch_size,
             "energy_zT": loss_theta,  # eq. 4 is the energy at z_T, per example
-            "train_mse": tf.reduce_mean(_mse_per_example(x, x_hat)),
+            "train_mse": batch_mean(_mse_per_example(x, x_hat), batch_slice),
         }
 
     @tf.function

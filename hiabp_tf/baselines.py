@@ -53,7 +53,14 @@ its own chain: one non-trainable tf.Variable per latent layer of shape (num_trai
 drawn from N(0, I) with the fixed seed `CHAIN_SEED`, checkpointed as "chains". A step starts
 Langevin from the chains of the batch's examples (`batch["index"]`), writes z_T back to them, and
 updates the generator on eq. 4. Test images have no chain, so [L] reconstructions start from
-N(0, I) exactly as for the non-persistent ABP; only training differs.
+N(0, I) exactly as for the non-persistent ABP; only training differs. Under tf.distribute the chains
+are mirrored on every replica: each replica reads its examples' chains, and z_T of all replicas is
+gathered (in replica order) and written to every copy in cross-replica context.
+
+tf.distribute: every `train_step` is `replica_step(batch, seed, mask)`; under a strategy each replica
+runs `replica_step` with `batch_slice=(offset, global_size)` (see `algorithm`): the reparameterisation
+and Langevin noise are drawn for the global batch and sliced, and batch means are this replica's
+share of the global mean.
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from hiabp_tf import algorithm
+from hiabp_tf import langevin
 from hiabp_tf import models
 
 tfd = tfp.distributions
@@ -74,17 +82,18 @@ CHAIN_SEED = (2017, 0)
 
 # ------------------------------------------------------------------------------------ pure pieces
 
-def standard_normal_latents(latent_dims, batch_size, seed, dtype=tf.float32):
-    """[z^l ~ N(0, I) of shape (batch_size, d_l)], layer l drawn from fold_in(seed, l)."""
-    return [tf.random.stateless_normal([batch_size, d], tf.random.experimental.stateless_fold_in(seed, l),
-                                       dtype=dtype)
+def standard_normal_latents(latent_dims, batch_size, seed, dtype=tf.float32, batch_slice=None):
+    """[z^l ~ N(0, I) of shape (batch_size, d_l)], layer l drawn from fold_in(seed, l) (with a
+    batch_slice: this replica's rows of the global batch's draw)."""
+    return [langevin.per_example_normal([batch_size, d], tf.random.experimental.stateless_fold_in(seed, l),
+                                        dtype, batch_slice)
             for l, d in enumerate(latent_dims)]
 
 
-def reparameterize(mu, sigma, seed, layer):
+def reparameterize(mu, sigma, seed, layer, batch_slice=None):
     """z = mu + sigma * eps, eps ~ N(0, I) from fold_in(seed, layer); gradients reach mu and sigma."""
-    eps = tf.random.stateless_normal(
-        tf.shape(mu), tf.random.experimental.stateless_fold_in(seed, layer), dtype=mu.dtype)
+    eps = langevin.per_example_normal(
+        tf.shape(mu), tf.random.experimental.stateless_fold_in(seed, layer), mu.dtype, batch_slice)
     return mu + sigma * eps
 
 
@@ -120,8 +129,10 @@ def precision_weighted_merge(mu_q, sigma_q, mu_p, sigma_p):
     return mu, tf.sqrt(variance)
 
 
-def _mse(x, x_hat):
-    return tf.reduce_mean(tf.square(x - x_hat))
+def _mse(x, x_hat, batch_slice=None):
+    if batch_slice is None:
+        return tf.reduce_mean(tf.square(x - x_hat))
+    return algorithm.batch_mean(tf.reduce_mean(tf.square(x - x_hat), axis=[1, 2, 3]), batch_slice)
 
 
 # ---------------------------------------------------------------------------------- shared base
@@ -166,7 +177,7 @@ class _Method(tf.Module):
 
 # ----------------------------------------------------------------------------------- VAE / VLAE
 
-def vae_loss(generator, encoder, x, seed, sigma, mask=None):
+def vae_loss(generator, encoder, x, seed, sigma, mask=None, batch_slice=None):
     """Negative ELBO of the VAE / VLAE, averaged over the batch (one reparameterised sample).
 
     Returns {"loss", "reconstruction", "kl", "x_hat"}."""
@@ -174,32 +185,35 @@ def vae_loss(generator, encoder, x, seed, sigma, mask=None):
     z, kl = [], []
     for layer, (mu, log_sigma) in enumerate(zip(mus, log_sigmas)):
         sigma_q = tf.exp(log_sigma)
-        z.append(reparameterize(mu, sigma_q, seed, layer))
+        z.append(reparameterize(mu, sigma_q, seed, layer, batch_slice))
         kl.append(gaussian_kl(mu, sigma_q))
     x_hat = generator(z)
-    reconstruction = tf.reduce_mean(reconstruction_nll(x, x_hat, sigma, mask))
-    kl = tf.reduce_mean(tf.add_n(kl))
+    reconstruction = algorithm.batch_mean(reconstruction_nll(x, x_hat, sigma, mask), batch_slice)
+    kl = algorithm.batch_mean(tf.add_n(kl), batch_slice)
     return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl, "x_hat": x_hat}
 
 
 class _VariationalMethod(_Method):
     """A model trained on its negative ELBO: one loss, gradients to both networks, two Adamax."""
 
-    def loss(self, x, seed, mask=None):
+    def loss(self, x, seed, mask=None, batch_slice=None):
         """Returns {"loss", "reconstruction", "kl", "x_hat"} on a batch, averaged over it."""
         raise NotImplementedError
 
     @tf.function
     def train_step(self, batch, seed, mask=None):
+        return self.replica_step(batch, seed, mask)
+
+    def replica_step(self, batch, seed, mask=None, batch_slice=None):
         x = batch["image"]
         generator_vars, encoder_vars = self.generator_variables, self.encoder.trainable_variables
         with tf.GradientTape() as tape:
-            terms = self.loss(x, seed, mask)
+            terms = self.loss(x, seed, mask, batch_slice)
         grads = tape.gradient(terms["loss"], generator_vars + encoder_vars)
         self.generator_optimizer.apply_gradients(zip(grads[:len(generator_vars)], generator_vars))
         self.encoder_optimizer.apply_gradients(zip(grads[len(generator_vars):], encoder_vars))
         return {"loss": terms["loss"], "reconstruction": terms["reconstruction"], "kl": terms["kl"],
-                "train_mse": _mse(x, terms["x_hat"])}
+                "train_mse": _mse(x, terms["x_hat"], batch_slice)}
 
 
 class VLAE(_VariationalMethod):
@@ -217,9 +231,9 @@ class VLAE(_VariationalMethod):
         super().__init__(arch, hparams, num_train_examples)
         self._build_optimizers()
 
-    def loss(self, x, seed, mask=None):
+    def loss(self, x, seed, mask=None, batch_slice=None):
         """Negative ELBO terms on a batch (see `vae_loss`)."""
-        return vae_loss(self.generator, self.encoder, x, seed, self.hparams.sigma, mask)
+        return vae_loss(self.generator, self.encoder, x, seed, self.hparams.sigma, mask, batch_slice)
 
     @tf.function
     def reconstruct(self, x, seed, langevin_steps=None, mask=None):
@@ -288,7 +302,7 @@ class LVAE(_VariationalMethod):
     def checkpoint_items(self) -> dict:
         return dict(super().checkpoint_items(), prior=self.prior)
 
-    def posterior(self, x, seed=None):
+    def posterior(self, x, seed=None, batch_slice=None):
         """Top-down inference. Returns (z, kls) as lists over layers (bottom first); kls[l] is the
         per-example KL(q(z^l | .) || p(z^l | z^{l+1})). With seed None every layer takes its mean
         (and the layers below are conditioned on that mean) instead of a sample."""
@@ -303,16 +317,16 @@ class LVAE(_VariationalMethod):
             else:
                 mu_p, sigma_p = self.prior.conditional(l, z[l + 1])
                 mu, sigma = precision_weighted_merge(mus_q[l], sigma_q, mu_p, sigma_p)
-            z[l] = mu if seed is None else reparameterize(mu, sigma, seed, l)
+            z[l] = mu if seed is None else reparameterize(mu, sigma, seed, l, batch_slice)
             kls[l] = gaussian_kl(mu, sigma, mu_p, sigma_p)
         return z, kls
 
-    def loss(self, x, seed, mask=None):
+    def loss(self, x, seed, mask=None, batch_slice=None):
         """Negative ELBO of the LVAE on a batch; returns {"loss", "reconstruction", "kl", "x_hat"}."""
-        z, kls = self.posterior(x, seed)
+        z, kls = self.posterior(x, seed, batch_slice)
         x_hat = self.generator(z)
-        reconstruction = tf.reduce_mean(reconstruction_nll(x, x_hat, self.hparams.sigma, mask))
-        kl = tf.reduce_mean(tf.add_n(kls))
+        reconstruction = algorithm.batch_mean(reconstruction_nll(x, x_hat, self.hparams.sigma, mask), batch_slice)
+        kl = algorithm.batch_mean(tf.add_n(kls), batch_slice)
         return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl, "x_hat": x_hat}
 
     @tf.function
@@ -348,30 +362,37 @@ class ABP(_Method):
         super().__init__(arch, hparams, num_train_examples, with_encoder=False)
         self._build_optimizers()
 
-    def _initial_latents(self, batch, seed):
+    def _initial_latents(self, batch, seed, batch_slice=None):
         """z_0 of the training step: N(0, I)."""
-        return standard_normal_latents(self.arch.latent_dims, tf.shape(batch["image"])[0], seed)
+        return standard_normal_latents(self.arch.latent_dims, tf.shape(batch["image"])[0], seed,
+                                       batch_slice=batch_slice)
 
-    def _finish_step(self, batch, z_t):
+    def _finish_step(self, batch, z_t, batch_slice=None):
         """Hook after Langevin (the persistent ABP stores z_T)."""
-        del batch, z_t
+        del batch, z_t, batch_slice
 
     @tf.function
     def train_step(self, batch, seed, mask=None):
+        return self.replica_step(batch, seed, mask)
+
+    def replica_step(self, batch, seed, mask=None, batch_slice=None):
         x = batch["image"]
         init_seed, langevin_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        z0 = self._initial_latents(batch, init_seed)
-        z_t, energy_0 = algorithm.improving(self.generator, x, z0, self.hparams, langevin_seed, mask)
-        self._finish_step(batch, z_t)
+        z0 = self._initial_latents(batch, init_seed, batch_slice)
+        z_t, energy_0 = algorithm.improving(self.generator, x, z0, self.hparams, langevin_seed, mask,
+                                            batch_slice=batch_slice)
+        self._finish_step(batch, z_t, batch_slice)
         variables = self.generator_variables
         with tf.GradientTape() as tape:
-            loss_theta, x_hat = algorithm.generator_loss(self.generator, x, z_t, self.hparams.sigma, mask)
+            loss_theta, x_hat = algorithm.generator_loss(self.generator, x, z_t, self.hparams.sigma, mask,
+                                                         batch_slice)
         self.generator_optimizer.apply_gradients(zip(tape.gradient(loss_theta, variables), variables))
+        batch_size = tf.shape(x)[0] if batch_slice is None else batch_slice[1]
         return {
             "generator_loss": loss_theta,
-            "energy_z0": energy_0 / tf.cast(tf.shape(x)[0], x.dtype),
+            "energy_z0": energy_0 / tf.cast(batch_size, x.dtype),
             "energy_zT": loss_theta,  # eq. 4 is the energy at z_T, per example
-            "train_mse": _mse(x, x_hat),
+            "train_mse": _mse(x, x_hat, batch_slice),
         }
 
     @tf.function
@@ -405,14 +426,27 @@ class PersistentABP(ABP):
     def checkpoint_items(self) -> dict:
         return dict(super().checkpoint_items(), chains=self.chains)
 
-    def _initial_latents(self, batch, seed):
-        del seed
+    def _initial_latents(self, batch, seed, batch_slice=None):
+        del seed, batch_slice
         return [tf.gather(chain, batch["index"]) for chain in self.chains]
 
-    def _finish_step(self, batch, z_t):
+    def _finish_step(self, batch, z_t, batch_slice=None):
         indices = tf.expand_dims(tf.cast(batch["index"], tf.int64), -1)
-        for chain, z in zip(self.chains, z_t):
-            chain.scatter_nd_update(indices, z)
+        if batch_slice is None:
+            for chain, z in zip(self.chains, z_t):
+                chain.scatter_nd_update(indices, z)
+            return
+        # One replica of a tf.distribute step: gather every replica's rows (in replica order, so
+        # the global batch's order) and write them to every copy of the mirrored chains.
+        context = tf.distribute.get_replica_context()
+        indices = context.all_gather(indices, axis=0)
+        z_t = [context.all_gather(z, axis=0) for z in z_t]
+
+        def write(strategy, indices, z_t):
+            for chain, z in zip(self.chains, z_t):
+                strategy.extended.update(chain, lambda copy, i, v: copy.scatter_nd_update(i, v),
+                                         args=(indices, z), group=False)
+        context.merge_call(write, args=(indices, z_t))
 
 
 METHODS = {"vae": VAE, "vlae": VLAE, "lvae": LVAE, "abp": ABP, "abp_persistent": PersistentABP}

@@ -8,6 +8,10 @@ the list of latents, so it can be tested on targets with a closed-form stationar
 
 The energy must be summed over the batch, not averaged: a mean would divide every example's gradient
 by the batch size (a known bug in public ABP code) and make the dynamics depend on the batch size.
+
+Under tf.distribute each replica holds rows [offset, offset + b) of a global batch of G examples and
+passes `batch_slice=(offset, G)`: the noise is then drawn for the whole global batch and the replica
+keeps its rows (`per_example_normal`), so every example gets the noise it would get on one device.
 """
 
 from __future__ import annotations
@@ -19,8 +23,25 @@ import tensorflow as tf
 EnergyFn = Callable[[list], tf.Tensor]
 
 
+def per_example_normal(shape, seed, dtype=tf.float32, batch_slice=None) -> tf.Tensor:
+    """N(0, I) noise of `shape` (batch first), drawn statelessly from `seed`.
+
+    batch_slice=None: `tf.random.stateless_normal(shape, seed)`. batch_slice=(offset, global_size):
+    the draw is for the global batch (global_size rows) and rows [offset, offset + shape[0]) are
+    returned, i.e. the rows a replica holding that slice of the global batch would get on one device.
+    """
+    if batch_slice is None:
+        return tf.random.stateless_normal(shape, seed, dtype=dtype)
+    offset, global_size = batch_slice
+    shape = tf.cast(tf.convert_to_tensor(shape), tf.int32)
+    rest = shape[1:]
+    noise = tf.random.stateless_normal(
+        tf.concat([[tf.cast(global_size, tf.int32)], rest], 0), seed, dtype=dtype)
+    return tf.slice(noise, tf.concat([[tf.cast(offset, tf.int32)], tf.zeros_like(rest)], 0), shape)
+
+
 def langevin_dynamics(energy_fn: EnergyFn, z0: Sequence[tf.Tensor], num_steps, step_size,
-                      seed, clip=None, unroll=False) -> tuple[list[tf.Tensor], tf.Tensor]:
+                      seed, clip=None, batch_slice=None, unroll=False) -> tuple[list[tf.Tensor], tf.Tensor]:
     """Runs `num_steps` Langevin steps from the latents `z0`.
 
     Args:
@@ -32,6 +53,9 @@ def langevin_dynamics(energy_fn: EnergyFn, z0: Sequence[tf.Tensor], num_steps, s
         a run is reproducible and independent of how the loop is compiled.
       clip: if given, every component of dE/dz is clipped to [-clip, clip] (off by default: the
         paper has no clipping; an opt-in guard for chains that diverge).
+      batch_slice: (offset, global_size) when z0 holds rows [offset, offset + B) of a larger global
+        batch (one replica under tf.distribute): the noise is drawn for the global batch and sliced
+        (see `per_example_normal`). None (one device): the noise is drawn for z0's own shape.
       unroll: trace the steps as straight-line code (num_steps must be a Python int) instead of a
         graph while-loop: the same results, a T-times larger graph (measured by the benchmark).
     Returns:
@@ -57,8 +81,8 @@ def langevin_dynamics(energy_fn: EnergyFn, z0: Sequence[tf.Tensor], num_steps, s
         step_seed = tf.random.experimental.stateless_fold_in(seed, t)
         new_z = []
         for layer, (z_l, g_l) in enumerate(zip(z, grads)):
-            noise = tf.random.stateless_normal(
-                tf.shape(z_l), tf.random.experimental.stateless_fold_in(step_seed, layer), dtype=z_l.dtype)
+            noise = per_example_normal(tf.shape(z_l), tf.random.experimental.stateless_fold_in(step_seed, layer),
+                                       z_l.dtype, batch_slice)
             new_z.append(z_l - 0.5 * step_size**2 * g_l + step_size * noise)
         return t + 1, new_z, energy_0
 

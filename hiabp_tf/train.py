@@ -9,7 +9,9 @@ Then score the model with `python -m hiabp_tf.evaluate --workdir=...`.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 
@@ -20,6 +22,7 @@ from absl import logging
 import keras
 import tensorflow as tf
 
+from hiabp_tf import distribute
 from hiabp_tf import experiment
 from hiabp_tf import images
 from hiabp_tf import input_pipeline
@@ -56,6 +59,12 @@ def define_flags():
                       "faster on CPUs with AVX512_BF16, slightly different results; see results/performance.md).")
     flags.DEFINE_bool("deterministic", False, "Deterministic ops (tf.config.experimental.enable_op_determinism): "
                       "two runs with the same seed give identical losses, at some speed cost.")
+    flags.DEFINE_enum("strategy", "default", distribute.STRATEGIES,
+                      "tf.distribute strategy: default (one device), mirrored (this machine's GPUs), "
+                      "multi_worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG) or tpu. The "
+                      "global --batch_size is split evenly across the replicas.")
+    flags.DEFINE_string("tpu", "", "--strategy=tpu: the TPU's name or grpc:// address for "
+                        "TPUClusterResolver ('local' on a TPU VM; empty: from the environment).")
     flags.DEFINE_integer("eval_langevin_steps", None,
                          "Test-time Langevin steps of [E+L] / [L] reconstructions (default: the training T).")
     # Bookkeeping.
@@ -138,7 +147,7 @@ class _StopRequest:
 
 def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=None,
           log_every=100, eval_every=5000, eval_examples=1000, checkpoint_every=1000,
-          keep_checkpoints=3, deterministic=False, timing=None):
+          keep_checkpoints=3, deterministic=False, timing=None, strategy="default", tpu=""):
     """Trains (or resumes) `config` in `workdir` up to `num_steps` updates; returns the model.
 
     The checkpoint holds the step counter, the networks, both optimisers, (for persistent ABP) the
@@ -151,8 +160,18 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
     If `timing` is a dict, it receives this call's "steps" (updates trained, 0 if the run was
     already at `num_steps`), "train_seconds" (wall time of those updates and their checkpoints,
     the first step's tracing included, the in-training evaluations excluded), "eval_seconds" (those
-    evaluations) and "setup_seconds" (data, model and checkpoint restore before the first step)."""
+    evaluations) and "setup_seconds" (data, model and checkpoint restore before the first step).
+
+    `strategy` ("default", "mirrored", "multi_worker", "tpu", see `distribute.py`, or a
+    tf.distribute.Strategy) places networks, optimisers and the step on its replicas; each replica
+    trains on its share of the global --batch_size. In a multi-worker run only the chief writes to
+    `workdir` (checkpoints, config.json, summaries, evaluation); the others restore from it (so it
+    must be a folder every worker sees) and write their identical checkpoints to a temporary folder,
+    removed after each save."""
     call_start = time.perf_counter()
+    # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs any op.
+    if isinstance(strategy, str):
+        strategy = distribute.make_strategy(strategy, tpu)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     if num_steps < 0:
@@ -161,6 +180,7 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
                         ("checkpoint_every", checkpoint_every), ("keep_checkpoints", keep_checkpoints)):
         if value < 1:
             raise experiment.ConfigError(f"--{name} must be >= 1, got {value}.")
+    distribute.local_batch_size(strategy, config.batch_size)  # --batch_size splits across replicas
     # tf.data's shuffle combines its op seed (config.seed) with the global seed: clear the global
     # seed so the data order is that of a fresh process, whatever ran before in this one.
     tf.random.set_seed(None)
@@ -176,16 +196,24 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
         # and the mask (observed pixels alone enter the energy and the likelihood).
         train_ds = train_ds.map(lambda batch: masks.occlude_batch(batch, mask_spec, config.seed),
                                 num_parallel_calls=tf.data.AUTOTUNE)
-    experiment.prepare_workdir(workdir, config, image_shape, train_info.num_examples)
+    chief = distribute.writes_checkpoints(strategy)
+    checkpoint_dir = os.path.join(workdir, experiment.CHECKPOINT_DIR)
+    if chief:
+        experiment.prepare_workdir(workdir, config, image_shape, train_info.num_examples)
+        save_dir = checkpoint_dir
+    else:  # every worker saves (tf.distribute asks it), the others into a temporary folder
+        save_dir = tempfile.mkdtemp(prefix="hiabp_worker_checkpoints_")
 
     keras.utils.set_random_seed(config.seed)  # initial weights
-    model = experiment.build_model(config, image_shape, train_info.num_examples)
+    with strategy.scope():  # networks, optimiser slots (and chains) on every replica
+        model = experiment.build_model(config, image_shape, train_info.num_examples)
+    train_step = distribute.make_train_step(strategy, model, config.batch_size)
     iterator = iter(train_ds)
     checkpoint, step = experiment.make_checkpoint(model, iterator)
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(workdir, experiment.CHECKPOINT_DIR), max_to_keep=keep_checkpoints)
-    if manager.latest_checkpoint:
-        latest = manager.latest_checkpoint
+    manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=keep_checkpoints if chief else 1)
+    # A non-chief worker resumes from the chief's checkpoints (the workdir must be shared).
+    latest = manager.latest_checkpoint if chief else tf.train.latest_checkpoint(checkpoint_dir)
+    if latest:
         if any(name.startswith("data_iterator") for name, _ in tf.train.list_variables(latest)):
             checkpoint.restore(latest).assert_existing_objects_matched()
         else:  # a checkpoint written before the input position was saved
@@ -193,13 +221,16 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
             tf.train.Checkpoint(step=step, **model.checkpoint_items()).restore(
                 latest).assert_existing_objects_matched()
         logging.info("Resumed from %s at step %d.", latest, int(step.numpy()))
-    writer = tf.summary.create_file_writer(os.path.join(workdir, experiment.TENSORBOARD_DIR))
+    writer = (tf.summary.create_file_writer(os.path.join(workdir, experiment.TENSORBOARD_DIR)) if chief
+              else tf.summary.create_noop_writer())
     test_images = metrics.spread_images(config.dataset, GRID_COLUMNS, data_dir=data_dir)
     base_seed = tf.constant([config.seed, 0], tf.int32)
 
-    logging.info("Training %s (L=%d, latent dims %s) on %s (%d train / %d test images %s) for %d steps.",
+    logging.info("Training %s (L=%d, latent dims %s) on %s (%d train / %d test images %s) for %d steps%s.",
                  config.method, config.num_layers, list(config.latent_dims), config.dataset,
-                 train_info.num_examples, test_info.num_examples, image_shape, num_steps)
+                 train_info.num_examples, test_info.num_examples, image_shape, num_steps,
+                 "" if distribute.is_default(strategy) else
+                 f" with {type(strategy).__name__} on {strategy.num_replicas_in_sync} replicas")
     window_start, window_step = time.perf_counter(), int(step.numpy())
     loop_start, first_step, eval_seconds = window_start, window_step, 0.0
 
@@ -207,13 +238,14 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
         if not _all_finite(experiment.network_weights(model)):  # never overwrite good weights with bad ones
             raise experiment.DivergenceError(_divergence_message(number, ["the weights"], config, manager))
         manager.save(checkpoint_number=number)
+        if not chief:  # a non-chief worker's copy is not kept
+            shutil.rmtree(save_dir, ignore_errors=True)
 
     with writer.as_default(), _StopRequest() as stop:
         while int(step.numpy()) < num_steps:
             # Every step's randomness is a function of (seed, step): resuming replays the same noise.
             batch = next(iterator)
-            out = model.train_step(batch, tf.random.experimental.stateless_fold_in(base_seed, tf.cast(step, tf.int32)),
-                                   batch.get("mask"))
+            out = train_step(batch, tf.random.experimental.stateless_fold_in(base_seed, tf.cast(step, tf.int32)))
             step.assign_add(1)
             current = int(step.numpy())
             if not _all_finite(out.values()):  # one check per step; names only on failure
@@ -229,7 +261,7 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
                 logging.info("step %d/%d  %.2f steps/s  ETA %s  %s", current, num_steps, rate,
                              _format_duration((num_steps - current) / max(rate, 1e-9)),
                              "  ".join(f"{k}={v:.4g}" for k, v in values.items()))
-            if current % eval_every == 0 or current == num_steps:
+            if chief and (current % eval_every == 0 or current == num_steps):
                 eval_start = time.perf_counter()
                 scores = metrics.reconstruction_mse(model, test_ds, seed=config.seed, max_examples=eval_examples,
                                                     langevin_steps=config.test_langevin_steps)
@@ -248,7 +280,7 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
                                 "command to continue.", stop.signal, current)
                 writer.flush()
                 raise SystemExit(128 + stop.signal)
-    if manager.latest_checkpoint is None:  # e.g. --num_steps=0: keep the initial model scorable
+    if manager.latest_checkpoint is None and not latest:  # e.g. --num_steps=0: keep the initial model scorable
         save(int(step.numpy()))
     writer.flush()
     if timing is not None:
@@ -267,7 +299,7 @@ def main(argv):
         train(config_from_flags(), FLAGS.workdir, FLAGS.num_steps, data_dir=FLAGS.data_dir,
               log_every=FLAGS.log_every, eval_every=FLAGS.eval_every, eval_examples=FLAGS.eval_examples,
               checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
-              deterministic=FLAGS.deterministic)
+              deterministic=FLAGS.deterministic, strategy=FLAGS.strategy, tpu=FLAGS.tpu)
     except experiment.USER_ERRORS as e:
         experiment.exit_with_user_error(e)
 
