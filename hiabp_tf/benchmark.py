@@ -342,7 +342,7 @@ def time_input_pipeline(setup: Setup, step, iterations: int, seed) -> dict:
 
 def run(arch="reference", arch_flagfile=None, modes=("eager", "function", "xla"), iterations=10,
         eager_iterations=3, warmup=2, precision="float32", peer="none", matmul_size=2048,
-        input_pipeline_iterations=5, step="default", tmpdir=None) -> dict:
+        input_pipeline_iterations=5, step="default", profile_dir=None, tmpdir=None) -> dict:
     """Runs the benchmark and returns the result dict (what main prints as JSON)."""
     import tempfile
     with tempfile.TemporaryDirectory(dir=tmpdir) as tmp:
@@ -364,6 +364,9 @@ def run(arch="reference", arch_flagfile=None, modes=("eager", "function", "xla")
         matmul = statistics.median(matmul_samples)
         for mode, times in timings.items():
             result["modes"][mode] = figures(statistics.median(times), setup, matmul)
+        if profile_dir:
+            result["profile"] = profile_breakdown(step_function(setup.model, "function", step),
+                                                  setup.batch, seed, profile_dir)
         if input_pipeline_iterations:
             result["input_pipeline"] = time_input_pipeline(
                 setup, step_function(setup.model, "function"), input_pipeline_iterations, seed)
@@ -375,6 +378,54 @@ def run(arch="reference", arch_flagfile=None, modes=("eager", "function", "xla")
         peer_ms = result["peer"]["ms_per_iter"]
         result["peer"]["speedup_of_default_over_peer"] = round(peer_ms / result["ms_per_iter"], 3)
     return result
+
+
+def profile_breakdown(step, batch, seed, logdir, iterations=3, top=15) -> dict:
+    """Where the time of a step goes: runs `iterations` steps under the TensorFlow profiler (the
+    trace is kept in `logdir` for TensorBoard's trace viewer) and sums each op's device time per
+    iteration over the executor threads. Returns the `top` ops and the Langevin loop's share."""
+    import collections
+    import glob
+    import re
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    _block(step(batch, seed))
+    tf.profiler.experimental.start(logdir)
+    for _ in range(iterations):
+        _block(step(batch, seed))
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    with open(sorted(glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb")))[-1], "rb") as f:
+        space.ParseFromString(f.read())
+    per_op, step_ps = collections.Counter(), 0
+    for plane in space.planes:
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                name = names.get(event.metadata_id, "")
+                if name.startswith("EagerLocalExecute"):  # the whole step, on the calling thread
+                    step_ps += event.duration_ps
+                elif (line.name.startswith("tf_Compute") and ":" in name
+                      and not name.startswith("ExecutorState")):  # "op name:kernel"
+                    per_op[name] += event.duration_ps
+    # Name ops by layer and direction: drop loop-body prefixes and Keras' numeric suffixes.
+    def layer_op(name):
+        op, kernel = name.rsplit(":", 1)
+        in_loop = "while/body" in op
+        op = re.sub(r"^.*?while/body/_\d+/", "", op)
+        op = re.sub(r"(while/)+", "", op)
+        op = re.sub(r"_\d+(?=/|$)", "", op)
+        return ("Langevin loop: " if in_loop else "outside the loop: ") + f"{op} ({kernel})"
+    grouped = collections.Counter()
+    for name, ps in per_op.items():
+        grouped[layer_op(name)] += ps
+    step_ms = step_ps / 1e9 / iterations
+    total = sum(grouped.values()) or 1
+    loop = sum(ps for name, ps in grouped.items() if name.startswith("Langevin"))
+    return dict(step_ms=round(step_ms, 1), op_ms=round(total / 1e9 / iterations, 1),
+                langevin_loop_share_of_op_time=round(loop / total, 3), logdir=logdir,
+                top_ops=[dict(op=name, ms_per_iter=round(ps / 1e9 / iterations, 2), share=round(ps / total, 3))
+                         for name, ps in grouped.most_common(top)])
 
 
 def _thread_settings() -> dict:
@@ -429,6 +480,8 @@ def define_flags():
     flags.DEFINE_integer("intra_op_threads", None, "tf.config intra-op threads (default: TensorFlow's).")
     flags.DEFINE_enum("step", "default", list(STEPS),
                       "default: the project's training step; naive / unrolled: counterfactuals for the lever table.")
+    flags.DEFINE_string("profile_dir", None, "Also profile the default mode here (TensorBoard trace viewer) "
+                        "and report the ops that take the time.")
     flags.DEFINE_bool("remapping", True, "Grappler's remapper (op fusion); off to measure its effect.")
 
 
@@ -450,7 +503,7 @@ def main(argv):
                      iterations=FLAGS.iterations, eager_iterations=FLAGS.eager_iterations,
                      warmup=FLAGS.warmup, precision=FLAGS.precision, peer=FLAGS.peer,
                      matmul_size=FLAGS.matmul_size, input_pipeline_iterations=FLAGS.input_pipeline_iterations,
-                     step=FLAGS.step)
+                     step=FLAGS.step, profile_dir=FLAGS.profile_dir)
     except experiment.USER_ERRORS as e:
         experiment.exit_with_user_error(e)
     result["config"].update(remapping=FLAGS.remapping, tensorflow=tf.__version__,

@@ -105,7 +105,8 @@ def measure(iterations: int, runs_dir: str, bf16_steps: int | None, flag_archs=F
             levers=LEVERS) -> dict:
     common = (f"--iterations={iterations}",)
     measured = {"started": datetime.datetime.now().isoformat(timespec="seconds")}
-    main_args = ("--arch=reference", "--modes=eager,function,xla", *common)
+    main_args = ("--arch=reference", "--modes=eager,function,xla", *common,
+                 f"--profile_dir={os.path.join(runs_dir, 'profile')}")
     try:
         import torch  # noqa: F401  (only to know whether the peer can run)
         main_args += ("--peer=torch",)
@@ -199,6 +200,22 @@ def render(measured: dict, command: str) -> str:
         lines += [f"Input pipeline (`input_pipeline.make_train_dataset`: cache, shuffle, map, batch, "
                   f"prefetch): waiting for a batch took {pipeline['input_wait_ms_per_iter']:.2f} ms per "
                   f"iteration, {_percent(pipeline['input_share'])} of the step time.", ""]
+    profile = default.get("profile")
+    if profile:
+        lines += [
+            "## Where the time goes",
+            "",
+            f"TensorFlow profiler on the default path (`benchmark.profile_breakdown`; the trace is in "
+            f"`{profile['logdir']}` for TensorBoard's trace viewer): a profiled step took "
+            f"{profile['step_ms']:.0f} ms; op time summed over the executor threads was {profile['op_ms']:.0f} ms "
+            f"per iteration, {_percent(profile['langevin_loop_share_of_op_time'])} of it inside the Langevin "
+            "while-loop. The ops that take the time (per iteration, summed over the T steps for ops in the loop):",
+            "",
+            "| op (layer, kernel) | ms / iteration | share of op time |",
+            "|---|---:|---:|",
+        ]
+        lines += [f"| {op['op']} | {op['ms_per_iter']:.1f} | {_percent(op['share'])} |" for op in profile["top_ops"]]
+        lines.append("")
     lines += [
         "## Levers",
         "",

@@ -114,9 +114,13 @@ def test_command_prints_json_for_every_mode(tmp_path):
     assert 0 <= result["input_pipeline"]["input_share"] <= 1
 
 
-def test_reference_run_reports_the_default_path():
+def test_reference_run_reports_the_default_path(tmp_path):
     result = benchmark.run("reference", modes=("function",), iterations=1, warmup=0, matmul_size=128,
-                           input_pipeline_iterations=1)
+                           input_pipeline_iterations=1, profile_dir=str(tmp_path / "profile"))
+    profile = result["profile"]
+    assert profile["top_ops"] and 0 < profile["langevin_loop_share_of_op_time"] <= 1
+    # T = 15 generator passes and their gradients dominate: the top op is in the Langevin loop
+    assert profile["top_ops"][0]["op"].startswith("Langevin loop")
     assert result["default_mode"] == "function" and result["config"]["arch"] == "reference"
     assert result["flops_per_iteration"]["per_iteration"] == 3 * _hand_count_reference()[1] + 33 * _hand_count_reference()[0]
     assert result["ms_per_iter"] == result["modes"]["function"]["ms_per_iter"]
