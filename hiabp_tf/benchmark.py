@@ -249,6 +249,16 @@ def make_setup(arch: str, arch_flagfile: str | None, tmpdir: str, precision: str
     return Setup(model, batch, flops, dataset, config)
 
 
+def _learn(model, x, z_t, encoder_tape, loss_phi):
+    """Learning (eq. 4 and 5) of the counterfactual steps: both Adamax updates; returns eq. 4's loss."""
+    with tf.GradientTape() as generator_tape:
+        loss_theta, _ = algorithm.generator_loss(model.generator, x, z_t, model.hparams.sigma)
+    generator_vars, encoder_vars = model.generator.trainable_variables, model.encoder.trainable_variables
+    model.generator_optimizer.apply_gradients(zip(generator_tape.gradient(loss_theta, generator_vars), generator_vars))
+    model.encoder_optimizer.apply_gradients(zip(encoder_tape.gradient(loss_phi, encoder_vars), encoder_vars))
+    return loss_theta
+
+
 def naive_train_step(model, batch, seed, mask=None):
     """Algorithm 1 as a straightforward implementation writes it, for the lever table only: the
     encoder runs twice (once for z_0, once under the tape for eq. 5) and the generator once more
@@ -262,11 +272,7 @@ def naive_train_step(model, batch, seed, mask=None):
     with tf.GradientTape() as encoder_tape:
         mus, log_sigmas = model.encoder(x)
         loss_phi = algorithm.encoder_loss(mus, log_sigmas, z_t)
-    with tf.GradientTape() as generator_tape:
-        loss_theta, _ = algorithm.generator_loss(model.generator, x, z_t, model.hparams.sigma)
-    generator_vars, encoder_vars = model.generator.trainable_variables, model.encoder.trainable_variables
-    model.generator_optimizer.apply_gradients(zip(generator_tape.gradient(loss_theta, generator_vars), generator_vars))
-    model.encoder_optimizer.apply_gradients(zip(encoder_tape.gradient(loss_phi, encoder_vars), encoder_vars))
+    loss_theta = _learn(model, x, z_t, encoder_tape, loss_phi)
     return {"generator_loss": loss_theta, "encoder_loss": loss_phi, "energy_zT": energy_t}
 
 
@@ -283,12 +289,7 @@ def unrolled_train_step(model, batch, seed, mask=None):
             z_t, _ = langevin.langevin_dynamics(energy_fn, z0, model.hparams.langevin_steps,
                                                 model.hparams.step_size, langevin_seed, unroll=True)
         loss_phi = algorithm.encoder_loss(mus, log_sigmas, z_t)
-    with tf.GradientTape() as generator_tape:
-        loss_theta, _ = algorithm.generator_loss(model.generator, x, z_t, model.hparams.sigma)
-    generator_vars, encoder_vars = model.generator.trainable_variables, model.encoder.trainable_variables
-    model.generator_optimizer.apply_gradients(zip(generator_tape.gradient(loss_theta, generator_vars), generator_vars))
-    model.encoder_optimizer.apply_gradients(zip(encoder_tape.gradient(loss_phi, encoder_vars), encoder_vars))
-    return {"generator_loss": loss_theta, "encoder_loss": loss_phi}
+    return {"generator_loss": _learn(model, x, z_t, encoder_tape, loss_phi), "encoder_loss": loss_phi}
 
 
 STEPS = {"default": None, "naive": naive_train_step, "unrolled": unrolled_train_step}
