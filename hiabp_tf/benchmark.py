@@ -368,6 +368,8 @@ def run(arch="reference", arch_flagfile=None, modes=("eager", "function", "xla")
         if profile_dir:
             result["profile"] = profile_breakdown(step_function(setup.model, "function", step),
                                                   setup.batch, seed, profile_dir)
+        if profile_dir and arch == "reference":
+            result["output_layer_ms"] = output_layer_variants()
         if input_pipeline_iterations:
             result["input_pipeline"] = time_input_pipeline(
                 setup, step_function(setup.model, "function"), input_pipeline_iterations, seed)
@@ -378,6 +380,37 @@ def run(arch="reference", arch_flagfile=None, modes=("eager", "function", "xla")
     if "peer" in result:
         peer_ms = result["peer"]["ms_per_iter"]
         result["peer"]["speedup_of_default_over_peer"] = round(peer_ms / result["ms_per_iter"], 3)
+    return result
+
+
+def output_layer_variants(batch_size=100, repeats=20) -> dict:
+    """Forward + input gradient of the reference generator's output layer, ConvT(32 -> 1, 3x3,
+    stride 1, same) at 28x28, computed three exact ways (checked equal): Keras' Conv2DTranspose
+    (oneDNN backward-data with one channel, the slow case the profile shows), a Conv2D with the
+    flipped kernel, and a depthwise conv followed by a sum over channels. Milliseconds per call."""
+    layer = keras.layers.Conv2DTranspose(1, 3, strides=1, padding="same")
+    h = tf.random.stateless_normal((batch_size, 28, 28, 32), [5, 6])
+    layer(h)
+    flipped = tf.transpose(tf.reverse(layer.kernel, [0, 1]), [0, 1, 3, 2])  # (3, 3, 32, 1)
+    variants = {
+        "keras_conv2d_transpose": lambda h: layer(h),
+        "conv2d_flipped_kernel": lambda h: tf.nn.conv2d(h, flipped, 1, "SAME") + layer.bias,
+        "depthwise_then_sum": lambda h: tf.reduce_sum(
+            tf.nn.depthwise_conv2d(h, flipped, [1, 1, 1, 1], "SAME"), -1, keepdims=True) + layer.bias,
+    }
+    reference = layer(h)
+    result = {}
+    for name, fn in variants.items():
+        np.testing.assert_allclose(fn(h).numpy(), reference.numpy(), atol=1e-4)
+
+        @tf.function
+        def forward_and_input_gradient(h, fn=fn):
+            with tf.GradientTape() as tape:
+                tape.watch(h)
+                out = tf.reduce_sum(tf.square(fn(h)))
+            return tape.gradient(out, h)
+        times = time_calls(lambda: forward_and_input_gradient(h).numpy(), repeats, 2)
+        result[name] = round(1000 * statistics.median(times), 2)
     return result
 
 

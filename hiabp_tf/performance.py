@@ -218,6 +218,28 @@ def render(measured: dict, command: str) -> str:
         ]
         lines += [f"| {op['op']} | {op['ms_per_iter']:.1f} | {_percent(op['share'])} |" for op in profile["top_ops"]]
         lines.append("")
+    variants = default.get("output_layer_ms")
+    if variants:
+        keras_ms = variants["keras_conv2d_transpose"]
+        best = min(variants, key=variants.get)
+        saving = 15 * (keras_ms - variants[best])
+        lines += [
+            "The output layer ConvT(32 -> 1, 3x3, stride 1) does 2% of the FLOPs but oneDNN's backward-data "
+            "kernel with one channel is slow. Forward + input gradient of that layer alone, three exact "
+            "formulations (checked equal, `benchmark.output_layer_variants`), ms per call:",
+            "",
+            "| formulation | ms |",
+            "|---|---:|",
+        ]
+        lines += [f"| {name} | {ms:.2f} |" for name, ms in variants.items()]
+        lines += ["",
+                  f"The fastest, {best}, would save about {saving:.0f} ms per iteration (T = 15 calls) "
+                  f"against {keras_ms:.2f} ms each: "
+                  + ("not adopted yet: it needs a custom layer in place of Keras' Conv2DTranspose (same "
+                     "weights, so checkpoints would still load) in the reference pair and the ladder "
+                     "generator, and it changes float round-off, so every committed result would have "
+                     "to be regenerated; a candidate for the next speed step."
+                     if saving > 0 else "no gain, nothing to adopt."), ""]
     lines += [
         "## Levers",
         "",
