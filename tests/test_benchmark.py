@@ -152,7 +152,11 @@ def _fake_result(ms, fraction=0.7, peer_ms=None):
 
 @pytest.mark.parametrize("peer_ms,fraction,verdict", [(1200, 0.85, "Met."), (900, 0.7, "Not met.")])
 def test_performance_report_states_the_target_from_the_figures(peer_ms, fraction, verdict):
-    measured = dict(started="t0", finished="t1", default=_fake_result(500, fraction, peer_ms),
+    default = _fake_result(500, fraction, peer_ms)
+    default["profile"] = dict(step_ms=500, op_ms=600, langevin_loop_share_of_op_time=0.9, logdir="p",
+                              top_ops=[dict(op="Langevin loop: conv", ms_per_iter=300.0, share=0.5)])
+    default["output_layer_ms"] = {"keras_conv2d_transpose": 8.0, "depthwise_then_sum": 6.0}
+    measured = dict(started="t0", finished="t1", default=default,
                     default_again=_fake_result(510),
                     levers=[dict(name="lever A", decision="rejected", result=_fake_result(1000))],
                     flag_archs={"mnist_hiabp_l1": _fake_result(300)})
@@ -160,3 +164,5 @@ def test_performance_report_states_the_target_from_the_figures(peer_ms, fraction
     assert verdict in text
     assert "| lever A | 1000 |" in text and "-50%" in text  # twice as slow as the default
     assert "mnist_hiabp_l1" in text
+    assert "| Langevin loop: conv | 300.0 | 50% |" in text
+    assert "would save about 30 ms per iteration" in text  # 15 x (8 - 6)
