@@ -65,9 +65,9 @@ FLAGS = flags.FLAGS
 def _signature_description(functions) -> dict:
     described = {}
     for name, fn in functions.items():
-        _, kwargs = fn.structured_input_signature
+        specs = tf.nest.flatten(fn.structured_input_signature)  # every input spec is named
         described[name] = {
-            "inputs": {k: {"shape": spec.shape.as_list(), "dtype": spec.dtype.name} for k, spec in sorted(kwargs.items())},
+            "inputs": {spec.name: {"shape": spec.shape.as_list(), "dtype": spec.dtype.name} for spec in specs},
             "outputs": sorted(fn.structured_outputs),
         }
     return described
