@@ -215,3 +215,19 @@ def test_methods_without_an_encoder_start_from_noise(tmp_path, x):
     assert [z.shape for z in abp.encode(x[:4], langevin_steps=2, seed=0)] == [(4, 8), (4, 8)]
     assert abp.inpaint(x[:4], np.ones((28, 28)), langevin_steps=2).shape == (4, 28, 28, 1)
 
+
+
+def test_variational_baselines_support_every_call(tmp_path, x):
+    """lvae (hierarchical prior): "E" and samples are the package's; "E+L" runs Langevin on the
+    LVAE's own energy; resample_layer changes only the chosen layer."""
+    config = experiment.RunConfig(**{**TINY.to_json(), "method": "lvae", "width": 4})
+    train.train(config, str(tmp_path), 1, log_every=1000, eval_every=10**6, eval_examples=100)
+    lvae = hiabp_tf.load(str(tmp_path))
+    reference = lvae.network.reconstruct(tf.constant(x[:4]), tf.constant([0, 0]))["E"].numpy()
+    np.testing.assert_allclose(lvae.reconstruct(x[:4], mode="E"), reference, atol=1e-6)
+    np.testing.assert_allclose(lvae.sample(3, seed=1), lvae.network.sample(3, tf.constant([1, 0])).numpy(), atol=1e-5)
+    assert lvae.reconstruct(x[:4], seed=0, langevin_steps=3).shape == (4, 28, 28, 1)
+    z = lvae.encode(x[:4], langevin_steps=0)
+    for layer in (1, 2):
+        new = lvae.resample_layer(z, layer, seed=0)
+        assert [np.array_equal(a, b) for a, b in zip(z, new)] == [layer != 1, layer != 2]
