@@ -31,7 +31,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """Two 28x28 grayscale digits (PNG), one 40x40 RGB digit (PNG), a mask PNG and a broken file."""
+    """Two 28x28 grayscale digits (PNG), one 40x40 RGB digit (JPEG), a mask PNG and a broken file."""
     folder = tmp_path_factory.mktemp("own_images")
     _, _, x_test, _ = input_pipeline.mnist_5k_arrays()
     digits = x_test[[5, 505, 905]]
@@ -39,7 +39,7 @@ def files(tmp_path_factory):
     for i in (0, 1):
         tf.io.write_file(str(folder / "digits" / f"digit{i}.png"), tf.io.encode_png(digits[i]))
     big = tf.image.resize(tf.image.grayscale_to_rgb(tf.constant(digits[2:3], tf.float32)), (40, 40))[0]
-    tf.io.write_file(str(folder / "big_rgb.png"), tf.io.encode_png(tf.cast(tf.round(big), tf.uint8)))
+    tf.io.write_file(str(folder / "big_rgb.jpg"), tf.io.encode_jpeg(tf.cast(tf.round(big), tf.uint8), quality=95))
     mask = np.full((28, 28, 1), 255, np.uint8)
     mask[10:18, 6:22] = 0  # black = missing
     tf.io.write_file(str(folder / "mask.png"), tf.io.encode_png(mask))
@@ -52,21 +52,21 @@ def read_png(path):
 
 
 def test_command_line_end_to_end(workdir, files, tmp_path):
-    """A glob and a path, one of them 40x40 RGB (converted with a warning naming it); writes the
+    """A glob and a path, one of them a 40x40 RGB JPEG (converted with a warning naming it); writes the
     occluded and recovered PNGs and the before/after grid; the JSON summary is the last stdout line;
     observed pixels of the recovered PNGs are those of the input."""
     folder, digits = files
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "hiabp_tf.inpaint", f"--workdir={workdir}",
-         f"--images={folder}/digits/*.png,{folder}/big_rgb.png", "--mask=region:20", f"--out={out}", "--seed=1"],
+         f"--images={folder}/digits/*.png,{folder}/big_rgb.jpg", "--mask=region:20", f"--out={out}", "--seed=1"],
         cwd=REPO, env=ENV, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "big_rgb.png: image of shape 40x40x3 converted to the model's 28x28x1" in result.stderr
+    assert "big_rgb.jpg: image of shape 40x40x3 converted to the model's 28x28x1" in result.stderr
     assert "digit0.png: image" not in result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["num_images"] == 3 and summary["mask"] == "region20" and summary["langevin_steps"] == 10
-    assert [os.path.basename(f["input"]) for f in summary["files"]] == ["digit0.png", "digit1.png", "big_rgb.png"]
+    assert [os.path.basename(f["input"]) for f in summary["files"]] == ["digit0.png", "digit1.png", "big_rgb.jpg"]
     big = summary["files"][2]
     assert big["original_shape"] == [40, 40, 3] and big["converted"] == ["RGB to grayscale", "resized to 28x28"]
     assert summary["files"][0]["converted"] == []
