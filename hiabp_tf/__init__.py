@@ -1,3 +1,11 @@
 """HiABP: Hierarchical Initialized Alternating Back-propagation (AAAI 2021) in TensorFlow 2 / Keras."""
 
 __version__ = "0.1.0"
+
+
+def load(workdir):
+    """The trained model of a workdir (latest checkpoint) as a `hiabp_tf.api.TrainedModel`:
+    encode, decode, reconstruct, sample, resample_layer, inpaint. TensorFlow is imported only
+    when this is called, so `import hiabp_tf` stays cheap."""
+    from hiabp_tf import api  # pylint: disable=import-outside-toplevel
+    return api.load(workdir)
