@@ -304,6 +304,7 @@ def define_flags():
     flags.DEFINE_string("runs_dir", "runs/performance", "Workdirs of the bfloat16 quality runs.")
     flags.DEFINE_integer("bf16_steps", 300, "Training steps of the bfloat16 quality runs (0: skip).")
     flags.DEFINE_list("flag_archs", list(FLAG_ARCHS), "flags/NAME.flags files to benchmark.")
+    flags.DEFINE_bool("rerender", False, "Only rewrite --out from the JSON of the last measurement beside it.")
 
 
 FLAGS = flags.FLAGS
@@ -315,12 +316,18 @@ def main(argv):
     command = "python -m hiabp_tf.performance " + " ".join(
         f"--{name}={','.join(value) if isinstance(value, list) else value}"
         for name, value in (("out", FLAGS.out), ("iterations", FLAGS.iterations), ("bf16_steps", FLAGS.bf16_steps)))
-    measured = measure(FLAGS.iterations, FLAGS.runs_dir, FLAGS.bf16_steps, tuple(FLAGS.flag_archs))
-    os.makedirs(os.path.dirname(FLAGS.out) or ".", exist_ok=True)
     json_path = os.path.splitext(FLAGS.out)[0] + ".json"
-    with open(json_path + ".tmp", "w") as f:
-        json.dump(measured, f, indent=1)
-    os.replace(json_path + ".tmp", json_path)
+    if FLAGS.rerender:
+        with open(json_path) as f:
+            measured = json.load(f)
+        command = measured.get("command", command)
+    else:
+        measured = measure(FLAGS.iterations, FLAGS.runs_dir, FLAGS.bf16_steps, tuple(FLAGS.flag_archs))
+        measured["command"] = command
+        os.makedirs(os.path.dirname(FLAGS.out) or ".", exist_ok=True)
+        with open(json_path + ".tmp", "w") as f:
+            json.dump(measured, f, indent=1)
+        os.replace(json_path + ".tmp", json_path)
     with open(FLAGS.out + ".tmp", "w") as f:
         f.write(render(measured, command))
     os.replace(FLAGS.out + ".tmp", FLAGS.out)
