@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 import os
 import platform
 import sys
@@ -127,9 +128,41 @@ def wall_time_statement(iabp_mse: dict, abp_mse: dict, iabp_seconds: dict, abp_s
     return head + f"{_times(seconds / max(float(abp_time), 1e-9))} x more training time."
 
 
+def interpolated_steps(mse_by_t: dict, target: float):
+    """The T at which a method's test MSE first falls to `target`, interpolating linearly in log T
+    between the grid points; None if it never does. (The grid's smallest T if already there.)"""
+    points = sorted((int(t), float(m)) for t, m in mse_by_t.items())
+    if points[0][1] <= target:
+        return float(points[0][0])
+    for (t0, m0), (t1, m1) in zip(points, points[1:]):
+        if m0 > target >= m1:
+            fraction = (m0 - target) / (m0 - m1)
+            return float(math.exp(math.log(t0) + fraction * (math.log(t1) - math.log(t0))))
+    return None
+
+
+def interpolated_statement(iabp_mse: dict, abp_mse: dict) -> str:
+    """Between the grid points (linear in log T): the T at which IABP reaches ABP's best, and for
+    every IABP run the T at which ABP would reach the same MSE."""
+    best_mse, best_t = min((float(m), int(t)) for t, m in abp_mse.items())
+    parts = []
+    t_iabp = interpolated_steps(iabp_mse, best_mse)
+    if t_iabp is not None:
+        parts.append(f"Interpolating linearly in log T between the grid points, IABP reaches ABP's best "
+                     f"test MSE at T ~ {t_iabp:.0f}, {_times(best_t / t_iabp)} x fewer steps than ABP's T={best_t}.")
+    matches = []
+    for t, m in sorted((int(t), float(m)) for t, m in iabp_mse.items()):
+        t_abp = interpolated_steps(abp_mse, m)
+        matches.append(f"T={t}: ABP needs " + (f"T ~ {t_abp:.0f}" if t_abp is not None
+                                                else f"more than {max(int(k) for k in abp_mse)}"))
+    parts.append("For IABP's test MSE at each T, the ABP steps that give the same MSE: " + "; ".join(matches) + ".")
+    return " ".join(parts)
+
+
 def budget_statement(iabp_mse: dict, abp_mse: dict, iabp_seconds=None, abp_seconds=None) -> str:
-    """`steps_statement`, then (if training times are given) `wall_time_statement`."""
-    text = steps_statement(iabp_mse, abp_mse)
+    """`steps_statement`, `interpolated_statement`, then (if training times are given)
+    `wall_time_statement`."""
+    text = steps_statement(iabp_mse, abp_mse) + " " + interpolated_statement(iabp_mse, abp_mse)
     if iabp_seconds is not None and abp_seconds is not None:
         text += " " + wall_time_statement(iabp_mse, abp_mse, iabp_seconds, abp_seconds)
     return text

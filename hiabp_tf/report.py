@@ -346,6 +346,15 @@ INDEX = (
 )
 
 
+# Files directly in results/: machine-level results, not tied to a scale.
+TOP_LEVEL_INDEX = (
+    ("performance.md", "speed of the training step: modes, the speed target, profile, every lever", "`./run.sh performance`"),
+    ("performance.json", "raw JSON of every benchmark process behind performance.md", "`./run.sh performance`"),
+    ("memory.md", "peak memory of training per dataset configuration, data caches, persistent chains", "`./run.sh memory`"),
+    ("reliability.md", "soak test: SIGKILLs during training, resumed runs identical", "`python -m hiabp_tf.soak`"),
+)
+
+
 def write_index(results_dir: str, command: str | None) -> str:
     """results/README.md: every table and figure under `results_dir`'s parent, with its command."""
     root = os.path.dirname(os.path.abspath(results_dir))
@@ -361,6 +370,11 @@ def write_index(results_dir: str, command: str | None) -> str:
             else:
                 what, cmd = match[0], f"`./run.sh {match[1] + ' ' if match[1] else ''}{scale}`"
             lines.append(f"| [{name}]({scale}/{name}) | {what} | {cmd} |")
+        lines.append("")
+    top = [(name, what, cmd) for name, what, cmd in TOP_LEVEL_INDEX if os.path.isfile(os.path.join(root, name))]
+    if top:
+        lines += ["## this machine", "", "| file | what | command |", "|---|---|---|"]
+        lines += [f"| [{name}]({name}) | {what} | {cmd} |" for name, what, cmd in top]
         lines.append("")
     if command:
         lines += [f"Last full run: `{command}`."]

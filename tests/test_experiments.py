@@ -120,9 +120,12 @@ def test_samples_and_index(runs, tmp_path):
     report.write_samples(str(out), [("VAE", runs["vae"]), ("ABP", runs["abp"]), ("HiABP", runs["complete"])],
                          "pytest", num_images=3)
     assert os.path.isfile(out / "samples.png") and os.path.isfile(out / "reconstructions.png")
+    (tmp_path / "results" / "memory.md").write_text("# Memory\n")  # a machine-level result
     index = open(report.write_index(str(out), "pytest")).read()
     assert "[samples.md](quick/samples.md)" in index
     assert "[samples.png](quick/samples.png)" in index and "`./run.sh samples quick`" in index
+    assert "| [memory.md](memory.md) |" in index and "`./run.sh memory`" in index
+    assert "performance.md" not in index  # only files that exist are listed
 
 
 class _FlatFeatures:

@@ -134,3 +134,15 @@ def test_end_to_end_then_rerun_only_reevaluates(tmp_path):
     config, kwargs = lb.base_configs({lb.ABP: os.path.join(REPO, "flags", "mnist5k_abp.flags")}, TINY)[lb.ABP][1:]
     with pytest.raises(experiment.WorkdirError, match="T = 2, not 5"):
         lb.train_timed(dataclasses.replace(config, langevin_steps=5), os.path.join(runs, "mnist5k_abp_t2"), kwargs)
+
+
+def test_interpolated_steps_are_linear_in_log_t():
+    curve = {1: 0.08, 4: 0.06, 16: 0.04}
+    assert lb.interpolated_steps(curve, 0.07) == pytest.approx(2.0)  # halfway between 1 and 4 in log T
+    assert lb.interpolated_steps(curve, 0.04) == pytest.approx(16.0)
+    assert lb.interpolated_steps(curve, 0.09) == 1.0  # already there at the smallest T
+    assert lb.interpolated_steps(curve, 0.03) is None  # never
+    text = lb.interpolated_statement({1: 0.07, 4: 0.05, 16: 0.03}, curve)
+    assert "IABP reaches ABP's best test MSE at T ~ 8, 2 x fewer steps than ABP's T=16" in text
+    assert "T=1: ABP needs T ~ 2" in text and "T=4: ABP needs T ~ 8" in text
+    assert "T=16: ABP needs more than 16" in text
