@@ -1,6 +1,6 @@
 """The Python API of a trained model: hiabp_tf.load(workdir) and TrainedModel (hiabp_tf/api.py).
 
-One tiny HiABP (L = 2) trained for 60 steps on mnist_5k is shared by the module (~15 s)."""
+One tiny HiABP (L = 2) trained for 60 steps on mnist_5k is shared by the session (tests/conftest.py)."""
 
 import os
 import shutil
@@ -16,18 +16,16 @@ from hiabp_tf import api
 from hiabp_tf import experiment
 from hiabp_tf import input_pipeline
 from hiabp_tf import train
+from conftest import TINY_TRAINED
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# lr 2e-3 so that 60 steps learn clearly: [E] MSE ~0.07 vs ~0.09 for decoding random latents.
-TINY = experiment.RunConfig(dataset="mnist_5k", num_layers=2, latent_dims=(8, 8), width=8, batch_size=100,
-                            seed=0, learning_rate=2e-3, langevin_steps=10)
+TINY = experiment.RunConfig(**TINY_TRAINED)  # the tiny model of tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny_hiabp")
-    train.train(TINY, str(path), 60, log_every=1000, eval_every=10**6, eval_examples=100, checkpoint_every=10**6)
-    return str(path)
+def workdir(tiny_trained_workdir):
+    """The session's tiny trained HiABP (tests/conftest.py)."""
+    return tiny_trained_workdir
 
 
 @pytest.fixture(scope="module")

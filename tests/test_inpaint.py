@@ -14,19 +14,15 @@ from hiabp_tf import experiment
 from hiabp_tf import input_pipeline
 from hiabp_tf import inpaint
 from hiabp_tf import masks
-from hiabp_tf import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = experiment.RunConfig(dataset="mnist_5k", num_layers=2, latent_dims=(8, 8), width=8, batch_size=100,
-                            seed=0, learning_rate=2e-3, langevin_steps=10)
 ENV = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny_hiabp")
-    train.train(TINY, str(path), 60, log_every=1000, eval_every=10**6, eval_examples=100, checkpoint_every=10**6)
-    return str(path)
+def workdir(tiny_trained_workdir):
+    """The session's tiny trained HiABP (tests/conftest.py)."""
+    return tiny_trained_workdir
 
 
 @pytest.fixture(scope="module")
