@@ -58,7 +58,9 @@ def test_wall_time_compares_fastest_reaching_iabp_run_with_abp_best_run():
     unknown = lb.wall_time_statement(IABP_MSE, ABP_MSE, iabp_s, {**abp_s, 60: None})
     assert unknown == ("In training wall time: no comparison, since the training time of ABP at T=60 "
                        "was not recorded.")
-    assert lb.budget_statement(IABP_MSE, ABP_MSE) == lb.steps_statement(IABP_MSE, ABP_MSE)
+    # Without training times: the steps statement and the interpolated one, no wall-time sentence.
+    assert lb.budget_statement(IABP_MSE, ABP_MSE) == (
+        lb.steps_statement(IABP_MSE, ABP_MSE) + " " + lb.interpolated_statement(IABP_MSE, ABP_MSE))
 
 
 def test_training_time_of_partly_timed_runs_is_extrapolated_and_marked():
