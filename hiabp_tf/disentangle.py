@@ -53,10 +53,7 @@ def disentangle(workdir: str, out=None, rows: int = 8, cols: int = 8, seed: int 
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.workdir:
-        raise app.UsageError("--workdir is required: a folder written by `python -m hiabp_tf.train`.")
+    experiment.check_command_line(argv, FLAGS.workdir)
     try:
         paths = disentangle(FLAGS.workdir, FLAGS.out, FLAGS.rows, FLAGS.cols, FLAGS.seed)
     except experiment.USER_ERRORS as e:

@@ -136,10 +136,7 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.workdir:
-        raise app.UsageError("--workdir is required: a folder written by `python -m hiabp_tf.train`.")
+    experiment.check_command_line(argv, FLAGS.workdir)
     try:
         result = evaluate(FLAGS.workdir, FLAGS.dataset, FLAGS.split, FLAGS.data_dir, FLAGS.batch_size,
                           FLAGS.langevin_steps, FLAGS.seed, FLAGS.mask, FLAGS.fid, FLAGS.fid_samples,

@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 
+from absl import app
 from absl import logging
 
 import keras
@@ -167,6 +168,17 @@ def build_model(config: RunConfig, image_shape, num_train_examples: int):
 
 
 USER_ERRORS = (ConfigError, WorkdirError, input_pipeline.DataError, fid.FIDError, DivergenceError)
+
+
+TRAINED_WORKDIR = "a folder written by `python -m hiabp_tf.train`"
+
+
+def check_command_line(argv, workdir, workdir_is=TRAINED_WORKDIR) -> None:
+    """The start of every command's main(): no positional arguments, and --workdir given."""
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not workdir:
+        raise app.UsageError(f"--workdir is required: {workdir_is}.")
 
 
 def exit_with_user_error(error: Exception) -> None:

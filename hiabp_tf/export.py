@@ -158,10 +158,7 @@ def _move_into_place(tmp: str, out: str, overwrite: bool) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.workdir:
-        raise app.UsageError("--workdir is required: a folder written by `python -m hiabp_tf.train`.")
+    experiment.check_command_line(argv, FLAGS.workdir)
     if not FLAGS.out:
         raise app.UsageError("--out is required: the folder to write the SavedModel to.")
     try:

@@ -291,10 +291,7 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.workdir:
-        raise app.UsageError("--workdir is required: the folder for checkpoints, summaries and config.json.")
+    experiment.check_command_line(argv, FLAGS.workdir, "the folder for checkpoints, summaries and config.json")
     try:
         train(config_from_flags(), FLAGS.workdir, FLAGS.num_steps, data_dir=FLAGS.data_dir,
               log_every=FLAGS.log_every, eval_every=FLAGS.eval_every, eval_examples=FLAGS.eval_examples,

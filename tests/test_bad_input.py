@@ -106,3 +106,13 @@ def test_command_line_errors_are_one_paragraph_without_traceback(tmp_path):
     verbose = subprocess.run([sys.executable, "-m", "hiabp_tf.train", "--step_size=0", "--verbosity=1",
                               f"--workdir={tmp_path}"], cwd=REPO, env=env, capture_output=True, text=True)
     assert verbose.returncode == 2 and "Traceback" in verbose.stderr
+
+
+def test_every_command_checks_its_arguments_and_workdir_the_same_way():
+    from absl import app
+    from hiabp_tf import experiment
+    with pytest.raises(app.UsageError, match="Unexpected arguments: extra"):
+        experiment.check_command_line(["prog", "extra"], "w")
+    with pytest.raises(app.UsageError, match="--workdir is required: a folder written by"):
+        experiment.check_command_line(["prog"], None)
+    experiment.check_command_line(["prog"], "w")  # fine
