@@ -50,47 +50,89 @@ setup() {
   fi
 }
 
-# train_and_evaluate SCALE FLAGFILE_NAME [EVALUATE FLAGS]: trains (or resumes), then writes
-# eval_*.json in the workdir.
+# Scales: quick (the main job's budget on the offline mnist_5k: the flag files as they are), cpu
+# (the same experiments trained to their plateau: flags/cpu.flags added after each flag file) and
+# paper (the paper's datasets and 3e5 updates: flags/{mnist,svhn,celeba}_*.flags).
+SCALES="quick|cpu|paper"
+flag_args() {  # flag_args SCALE NAME: the flagfile arguments of hiabp_tf.train
+  case "$1" in
+    cpu) echo "--flagfile=flags/$2.flags --flagfile=flags/cpu.flags" ;;
+    *) echo "--flagfile=flags/$2.flags" ;;
+  esac
+}
+main_prefix() { case "$1" in paper) echo mnist ;; *) echo mnist5k ;; esac; }
+
+# Trainings run $JOBS at a time, each op on $(nproc)/$JOBS threads (TF_NUM_INTRAOP_THREADS): on 2
+# cores two one-thread trainings finish a table sooner than one two-thread training after another
+# (results/performance.md). One at a time at paper scale (a GPU each). HIABP_JOBS overrides.
+jobs_for() { echo "${HIABP_JOBS:-$([ "$1" = paper ] && echo 1 || echo 2)}"; }
+
+# train_and_evaluate SCALE NAME [EVALUATE FLAGS]: trains (or resumes) runs/SCALE/NAME, then writes
+# eval_*.json in the workdir and prints evaluate's JSON line. The log goes to runs/SCALE/NAME.log.
 train_and_evaluate() {
-  local scale=$1 name=$2 workdir="runs/$1/$2"
+  local scale=$1 name=$2 workdir="runs/$1/$2" log="runs/$1/$2.log"
   shift 2
-  echo "[run.sh] $name: training (workdir $workdir)" >&2
-  "$PY" -m hiabp_tf.train --flagfile="flags/$name.flags" --workdir="$workdir"
-  echo "[run.sh] $name: evaluating on the whole test split" >&2
-  "$PY" -m hiabp_tf.evaluate --workdir="$workdir" "$@" | tail -n 1
+  mkdir -p "runs/$scale"
+  echo "[run.sh] $name: training and evaluating (workdir $workdir, log $log)" >&2
+  # shellcheck disable=SC2046  # flag_args is a list of words
+  if ! { "$PY" -m hiabp_tf.train $(flag_args "$scale" "$name") --workdir="$workdir" &&
+         "$PY" -m hiabp_tf.evaluate --workdir="$workdir" "$@" > "$workdir/evaluate.out"; } >> "$log" 2>&1; then
+    echo "[run.sh] $name FAILED; the end of $log:" >&2
+    tail -n 5 "$log" >&2
+    return 1
+  fi
+  echo "[run.sh] $name: $(tail -n 1 "$workdir/evaluate.out")" >&2
+}
+
+# train_all SCALE ITEM...: every ITEM ("NAME" or "NAME|EVALUATE FLAGS") trained and evaluated,
+# $JOBS at a time; list the longest runs first so the last ones to finish are short.
+train_all() {
+  local scale=$1 jobs failed=0 item
+  shift
+  jobs=$(jobs_for "$scale")
+  export TF_NUM_INTRAOP_THREADS="${TF_NUM_INTRAOP_THREADS:-$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))}"
+  for item in "$@"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || failed=1; done
+    # shellcheck disable=SC2086  # the evaluate flags are words
+    train_and_evaluate "$scale" "${item%%|*}" $([ "$item" = "${item#*|}" ] || echo "${item#*|}") &
+  done
+  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+  unset TF_NUM_INTRAOP_THREADS
+  if [ "$failed" != 0 ]; then echo "[run.sh] some runs failed (logs above); finished runs are kept" >&2; return 1; fi
+}
+
+wall() {  # wall START: the provenance note of every table
+  echo "$((SECONDS - $1)) s wall time on $(nproc) CPU cores, $(jobs_for "$scale") trainings at a time; runs already trained to their steps are only re-evaluated"
 }
 
 core() {
-  local scale=$1 prefix out="results/$1" start=$SECONDS
-  if [ "$scale" = quick ]; then
-    names=(mnist5k_iabp mnist5k_hiabp_l3)
-    runs="IABP (L=1)=runs/quick/mnist5k_iabp,HiABP (L=3)=runs/quick/mnist5k_hiabp_l3"
-    table=hiabp_mnist5k.md
-  else
-    names=()
-    runs=""
+  local scale=$1 start=$SECONDS
+  if [ "$scale" = paper ]; then
+    local names=() runs=""
     for data in mnist svhn celeba; do
       for L in 1 2 3 4; do
         names+=("${data}_hiabp_l$L")
         runs+="${runs:+,}$data HiABP (L=$L)=runs/paper/${data}_hiabp_l$L"
       done
     done
+    train_all "$scale" "${names[@]}"
     table=hiabp.md
+  else
+    train_all "$scale" mnist5k_hiabp_l3 mnist5k_iabp
+    runs="IABP (L=1)=runs/$scale/mnist5k_iabp,HiABP (L=3)=runs/$scale/mnist5k_hiabp_l3"
+    table=hiabp_mnist5k.md
   fi
-  for name in "${names[@]}"; do
-    train_and_evaluate "$scale" "$name"
-  done
-  "$PY" -m hiabp_tf.report --out="$out" --table="$table" --runs="$runs" \
+  "$PY" -m hiabp_tf.report --out="results/$scale" --table="$table" --runs="$runs" \
     --title="IABP / HiABP test reconstruction MSE ($scale scale)" \
-    --command="./run.sh $scale  (flags/<name>.flags; $((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained to their steps are only re-evaluated)"
+    --command="./run.sh $( [ "$scale" = quick ] || echo "core ")$scale  ($(wall $start))"
 }
 
-# Table 1 row key -> flag file suffix (IABP is HiABP with L=1: mnist5k_iabp at quick scale).
-TABLE1_ROWS=(vae lvae vlae abp abp_persistent iabp hiabp_l2 hiabp_l3 hiabp_l4)
+# Table 1 row key -> flag file suffix (IABP is HiABP with L=1: mnist5k_iabp on mnist_5k).
+TABLE1_ROWS=(hiabp_l4 hiabp_l3 hiabp_l2 iabp abp abp_persistent lvae vlae vae)  # longest first
 flag_suffix() {
   case "$1" in
     lvae|vlae) echo "${1}_l4" ;;
+    iabp) [ "$2" = mnist5k ] && echo iabp || echo hiabp_l1 ;;
     *) echo "$1" ;;
   esac
 }
@@ -100,7 +142,7 @@ flag_suffix() {
 fid_flags() {
   local scale=$1 prefix=$2
   if [ "$prefix" = mnist5k ] || [ "$prefix" = mnist ]; then
-    echo "--fid=classifier --fid_samples=$([ "$scale" = quick ] && echo 4000 || echo 40000) --fid_classifier=runs/$scale/fid_classifier_$prefix.keras"
+    echo "--fid=classifier --fid_samples=$([ "$scale" = paper ] && echo 40000 || echo 4000) --fid_classifier=runs/$scale/fid_classifier_$prefix.keras"
   elif [ -n "${INCEPTION_WEIGHTS:-}" ]; then
     echo "--fid=inception --fid_samples=40000 --inception_weights=$INCEPTION_WEIGHTS"
   else
@@ -109,68 +151,75 @@ fid_flags() {
 }
 
 table1() {
-  local scale=$1 start=$SECONDS runs="" columns
-  if [ "$scale" = quick ]; then columns=("mnist_5k:mnist5k"); else columns=("MNIST:mnist" "SVHN:svhn" "CelebA:celeba"); fi
+  local scale=$1 start=$SECONDS runs="" items=() columns
+  if [ "$scale" = paper ]; then columns=("MNIST:mnist" "SVHN:svhn" "CelebA:celeba"); else columns=("mnist_5k:mnist5k"); fi
   for column in "${columns[@]}"; do
     local title=${column%%:*} prefix=${column##*:}
+    if [ "$prefix" = mnist5k ] || [ "$prefix" = mnist ]; then  # trained once, before the parallel evaluations
+      "$PY" -c "import sys; from hiabp_tf import fid; fid.ClassifierFeatures.load_or_train(sys.argv[1], dataset=sys.argv[2])" \
+        "runs/$scale/fid_classifier_$prefix.keras" "$([ "$prefix" = mnist ] && echo mnist || echo mnist_5k)"
+    fi
     for row in "${TABLE1_ROWS[@]}"; do
-      local name="${prefix}_$(flag_suffix "$row")"
-      if [ "$row" = iabp ] && [ "$scale" = paper ]; then name="${prefix}_hiabp_l1"; fi
-      train_and_evaluate "$scale" "$name" $(fid_flags "$scale" "$prefix")
+      local name="${prefix}_$(flag_suffix "$row" "$prefix")"
+      items+=("$name|$(fid_flags "$scale" "$prefix")")
       runs+="${runs:+,}$title|$row=runs/$scale/$name"
     done
   done
+  train_all "$scale" "${items[@]}"
   "$PY" -m hiabp_tf.report --kind=table1 --out="results/$scale" --table=table1.md --runs="$runs" \
     --title="Table 1: test reconstruction MSE of every method ($scale scale, equal steps)" \
-    --command="./run.sh table1 $scale  (flags/<prefix>_<row>.flags; $((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained to their steps are only re-evaluated)"
+    --command="./run.sh table1 $scale  (flags/<prefix>_<row>.flags$([ "$scale" = cpu ] && echo " + flags/cpu.flags"); $(wall $start))"
+  if [ "$scale" != paper ]; then
+    "$PY" -m hiabp_tf.report --kind=learning_curves --out="results/$scale" --runs="$runs" \
+      --command="./run.sh table1 $scale  (the evaluations during training of the Table 1 runs)"
+  fi
 }
 
-# The dataset prefix and the HiABP depth each experiment uses at each scale.
-main_prefix() { [ "$1" = quick ] && echo mnist5k || echo mnist; }
-
 table2() {
-  local scale=$1 start=$SECONDS base runs=""
-  base=$([ "$scale" = quick ] && echo mnist5k_hiabp_l3 || echo celeba_hiabp_l4)
-  train_and_evaluate "$scale" "$base"
+  local scale=$1 start=$SECONDS base runs="" items=()
+  base=$([ "$scale" = paper ] && echo celeba_hiabp_l4 || echo mnist5k_hiabp_l3)
   for mask in pepper region10 region20; do
-    train_and_evaluate "$scale" "${base}_$mask" --mask="$mask"
-    "$PY" -m hiabp_tf.evaluate --workdir="runs/$scale/$base" --mask="$mask" | tail -n 1
+    items+=("${base}_$mask|--mask=$mask")
     runs+="${runs:+,}$mask=runs/$scale/${base}_$mask"
+  done
+  train_all "$scale" "$base" "${items[@]}"
+  for mask in pepper region10 region20; do  # the model trained on complete images, tested occluded
+    "$PY" -m hiabp_tf.evaluate --workdir="runs/$scale/$base" --mask="$mask" | tail -n 1
   done
   "$PY" -m hiabp_tf.report --kind=table2 --out="results/$scale" --table=table2.md \
     --runs="$runs,complete=runs/$scale/$base" \
     --title="Table 2: learning from incomplete data, recovery error on occluded test pixels ($scale scale, ${base})" \
-    --command="./run.sh table2 $scale  ($((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained are only re-evaluated)"
+    --command="./run.sh table2 $scale  ($(wall $start))"
 }
 
 table3() {
-  local scale=$1 start=$SECONDS base runs=""
-  base=$([ "$scale" = quick ] && echo mnist5k_hiabp_l3 || echo svhn_hiabp_l4)
-  for t in 5 10 15 30; do
+  local scale=$1 start=$SECONDS base runs="" items=()
+  base=$([ "$scale" = paper ] && echo svhn_hiabp_l4 || echo mnist5k_hiabp_l3)
+  for t in 30 15 10 5; do  # longest first
     local name="${base}_t$t"; [ "$t" = 15 ] && name="$base"
-    train_and_evaluate "$scale" "$name"
+    items+=("$name")
     runs+="${runs:+,}$t=runs/$scale/$name"
   done
+  train_all "$scale" "${items[@]}"
   "$PY" -m hiabp_tf.report --kind=table3 --out="results/$scale" --table=table3.md --runs="$runs" \
     --title="Table 3: the effect of the number of Langevin steps T on HiABP ($scale scale, ${base})" \
-    --command="./run.sh table3 $scale  ($((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained are only re-evaluated)"
+    --command="./run.sh table3 $scale  ($(wall $start))"
 }
 
 figure1() {
   local scale=$1 start=$SECONDS prefix iabp
   prefix=$(main_prefix "$scale")
-  iabp=$([ "$scale" = quick ] && echo mnist5k_iabp || echo mnist_hiabp_l1)
-  train_and_evaluate "$scale" "$iabp"
-  train_and_evaluate "$scale" "${prefix}_abp"
+  iabp="${prefix}_$(flag_suffix iabp "$prefix")"
+  train_all "$scale" "$iabp" "${prefix}_abp"
   "$PY" -m hiabp_tf.report --kind=figure1 --out="results/$scale" \
     --runs="encoder=runs/$scale/$iabp,noise=runs/$scale/${prefix}_abp" \
-    --command="./run.sh figure1 $scale  ($((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained are only re-evaluated)"
+    --command="./run.sh figure1 $scale  ($(wall $start))"
 }
 
 figure7() {
   local scale=$1 name
   name="$(main_prefix "$scale")_hiabp_l3"
-  train_and_evaluate "$scale" "$name"
+  train_all "$scale" "$name"
   "$PY" -m hiabp_tf.disentangle --workdir="runs/$scale/$name" --out="results/$scale/figure7"
 }
 
@@ -181,14 +230,19 @@ budget() {
 }
 
 samples() {
-  local scale=$1 start=$SECONDS prefix hiabp
+  local scale=$1 start=$SECONDS prefix hiabp vae abp
   prefix=$(main_prefix "$scale")
-  hiabp=$([ "$scale" = quick ] && echo mnist5k_hiabp_l3 || echo celeba_hiabp_l4)
-  if [ "$scale" = quick ]; then vae=mnist5k_vae; abp=mnist5k_abp; else vae=celeba_vae; abp=celeba_abp; fi
-  for name in "$vae" "$abp" "$hiabp"; do train_and_evaluate "$scale" "$name"; done
+  hiabp=$([ "$scale" = paper ] && echo celeba_hiabp_l4 || echo mnist5k_hiabp_l3)
+  if [ "$scale" = paper ]; then vae=celeba_vae; abp=celeba_abp; else vae=mnist5k_vae; abp=mnist5k_abp; fi
+  train_all "$scale" "$hiabp" "$abp" "$vae"
   "$PY" -m hiabp_tf.report --kind=samples --out="results/$scale" \
     --runs="VAE=runs/$scale/$vae,ABP (non-persistent)=runs/$scale/$abp,HiABP=runs/$scale/$hiabp" \
-    --command="./run.sh samples $scale  ($((SECONDS - start)) s wall time on $(nproc) CPU cores; runs already trained are only re-evaluated)"
+    --command="./run.sh samples $scale  ($(wall $start))"
+}
+
+claims() {
+  local scale=$1
+  "$PY" -m hiabp_tf.report --kind=claims --out="results/$scale" --command="./run.sh claims $scale"
 }
 
 performance() {
@@ -200,24 +254,27 @@ performance() {
   "$PY" -m hiabp_tf.performance --out=results/performance.md "$@"
 }
 
+usage="usage: ./run.sh [quick|cpu|paper|memory|performance|test|setup] or ./run.sh {core|table1|table2|table3|figure1|figure7|samples|claims|budget|all} [$SCALES]"
 cmd="${1:-quick}"
 case "$cmd" in
   setup) setup ;;
   test) setup; shift || true; "$PY" -m pytest -q tests "$@" ;;
   performance) setup; shift; performance "$@" ;;
-  quick|paper) setup; core "$cmd" ;;
+  quick|cpu|paper) setup; scale=$cmd; core "$cmd" ;;
   memory) setup; "$PY" -m hiabp_tf.memory --out=results/memory.md --command="./run.sh memory" ;;
-  table1|table2|table3|figure1|figure7|samples|budget|all)
+  core|table1|table2|table3|figure1|figure7|samples|claims|budget|all)
     scale="${2:-quick}"
-    case "$scale" in quick|paper) ;; *) echo "usage: ./run.sh $cmd [quick|paper]" >&2; exit 2 ;; esac
+    case "$scale" in quick|cpu|paper) ;; *) echo "$usage" >&2; exit 2 ;; esac
+    if [ "$cmd" = budget ] && [ "$scale" = cpu ]; then echo "./run.sh budget: quick or paper" >&2; exit 2; fi
     setup
     if [ "$cmd" = all ]; then
       start_all=$SECONDS
-      core "$scale"; table1 "$scale"; table2 "$scale"; table3 "$scale"; figure1 "$scale"; figure7 "$scale"; samples "$scale"
+      core "$scale"; table1 "$scale"; table2 "$scale"; table3 "$scale"; figure1 "$scale"; figure7 "$scale"
+      samples "$scale"; claims "$scale"
       "$PY" -m hiabp_tf.report --kind=index --out="results/$scale" \
-        --command="./run.sh all $scale  ($((SECONDS - start_all)) s wall time on $(nproc) CPU cores)"
+        --command="./run.sh all $scale  ($((SECONDS - start_all)) s wall time on $(nproc) CPU cores, $(jobs_for "$scale") trainings at a time)"
     else
       "$cmd" "$scale"
     fi ;;
-  *) echo "usage: ./run.sh [quick|paper|memory|performance|test|setup] or ./run.sh {table1|table2|table3|figure1|figure7|samples|budget|all} [quick|paper]" >&2; exit 2 ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac

@@ -59,12 +59,13 @@ class ReferenceGenerator(keras.Model):
 
     def __init__(self):
         super().__init__(name="reference_generator")
+        self.output_block = models.OutputDeconv(1, 3, strides=1, padding="same", activation="sigmoid")
         self.net = keras.Sequential([
             keras.layers.Dense(7 * 7 * 64), keras.layers.LeakyReLU(LEAK),
             keras.layers.Reshape((7, 7, 64)),
             keras.layers.Conv2DTranspose(64, 4, strides=2, padding="same"), keras.layers.LeakyReLU(LEAK),
             keras.layers.Conv2DTranspose(32, 4, strides=2, padding="same"), keras.layers.LeakyReLU(LEAK),
-            keras.layers.Conv2DTranspose(1, 3, strides=1, padding="same", activation="sigmoid"),
+            self.output_block,
         ])
 
     def call(self, latents):
@@ -173,6 +174,22 @@ def time_calls(fn, iterations, warmup) -> list[float]:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+    return times
+
+
+def time_interleaved(fn_a, fn_b, iterations, warmup) -> tuple[list[float], list[float]]:
+    """Seconds of `iterations` calls of each of fn_a and fn_b, called in alternation (a, b, b, a,
+    a, b, ...), so that the machine's drift and its neighbours' load fall on both alike."""
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    times = ([], [])
+    for i in range(iterations):
+        order = (0, 1) if i % 2 == 0 else (1, 0)
+        for which in order:
+            start = time.perf_counter()
+            (fn_a, fn_b)[which]()
+            times[which].append(time.perf_counter() - start)
     return times
 
 
@@ -292,7 +309,29 @@ def unrolled_train_step(model, batch, seed, mask=None):
     return {"generator_loss": _learn(model, x, z_t, encoder_tape, loss_phi), "encoder_loss": loss_phi}
 
 
-STEPS = {"default": None, "naive": naive_train_step, "unrolled": unrolled_train_step}
+class _output_formulation:
+    """While a step is traced, the generator's output block r computes with `formulation`."""
+
+    def __init__(self, model, formulation):
+        self.layer, self.formulation = model.generator.output_block, formulation
+
+    def __enter__(self):
+        self.previous, self.layer.formulation = self.layer.formulation, self.formulation
+
+    def __exit__(self, *exc):
+        self.layer.formulation = self.previous
+
+
+def keras_output_layer_train_step(model, batch, seed, mask=None):
+    """The default step with the output block r computed by Keras' Conv2DTranspose kernel instead
+    of `models.OutputDeconv`'s depthwise form (the same weights and function), for the lever table."""
+    with _output_formulation(model, "keras"):
+        return type(model).train_step.python_function(model, batch, seed, mask)
+
+
+STEPS = {"default": None, "naive": naive_train_step, "unrolled": unrolled_train_step,
+         "keras_output_layer": keras_output_layer_train_step}
+COUNTERFACTUALS = tuple(name for name in STEPS if name != "default")
 
 
 def step_function(model, mode: str, step: str = "default"):
@@ -301,7 +340,7 @@ def step_function(model, mode: str, step: str = "default"):
     `step` picks a counterfactual step for the lever table (naive, unrolled)."""
     python_step = type(model).train_step.python_function
     if step != "default":
-        if not isinstance(model, algorithm.HiABP):
+        if not isinstance(model, algorithm.HiABP) and step != "keras_output_layer":
             raise experiment.ConfigError(f"--step={step} exists for method hiabp only.")
         python_step = STEPS[step]
         if mode == "function":
@@ -343,8 +382,13 @@ def time_input_pipeline(setup: Setup, step, iterations: int, seed) -> dict:
 
 def run(arch="reference", arch_flagfile=None, modes=("eager", "function", "xla"), iterations=10,
         eager_iterations=3, warmup=2, precision="float32", peer="none", matmul_size=2048,
-        input_pipeline_iterations=5, step="default", profile_dir=None, tmpdir=None) -> dict:
-    """Runs the benchmark and returns the result dict (what main prints as JSON)."""
+        input_pipeline_iterations=5, step="default", profile_dir=None, tmpdir=None, against=()) -> dict:
+    """Runs the benchmark and returns the result dict (what main prints as JSON).
+
+    `against`: counterfactual steps (COUNTERFACTUALS), each timed in alternation with the default
+    `tf.function` step in the same process (`time_interleaved`): result["against"][name] holds both
+    medians and the median of the per-pair ratios counterfactual / default (> 1: the default is
+    faster), which the machine's noise affects far less than separate timings."""
     import tempfile
     with tempfile.TemporaryDirectory(dir=tmpdir) as tmp:
         setup = make_setup(arch, arch_flagfile, tmp, precision)
@@ -358,6 +402,21 @@ def run(arch="reference", arch_flagfile=None, modes=("eager", "function", "xla")
             step_fn = step_function(setup.model, mode, step)
             count = eager_iterations if mode == "eager" else iterations
             timings[mode] = time_calls(lambda: _block(step_fn(setup.batch, seed)), count, warmup)
+            matmul_samples.append(matmul_gflops_per_s(matmul_size))
+        for name in against:
+            if name not in COUNTERFACTUALS:
+                raise experiment.ConfigError(f"--against: unknown step {name!r}; use {', '.join(COUNTERFACTUALS)}.")
+            default_step = step_function(setup.model, "function")
+            other_step = step_function(setup.model, "function", name)
+            default_times, other_times = time_interleaved(
+                lambda: _block(default_step(setup.batch, seed)), lambda: _block(other_step(setup.batch, seed)),
+                iterations, warmup)
+            result.setdefault("against", {})[name] = dict(
+                default_ms=round(1000 * statistics.median(default_times), 2),
+                counterfactual_ms=round(1000 * statistics.median(other_times), 2),
+                ratio=round(statistics.median(o / d for o, d in zip(other_times, default_times)), 4),
+                ratio_quartiles=[round(q, 4) for q in statistics.quantiles(
+                    [o / d for o, d in zip(other_times, default_times)], n=4)])
             matmul_samples.append(matmul_gflops_per_s(matmul_size))
         if peer == "torch":
             result["peer"] = time_torch_peer(setup, iterations, warmup, timings, seed)
@@ -513,7 +572,10 @@ def define_flags():
     flags.DEFINE_integer("inter_op_threads", None, "tf.config inter-op threads (default: TensorFlow's).")
     flags.DEFINE_integer("intra_op_threads", None, "tf.config intra-op threads (default: TensorFlow's).")
     flags.DEFINE_enum("step", "default", list(STEPS),
-                      "default: the project's training step; naive / unrolled: counterfactuals for the lever table.")
+                      "default: the project's training step; naive / unrolled / keras_output_layer: counterfactuals "
+                      "for the lever table.")
+    flags.DEFINE_list("against", [], "Counterfactual steps (naive, unrolled, keras_output_layer) to time "
+                      "in alternation with the default tf.function step, in this process.")
     flags.DEFINE_string("profile_dir", None, "Also profile the default mode here (TensorBoard trace viewer) "
                         "and report the ops that take the time.")
     flags.DEFINE_bool("remapping", True, "Grappler's remapper (op fusion); off to measure its effect.")
@@ -537,7 +599,7 @@ def main(argv):
                      iterations=FLAGS.iterations, eager_iterations=FLAGS.eager_iterations,
                      warmup=FLAGS.warmup, precision=FLAGS.precision, peer=FLAGS.peer,
                      matmul_size=FLAGS.matmul_size, input_pipeline_iterations=FLAGS.input_pipeline_iterations,
-                     step=FLAGS.step, profile_dir=FLAGS.profile_dir)
+                     step=FLAGS.step, profile_dir=FLAGS.profile_dir, against=tuple(FLAGS.against))
     except experiment.USER_ERRORS as e:
         experiment.exit_with_user_error(e)
     result["config"].update(remapping=FLAGS.remapping, tensorflow=tf.__version__,

@@ -4,6 +4,7 @@ A workdir holds
     config.json          the RunConfig that trained it (networks, algorithm, data, seed)
     checkpoints/         tf.train.CheckpointManager checkpoints (step counter, networks, optimisers)
     tensorboard/         summaries
+    learning_curve.jsonl the test scores of the evaluations during training, one JSON line each
     eval_*.json          results of evaluate.py
 so a model can be rebuilt and scored from the workdir alone.
 """
@@ -32,6 +33,7 @@ from hiabp_tf import models
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
+LEARNING_CURVE_FILE = "learning_curve.jsonl"
 # Every row of Table 1: HiABP (IABP is L = 1) and its baselines, all with the same networks.
 METHOD_CLASSES = {"hiabp": algorithm.HiABP, **baselines.METHODS}
 METHODS = tuple(METHOD_CLASSES)
@@ -227,6 +229,32 @@ def write_json_atomic(path: str, data) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def append_learning_curve(workdir: str, record: dict) -> None:
+    """Appends one evaluation during training ({"step", "mse_E", ...}) as a JSON line: a crash can
+    at worst leave a partial last line, which `read_learning_curve` skips."""
+    with open(os.path.join(workdir, LEARNING_CURVE_FILE), "a") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_learning_curve(workdir: str) -> list[dict]:
+    """The evaluations during training of `workdir`, by step; a step evaluated twice (a run resumed
+    from a checkpoint older than its last evaluation) keeps its latest record."""
+    path = os.path.join(workdir, LEARNING_CURVE_FILE)
+    if not os.path.isfile(path):
+        return []
+    by_step = {}
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+            by_step[int(record["step"])] = record
+    return [by_step[step] for step in sorted(by_step)]
 
 
 def load_config(workdir: str) -> tuple[RunConfig, tuple[int, int, int]]:

@@ -57,7 +57,8 @@ def langevin_dynamics(energy_fn: EnergyFn, z0: Sequence[tf.Tensor], num_steps, s
         batch (one replica under tf.distribute): the noise is drawn for the global batch and sliced
         (see `per_example_normal`). None (one device): the noise is drawn for z0's own shape.
       unroll: trace the steps as straight-line code (num_steps must be a Python int) instead of a
-        graph while-loop: the same results, a T-times larger graph (measured by the benchmark).
+        graph while-loop: the same values up to float round-off, a T-times larger graph, and no
+        faster on the CPU (measured by the benchmark, results/performance.md), so off by default.
     Returns:
       (z_T as a list, energy at z_0): the energy at z_0 comes for free from the first gradient.
     Called inside a `tf.function` (the training step, or `tf.function(langevin_dynamics)`), the T

@@ -34,6 +34,9 @@ _KERAS_POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 LEAK = 0.1
 # He initialisation keeps the signal (and d x / d z) from shrinking through the deep ladder.
 INIT = "he_normal"
+# How the output block r computes a stride-1 transposed convolution (OutputDeconv): the default,
+# or Keras' Conv2DTranspose kernel (the same function; the benchmark times one against the other).
+OUTPUT_FORMULATIONS = ("depthwise_then_sum", "keras")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +102,49 @@ class Architecture:
         return sum(self.latent_dims)
 
 
+class OutputDeconv(keras.layers.Conv2DTranspose):
+    """The output block r: Keras' Conv2DTranspose (same weights, same checkpoint names), computed
+    at stride 1 as a depthwise convolution with the flipped kernel followed by a sum over the
+    input channels.
+
+    A stride-1 'same' transposed convolution with a k x k kernel W (k, k, C_out, C_in) is the
+    correlation of its input with W flipped in space, padded by k-1-p before and p after each
+    spatial axis, where p = (k-1)//2 is the padding a 'same' convolution puts before. oneDNN's
+    kernel for it is slow with one or three output channels (the image), and r runs on every
+    Langevin step; the depthwise form gives the same values (up to float round-off) faster
+    (results/performance.md). Strides above 1 keep Keras' kernel.
+    """
+
+    def __init__(self, *args, formulation="depthwise_then_sum", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.formulation = formulation
+        if self.formulation not in OUTPUT_FORMULATIONS:
+            raise ValueError(f"unknown output-layer formulation {self.formulation!r}: use one of "
+                             f"{', '.join(OUTPUT_FORMULATIONS)}.")
+
+    def call(self, inputs):
+        if self.formulation == "keras" or tuple(self.strides) != (1, 1) or self.padding != "same":
+            return super().call(inputs)
+        k_h, k_w = self.kernel_size
+        in_channels, out_channels = self.kernel.shape[-1], self.filters
+        kernel = tf.convert_to_tensor(self.kernel)  # the compute dtype under mixed precision
+        # (k, k, C_out, C_in) -> flipped in space, (k, k, C_in, C_out): a depthwise filter with
+        # channel multiplier C_out.
+        flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+        before_h, before_w = (k_h - 1) // 2, (k_w - 1) // 2
+        padded = tf.pad(inputs, [[0, 0], [k_h - 1 - before_h, before_h], [k_w - 1 - before_w, before_w], [0, 0]])
+        per_channel = tf.nn.depthwise_conv2d(padded, flipped, [1, 1, 1, 1], "VALID")
+        if out_channels == 1:
+            outputs = tf.reduce_sum(per_channel, axis=-1, keepdims=True)
+        else:  # depthwise output channel c_in * C_out + c_out
+            shape = tf.shape(per_channel)
+            outputs = tf.reduce_sum(tf.reshape(
+                per_channel, tf.concat([shape[:3], [in_channels, out_channels]], 0)), axis=-2)
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, tf.convert_to_tensor(self.bias))
+        return self.activation(outputs) if self.activation is not None else outputs
+
+
 class Generator(keras.Model):
     """g_theta: list of latents [z^1 (B, d_1), ..., z^L (B, d_L)] -> images (B, H, W, C) in [0, 1]."""
 
@@ -130,7 +176,7 @@ class Generator(keras.Model):
                 keras.layers.Conv2DTranspose(out_channels, 4, strides=second, padding="same", kernel_initializer=INIT),
                 keras.layers.LeakyReLU(LEAK),
             ], name=f"f{l}"))
-        self.output_block = keras.layers.Conv2DTranspose(
+        self.output_block = OutputDeconv(
             arch.image_shape[-1], 4, strides=r_stride, padding="same", activation="sigmoid", name="r")
 
     def call(self, latents):

@@ -120,7 +120,8 @@ def _run_details(label: str, workdir: str, mask: str = "none") -> str:
     return (f"- **{label}**: `--method={config.method}`, L = {config.num_layers}, latent dims "
             f"{list(config.latent_dims)}, width {config.width}; {result['step']} updates of batch "
             f"{config.batch_size} on {config.dataset}, T = {config.langevin_steps}, s = {config.step_size}, "
-            f"sigma = {config.sigma}, Adamax lr {config.learning_rate}, training seed {config.seed}; "
+            f"sigma = {config.sigma}, Adamax lr {config.learning_rate}, {config.precision} networks, "
+            f"training seed {config.seed}; "
             f"scored on {result['num_examples']} test images with {result['langevin_steps']} test-time "
             f"Langevin steps, evaluation seed {result['seed']}; workdir `{workdir}`.")
 

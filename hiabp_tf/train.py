@@ -268,6 +268,9 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
                 num_scored = scores.pop("num_examples")
                 for name, value in scores.items():
                     tf.summary.scalar(f"test/{name}", value, step=current)
+                experiment.append_learning_curve(workdir, dict(
+                    scores, step=current, num_examples=num_scored, langevin_steps=config.test_langevin_steps,
+                    split="test", dataset=config.dataset, seed=config.seed))
                 _write_image_summaries(model, test_images, current, config.seed, config.test_langevin_steps)
                 logging.info("step %d: test %s  (%d examples)", current,
                              "  ".join(f"{k}={v:.5f}" for k, v in scores.items()), num_scored)
