@@ -243,3 +243,42 @@ def save_budget_curves(rows, path: str, title: str) -> str:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def save_learning_curves(curves, path: str, title: str) -> str:
+    """Test MSE (log axis) against parameter updates, one line per curve; a curve's paper number,
+    if it has one, is a tick of the same colour right of the last update. `curves`: dicts
+    {"label", "steps", "mse", "paper_mnist" (float or None)}."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    curves = list(curves)
+    if not curves:
+        raise ValueError("save_learning_curves needs at least one curve.")
+    for curve in curves:
+        if len(curve["steps"]) != len(curve["mse"]) or not curve["steps"]:
+            raise ValueError(f"curve {curve['label']!r} needs as many MSE values as steps, at least one.")
+    last = max(max(c["steps"]) for c in curves)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    styles = ["-", "--", "-.", ":"]
+    for i, curve in enumerate(curves):
+        line, = ax.plot(curve["steps"], curve["mse"], styles[i // 10 % len(styles)], marker=".",
+                        label=curve["label"])
+        if curve.get("paper_mnist") is not None:  # the paper's number: a tick beyond the last update
+            ax.plot([last * 1.04, last * 1.1], [curve["paper_mnist"]] * 2, color=line.get_color(), linewidth=3)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3f"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3f"))
+    ax.set_xlim(0, last * 1.12)
+    ax.set_xlabel("parameter updates (batch 100)")
+    ax.set_ylabel("test MSE (log scale)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -57,17 +57,21 @@ PROTOCOL = (
 
 def define_flags():
     """Defines the command-line flags (only when run as a command, so modules import cleanly)."""
-    flags.DEFINE_enum("kind", "runs", ["runs", "table1", "table2", "table3", "figure1", "samples", "index"], "Which table to write.")
+    flags.DEFINE_enum("kind", "runs", ["runs", "table1", "learning_curves", "table2", "table3", "figure1", "samples",
+                                       "claims", "index"], "Which table to write.")
     flags.DEFINE_string("out", None, "Folder for the table and figures, e.g. results/quick.")
     flags.DEFINE_string("table", "table.md", "File name of the Markdown table inside --out.")
     flags.DEFINE_string("title", "Test reconstruction MSE", "Heading of the table.")
     flags.DEFINE_list("runs", [], "label=workdir pairs (kind=runs); COLUMN|ROW=workdir (kind=table1); "
+                      "COLUMN|ROW=workdir (kind=learning_curves); "
                       "MASK=workdir of the run trained on that mask, and complete=workdir (kind=table2); "
                       "T=workdir (kind=table3); encoder=workdir,noise=workdir (kind=figure1).")
     flags.DEFINE_list("langevin_steps", ["0", "1", "2", "5", "10", "15", "30", "60"],
                       "Test-time Langevin steps of Figure 1.")
     flags.DEFINE_string("command", None, "The command that produced the runs (recorded in the table).")
     flags.DEFINE_integer("num_images", 10, "Test images / samples per figure row.")
+    flags.DEFINE_string("readme", None, "kind=claims: also refresh this README's results block "
+                        "(between <!-- results:start --> and <!-- results:end -->).")
 
 
 FLAGS = flags.FLAGS
@@ -148,6 +152,13 @@ def _write(out_dir: str, table: str, lines: list[str]) -> str:
     return path
 
 
+def _write_json(out_dir: str, name: str, data) -> str:
+    """The numbers of a table as JSON beside its Markdown (what `claims` reads; no runs needed)."""
+    path = os.path.join(out_dir, name)
+    experiment.write_json_atomic(path, data)
+    return path
+
+
 def _fmt(value) -> str:
     return "—" if value is None else f"{value:.5f}"
 
@@ -179,7 +190,7 @@ def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str 
     columns = list(dict.fromkeys(column for column, _ in runs))
     header = "| METHODS | " + " | ".join(f"{c} MSE ↓ | {c} FID ↓" for c in columns) + " |"
     lines = [f"# {title}", "", header, "|---|" + "---|---|" * len(columns)]
-    details, datasets, fid_notes = [], set(), set()
+    details, datasets, fid_notes, numbers = [], set(), set(), []
     for row, label, score in TABLE1_ROWS:
         cells = []
         for column in columns:
@@ -189,6 +200,9 @@ def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str 
                 continue
             result = load_eval(workdir)
             cells += [_fmt(result.get(score)), "—" if result.get("fid") is None else f"{result['fid']:.2f}"]
+            numbers.append(dict(column=column, row=row, label=label, score=score, mse=result.get(score),
+                                fid=result.get("fid"), step=result["step"], dataset=result["dataset"],
+                                num_examples=result["num_examples"], workdir=workdir))
             if result.get("fid") is not None:
                 fid_notes.add(f"{column}: FID of {result['fid_samples']} samples against the training split in "
                               f"{result['fid_features']}.")
@@ -202,7 +216,12 @@ def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str 
     lines += ["", "IABP [E] and [E+L] share one model, hence one FID (generation does not use the encoder). "
               "Figures: `reconstructions_<column>_<row>.png` and `samples_<column>_<row>.png` beside this file."]
     lines += _footer(command, details, datasets)
+    _write_json(out_dir, _json_name(table), {"command": command, "rows": numbers})
     return _write(out_dir, table, lines)
+
+
+def _json_name(table: str) -> str:
+    return os.path.splitext(table)[0] + ".json"
 
 
 def _headline(workdir: str) -> str:
@@ -222,7 +241,7 @@ def write_table2(out_dir: str, table: str, title: str, occluded: dict, complete:
     sources = [("trained on occluded images", occluded)]
     if complete:
         sources.append(("trained on complete images", {m: complete for m in mask_names}))
-    details, datasets = [], set()
+    details, datasets, numbers = [], set(), []
     for label, by_mask in sources:
         cells = []
         for mask in mask_names:
@@ -230,6 +249,9 @@ def write_table2(out_dir: str, table: str, title: str, occluded: dict, complete:
             result = load_eval(workdir, mask)
             suffix = _headline(workdir)
             cells.append(f"{result[f'recovery_mae_{suffix}']:.5f} ({result[f'recovery_mse_{suffix}']:.5f})")
+            numbers.append(dict(mask=mask, trained_on=label, recovery_mae=result[f"recovery_mae_{suffix}"],
+                                recovery_mse=result[f"recovery_mse_{suffix}"], step=result["step"],
+                                dataset=result["dataset"], workdir=workdir))
         lines.append(f"| Error, {label} | " + " | ".join(cells) + " |")
     for mask, workdir in occluded.items():
         datasets.add(experiment.load_config(workdir)[0].dataset)
@@ -244,6 +266,7 @@ def write_table2(out_dir: str, table: str, title: str, occluded: dict, complete:
               "every model (the model is given 0 at occluded pixels). Figures: `table2_<mask>.png` (rows: test "
               "images, occluded pixels in grey, recovered)."]
     lines += _footer(command, details, datasets)
+    _write_json(out_dir, _json_name(table), {"command": command, "rows": numbers})
     return _write(out_dir, table, lines)
 
 
@@ -269,16 +292,19 @@ def write_table3(out_dir: str, table: str, title: str, runs: dict, command: str 
     steps = sorted(runs, key=int)
     lines = [f"# {title}", "", "| LANGEVIN STEPS | " + " | ".join(f"T = {t}" for t in steps) + " |",
              "|---|" + "---|" * len(steps)]
-    cells = []
+    cells, numbers = [], []
     for t in steps:
         result = load_eval(runs[t])
         if result["langevin_steps"] != int(t):
             raise experiment.WorkdirError(f"{runs[t]} was evaluated with T = {result['langevin_steps']}, not {t}.")
         cells.append(_fmt(result[f"mse_{_headline(runs[t])}"]))
+        numbers.append(dict(langevin_steps=int(t), mse=result[f"mse_{_headline(runs[t])}"], step=result["step"],
+                            dataset=result["dataset"], workdir=runs[t]))
     lines.append("| MSE [E+L] ↓ | " + " | ".join(cells) + " |")
     details = [_run_details(f"T = {t}", runs[t]) for t in steps]
     datasets = {experiment.load_config(w)[0].dataset for w in runs.values()}
     lines += _footer(command, details, datasets)
+    _write_json(out_dir, _json_name(table), {"command": command, "rows": numbers})
     return _write(out_dir, table, lines)
 
 
@@ -294,7 +320,8 @@ def write_figure1(out_dir: str, runs: dict, steps: list[int], command: str | Non
         _load_or_evaluate(workdir)  # the run's own result, for the details below
         for t in steps:
             result = _load_or_evaluate(workdir, langevin_steps=t)
-            rows.append({"init": labels.get(init, init), "langevin_steps": t, "mse": result[f"mse_{suffix}"]})
+            rows.append({"init": labels.get(init, init), "initialisation": init, "langevin_steps": t,
+                         "mse": result[f"mse_{suffix}"]})
     png = figures.save_langevin_curve(rows, os.path.join(out_dir, "figure1.png"),
                                       "Test MSE vs test-time Langevin steps T")
     lines = ["# Figure 1: informative initialisation", "", f"![figure 1]({os.path.basename(png)})", "",
@@ -307,7 +334,69 @@ def write_figure1(out_dir: str, runs: dict, steps: list[int], command: str | Non
               "encoder's z_0 (IABP [E+L]) or from z_0 ~ N(0, I) (ABP [L]); both models trained with T = 15."]
     lines += _footer(command, [_run_details(labels.get(i, i), w) for i, w in runs.items()],
                      {experiment.load_config(w)[0].dataset for w in runs.values()})
+    _write_json(out_dir, "figure1.json", {"command": command, "rows": rows})
     return _write(out_dir, "figure1.md", lines)
+
+
+def write_learning_curves(out_dir: str, runs: dict, command: str | None) -> str:
+    """Test MSE against updates of every Table 1 run (`runs`: (column, row key) -> workdir), from
+    the evaluations during training (the workdir's learning_curve.jsonl). Writes learning_curves.md
+    (the numbers, and each method's change over the last doubling of updates), .png (log MSE
+    against updates, the paper's MNIST numbers as marks) and .json."""
+    from hiabp_tf import claims  # the paper's numbers
+    from hiabp_tf import figures
+
+    curves, details = [], []
+    for row, label, score in TABLE1_ROWS:
+        for (column, row_key), workdir in runs.items():
+            if row_key != row:
+                continue
+            points = [(r["step"], r[score]) for r in experiment.read_learning_curve(workdir) if score in r]
+            if not points:
+                raise experiment.WorkdirError(
+                    f"{workdir} has no {experiment.LEARNING_CURVE_FILE} with {score}: it was trained before the "
+                    "evaluations during training were recorded, or with --eval_every above its --num_steps.")
+            curves.append(dict(column=column, row=row, label=label, score=score, workdir=workdir,
+                               steps=[p[0] for p in points], mse=[p[1] for p in points],
+                               paper_mnist=claims.PAPER_TABLE1["MNIST"].get((row, score)),
+                               last_doubling=last_doubling_change(points)))
+    for (column, row), workdir in runs.items():
+        details.append(_run_details(f"{column}: {row}", workdir))
+    steps = sorted({s for c in curves for s in c["steps"]})
+    png = figures.save_learning_curves(curves, os.path.join(out_dir, "learning_curves.png"),
+                                       "Test MSE during training (mnist_5k test split); ticks at right: the paper's MNIST")
+    lines = ["# Learning curves of every Table 1 method", "", f"![learning curves]({os.path.basename(png)})", "",
+             "Test MSE (whole test split) of the evaluations during training, every "
+             f"{steps[1] - steps[0] if len(steps) > 1 else steps[0]} updates. *Last doubling*: the relative change "
+             "of the MSE from half the updates to all of them (e.g. -10%: the second half of training took 10% off); "
+             "a curve still falling fast there is not at its plateau.", "",
+             "| method | " + " | ".join(str(s) for s in steps) + " | last doubling | paper MNIST |",
+             "|---|" + "---|" * (len(steps) + 2)]
+    for c in curves:
+        by_step = dict(zip(c["steps"], c["mse"]))
+        change = c["last_doubling"]
+        lines.append(f"| {c['label']} | " + " | ".join(_fmt(by_step.get(s)) for s in steps) + " | "
+                     + ("—" if change is None else f"{change['relative']:+.1%} ({change['from_step']} → {change['to_step']})")
+                     + " | " + ("—" if c["paper_mnist"] is None else f"{c['paper_mnist']:.4f}") + " |")
+    lines += ["", "The paper's MNIST column is for 3e5 updates on 60,000 training digits; here every method has "
+              "the same budget on 4,000 (mnist_5k), so the curves say how far each method is from its plateau, "
+              "not where the paper's would be."]
+    datasets = {experiment.load_config(w)[0].dataset for w in runs.values()}
+    lines += _footer(command, details, datasets)
+    _write_json(out_dir, "learning_curves.json", {"command": command, "curves": curves})
+    return _write(out_dir, "learning_curves.md", lines)
+
+
+def last_doubling_change(points) -> dict | None:
+    """{"from_step", "to_step", "relative"}: the relative change of the MSE from the evaluation at
+    (or just below) half the last step to the last one; None with fewer than two evaluations."""
+    points = sorted(points)
+    if len(points) < 2:
+        return None
+    last_step, last = points[-1]
+    half = [p for p in points[:-1] if p[0] <= last_step / 2] or points[:1]
+    from_step, first = half[-1]
+    return dict(from_step=from_step, to_step=last_step, relative=(last - first) / first)
 
 
 def write_samples(out_dir: str, runs: list[tuple[str, str]], command: str | None, num_images: int = 10) -> str:
@@ -400,6 +489,17 @@ def main(argv):
             raise app.UsageError("--out is required.")
         logging.info("Wrote %s", write_index(FLAGS.out, FLAGS.command))
         return
+    if FLAGS.kind == "claims":
+        if not FLAGS.out:
+            raise app.UsageError("--out is required.")
+        from hiabp_tf import claims
+        try:
+            path = claims.write_claims(FLAGS.out, FLAGS.command, FLAGS.readme)
+        except claims.MissingResultError as e:
+            experiment.exit_with_user_error(e)
+        with open(path) as f:
+            print(f.read())
+        return
     if not FLAGS.out or not FLAGS.runs:
         raise app.UsageError("--out and --runs are required.")
     runs = _parse_runs(FLAGS.runs)
@@ -425,7 +525,10 @@ def main(argv):
                     raise app.UsageError(f"--runs item {label!r} is not COLUMN|ROW with ROW one of "
                                          f"{sorted({r for r, _, _ in TABLE1_ROWS})}.")
                 keyed[(column, row)] = workdir
-            path = write_table1(FLAGS.out, FLAGS.table, FLAGS.title, keyed, FLAGS.command, FLAGS.num_images)
+            if FLAGS.kind == "learning_curves":
+                path = write_learning_curves(FLAGS.out, keyed, FLAGS.command)
+            else:
+                path = write_table1(FLAGS.out, FLAGS.table, FLAGS.title, keyed, FLAGS.command, FLAGS.num_images)
     except experiment.USER_ERRORS as e:
         experiment.exit_with_user_error(e)
     logging.info("Wrote %s", path)

@@ -88,6 +88,11 @@ def test_table2_report(runs, tmp_path):
     assert f"{complete['recovery_mae_EL']:.5f}" in text
     assert "| Error, trained on complete images |" in text
     assert os.path.isfile(tmp_path / "table2_pepper.png") and os.path.isfile(tmp_path / "table2_region20.png")
+    numbers = json.load(open(tmp_path / "table2.json"))["rows"]  # what the claims read
+    assert {(r["mask"], r["trained_on"]) for r in numbers} == {
+        (m, t) for m in ("pepper", "region20") for t in ("trained on occluded images", "trained on complete images")}
+    assert next(r for r in numbers if r["mask"] == "pepper" and "occluded" in r["trained_on"])[
+        "recovery_mae"] == pepper["recovery_mae_EL"]
 
 
 def test_table3_report(runs, tmp_path):
@@ -98,6 +103,9 @@ def test_table3_report(runs, tmp_path):
     text = open(path).read()
     assert "| LANGEVIN STEPS | T = 2 | T = 5 |" in text
     assert f"{report.load_eval(runs['t5'])['mse_EL']:.5f}" in text
+    numbers = json.load(open(tmp_path / "table3.json"))["rows"]
+    assert [(r["langevin_steps"], r["mse"]) for r in numbers] == [
+        (2, report.load_eval(runs["complete"])["mse_EL"]), (5, report.load_eval(runs["t5"])["mse_EL"])]
     with pytest.raises(experiment.WorkdirError, match="T = 5"):
         report.write_table3(str(tmp_path), "bad.md", "T3", {"3": runs["t5"]}, None)
 
@@ -112,6 +120,9 @@ def test_figure1_evaluates_each_test_time_T(runs, tmp_path):
         for t in (0, 3):
             result = report.load_eval(workdir, langevin_steps=t)
             assert result["langevin_steps"] == t and f"{result[key]:.5f}" in text
+    numbers = json.load(open(tmp_path / "figure1.json"))["rows"]
+    assert {(r["initialisation"], r["langevin_steps"]) for r in numbers} == {
+        (i, t) for i in ("encoder", "noise") for t in (0, 3)}
 
 
 def test_samples_and_index(runs, tmp_path):
@@ -126,6 +137,26 @@ def test_samples_and_index(runs, tmp_path):
     assert "[samples.png](quick/samples.png)" in index and "`./run.sh samples quick`" in index
     assert "| [memory.md](memory.md) |" in index and "`./run.sh memory`" in index
     assert "performance.md" not in index  # only files that exist are listed
+
+
+def test_learning_curves_come_from_the_evaluations_during_training(tmp_path):
+    """train writes one learning_curve.jsonl line per evaluation; the learning-curve report shows
+    each, the change over the last doubling of updates, and the paper's number, and writes the PNG."""
+    from hiabp_tf import claims
+    iabp = str(tmp_path / "iabp")
+    train.train(experiment.RunConfig(dataset="mnist_5k", latent_dims=(4,), width=4, batch_size=50, langevin_steps=2),
+                iabp, 4, log_every=1, eval_every=2, eval_examples=20, checkpoint_every=2)
+    curve = experiment.read_learning_curve(iabp)
+    assert [r["step"] for r in curve] == [2, 4] and all(r["num_examples"] == 20 for r in curve)
+    path = report.write_learning_curves(str(tmp_path / "out"), {("mnist_5k", "iabp"): iabp}, "pytest")
+    text = open(path).read()
+    change = curve[1]["mse_EL"] / curve[0]["mse_EL"] - 1
+    assert f"| IABP [E+L] (L=1) | {curve[0]['mse_EL']:.5f} | {curve[1]['mse_EL']:.5f} | {change:+.1%} (2 → 4) | " \
+           f"{claims.PAPER_TABLE1['MNIST'][('iabp', 'mse_EL')]:.4f} |" in text
+    assert f"| IABP [E] (L=1) | {curve[0]['mse_E']:.5f} |" in text
+    assert os.path.isfile(tmp_path / "out" / "learning_curves.png")
+    with pytest.raises(experiment.WorkdirError, match="learning_curve.jsonl"):
+        report.write_learning_curves(str(tmp_path / "out"), {("mnist_5k", "iabp"): str(tmp_path / "none")}, None)
 
 
 class _FlatFeatures:
@@ -148,5 +179,7 @@ def test_fid_in_evaluate_and_table1(runs, tmp_path, monkeypatch):
     text = open(path).read()
     assert f"| VAE | {result['mse_E']:.5f} | {result['fid']:.2f} |" in text
     assert "FID of 200 samples against the training split in 16 block means" in text
+    (row,) = json.load(open(tmp_path / "t1.json"))["rows"]
+    assert (row["row"], row["score"], row["mse"], row["fid"]) == ("vae", "mse_E", result["mse_E"], result["fid"])
     with pytest.raises(experiment.ConfigError, match="--inception_weights"):
         evaluate.evaluate(runs["vae"], fid="inception")
