@@ -75,13 +75,32 @@ train_and_evaluate() {
   mkdir -p "runs/$scale"
   echo "[run.sh] $name: training and evaluating (workdir $workdir, log $log)" >&2
   # shellcheck disable=SC2046  # flag_args is a list of words
-  if ! { "$PY" -m hiabp_tf.train $(flag_args "$scale" "$name") --workdir="$workdir" &&
-         "$PY" -m hiabp_tf.evaluate --workdir="$workdir" "$@" > "$workdir/evaluate.out"; } >> "$log" 2>&1; then
+  if ! "$PY" -m hiabp_tf.train $(flag_args "$scale" "$name") --workdir="$workdir" >> "$log" 2>&1; then
     echo "[run.sh] $name FAILED; the end of $log:" >&2
     tail -n 5 "$log" >&2
     return 1
   fi
+  # evaluate.out: the evaluate flags, then its output. Skipped when the same evaluation of the same
+  # checkpoint is already there (a rerun, or `all`, which trains everything first).
+  local marker="# evaluate $*"
+  if [ ! -f "$workdir/evaluate.out" ] || [ "$(head -n 1 "$workdir/evaluate.out")" != "$marker" ] ||
+     [ "$workdir/checkpoints/checkpoint" -nt "$workdir/evaluate.out" ]; then
+    if ! { echo "$marker"; "$PY" -m hiabp_tf.evaluate --workdir="$workdir" "$@" 2>> "$log"; } > "$workdir/evaluate.out.tmp"; then
+      echo "[run.sh] $name: evaluation FAILED; the end of $log:" >&2
+      tail -n 5 "$log" >&2
+      return 1
+    fi
+    mv "$workdir/evaluate.out.tmp" "$workdir/evaluate.out"
+  fi
   echo "[run.sh] $name: $(tail -n 1 "$workdir/evaluate.out")" >&2
+}
+
+# Rough cost of a run, to start the longest first: Langevin steps x ladder depth.
+run_cost() {
+  local name=$1 t=15 l=1
+  case "$name" in *_t5) t=5 ;; *_t10) t=10 ;; *_t30) t=30 ;; *vae*) t=1 ;; esac
+  case "$name" in *_l2*) l=2 ;; *_l3*) l=3 ;; *_l4*) l=4 ;; esac
+  echo $(( t * (l + 1) ))
 }
 
 # train_all SCALE ITEM...: every ITEM ("NAME" or "NAME|EVALUATE FLAGS") trained and evaluated,
@@ -89,20 +108,25 @@ train_and_evaluate() {
 train_all() {
   local scale=$1 jobs failed=0 item
   shift
+  if [ -n "${PLAN_ONLY:-}" ]; then PLANNED+=("$@"); return 0; fi  # `all` collects every run first
   jobs=$(jobs_for "$scale")
-  export TF_NUM_INTRAOP_THREADS="${TF_NUM_INTRAOP_THREADS:-$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))}"
+  local threads="${TF_NUM_INTRAOP_THREADS:-$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))}"
   for item in "$@"; do
     while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || failed=1; done
     # shellcheck disable=SC2086  # the evaluate flags are words
-    train_and_evaluate "$scale" "${item%%|*}" $([ "$item" = "${item#*|}" ] || echo "${item#*|}") &
+    TF_NUM_INTRAOP_THREADS=$threads train_and_evaluate "$scale" "${item%%|*}" \
+      $([ "$item" = "${item#*|}" ] || echo "${item#*|}") &
   done
   while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
-  unset TF_NUM_INTRAOP_THREADS
   if [ "$failed" != 0 ]; then echo "[run.sh] some runs failed (logs above); finished runs are kept" >&2; return 1; fi
 }
 
 wall() {  # wall START: the provenance note of every table
-  echo "$((SECONDS - $1)) s wall time on $(nproc) CPU cores, $(jobs_for "$scale") trainings at a time; runs already trained to their steps are only re-evaluated"
+  if [ -n "${POOL_SECONDS:-}" ]; then
+    echo "its runs trained in the pool of \`./run.sh all $scale\`: $POOL_SECONDS s wall time for every run of every experiment on $(nproc) CPU cores, $(jobs_for "$scale") trainings at a time"
+  else
+    echo "$((SECONDS - $1)) s wall time on $(nproc) CPU cores, $(jobs_for "$scale") trainings at a time${TF_NUM_INTRAOP_THREADS:+, TF_NUM_INTRAOP_THREADS=$TF_NUM_INTRAOP_THREADS}; runs already trained to their steps are only re-evaluated"
+  fi
 }
 
 core() {
@@ -166,6 +190,7 @@ table1() {
     done
   done
   train_all "$scale" "${items[@]}"
+  [ -z "${PLAN_ONLY:-}" ] || return 0
   "$PY" -m hiabp_tf.report --kind=table1 --out="results/$scale" --table=table1.md --runs="$runs" \
     --title="Table 1: test reconstruction MSE of every method ($scale scale, equal steps)" \
     --command="./run.sh table1 $scale  (flags/<prefix>_<row>.flags$([ "$scale" = cpu ] && echo " + flags/cpu.flags"); $(wall $start))"
@@ -183,6 +208,7 @@ table2() {
     runs+="${runs:+,}$mask=runs/$scale/${base}_$mask"
   done
   train_all "$scale" "$base" "${items[@]}"
+  [ -z "${PLAN_ONLY:-}" ] || return 0
   for mask in pepper region10 region20; do  # the model trained on complete images, tested occluded
     "$PY" -m hiabp_tf.evaluate --workdir="runs/$scale/$base" --mask="$mask" | tail -n 1
   done
@@ -201,6 +227,7 @@ table3() {
     runs+="${runs:+,}$t=runs/$scale/$name"
   done
   train_all "$scale" "${items[@]}"
+  [ -z "${PLAN_ONLY:-}" ] || return 0
   "$PY" -m hiabp_tf.report --kind=table3 --out="results/$scale" --table=table3.md --runs="$runs" \
     --title="Table 3: the effect of the number of Langevin steps T on HiABP ($scale scale, ${base})" \
     --command="./run.sh table3 $scale  ($(wall $start))"
@@ -211,6 +238,7 @@ figure1() {
   prefix=$(main_prefix "$scale")
   iabp="${prefix}_$(flag_suffix iabp "$prefix")"
   train_all "$scale" "$iabp" "${prefix}_abp"
+  [ -z "${PLAN_ONLY:-}" ] || return 0
   "$PY" -m hiabp_tf.report --kind=figure1 --out="results/$scale" \
     --runs="encoder=runs/$scale/$iabp,noise=runs/$scale/${prefix}_abp" \
     --command="./run.sh figure1 $scale  ($(wall $start))"
@@ -220,6 +248,7 @@ figure7() {
   local scale=$1 name
   name="$(main_prefix "$scale")_hiabp_l3"
   train_all "$scale" "$name"
+  [ -z "${PLAN_ONLY:-}" ] || return 0
   "$PY" -m hiabp_tf.disentangle --workdir="runs/$scale/$name" --out="results/$scale/figure7"
 }
 
@@ -235,6 +264,7 @@ samples() {
   hiabp=$([ "$scale" = paper ] && echo celeba_hiabp_l4 || echo mnist5k_hiabp_l3)
   if [ "$scale" = paper ]; then vae=celeba_vae; abp=celeba_abp; else vae=mnist5k_vae; abp=mnist5k_abp; fi
   train_all "$scale" "$hiabp" "$abp" "$vae"
+  [ -z "${PLAN_ONLY:-}" ] || return 0
   "$PY" -m hiabp_tf.report --kind=samples --out="results/$scale" \
     --runs="VAE=runs/$scale/$vae,ABP (non-persistent)=runs/$scale/$abp,HiABP=runs/$scale/$hiabp" \
     --command="./run.sh samples $scale  ($(wall $start))"
@@ -242,7 +272,9 @@ samples() {
 
 claims() {
   local scale=$1
-  "$PY" -m hiabp_tf.report --kind=claims --out="results/$scale" --command="./run.sh claims $scale"
+  # The README's first screen shows the cpu scale's results.
+  "$PY" -m hiabp_tf.report --kind=claims --out="results/$scale" --command="./run.sh claims $scale" \
+    $([ "$scale" = cpu ] && echo "--readme=README.md")
 }
 
 performance() {
@@ -269,8 +301,19 @@ case "$cmd" in
     setup
     if [ "$cmd" = all ]; then
       start_all=$SECONDS
-      core "$scale"; table1 "$scale"; table2 "$scale"; table3 "$scale"; figure1 "$scale"; figure7 "$scale"
-      samples "$scale"; claims "$scale"
+      experiments=(core table1 table2 table3 figure1 figure7 samples)
+      # Every run of every experiment in one pool, longest first, so the cores stay busy to the end;
+      # then each experiment finds its runs trained and evaluated and only writes its results.
+      PLANNED=() PLAN_ONLY=1
+      for e in "${experiments[@]}"; do "$e" "$scale"; done
+      unset PLAN_ONLY
+      mapfile -t ordered < <(for item in "${PLANNED[@]}"; do echo "$(run_cost "${item%%|*}") $item"; done |
+                             sort -s -k1,1nr | awk '{split($2, n, "|")} !seen[n[1]]++' | cut -d' ' -f2-)
+      pool_start=$SECONDS
+      train_all "$scale" "${ordered[@]}"
+      POOL_SECONDS=$((SECONDS - pool_start))
+      for e in "${experiments[@]}"; do "$e" "$scale"; done
+      claims "$scale"
       "$PY" -m hiabp_tf.report --kind=index --out="results/$scale" \
         --command="./run.sh all $scale  ($((SECONDS - start_all)) s wall time on $(nproc) CPU cores, $(jobs_for "$scale") trainings at a time)"
     else

@@ -359,7 +359,7 @@ def figures(seconds: float, setup: Setup, matmul: float) -> dict:
     steps = setup.config["langevin_steps"]
     gflops = setup.flops["per_iteration"] / seconds / 1e9
     return dict(ms_per_iter=round(1000 * seconds, 2), images_per_s=round(batch_size / seconds, 1),
-                langevin_steps_per_s=round(steps / seconds, 2), gflops_per_s=round(gflops, 1),
+                langevin_steps_per_s=round(steps / seconds, 2), gflops_per_s=round(gflops, 3),
                 fraction_of_matmul=round(gflops / matmul, 3))
 
 

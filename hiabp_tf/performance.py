@@ -40,15 +40,9 @@ class Lever:
 
 
 # Each lever's decision is the engineer's reading of its measured figure (in the same file).
+# Process-level levers: each in its own benchmark process (thread pools, oneDNN and the policy are
+# fixed when TensorFlow starts).
 LEVERS = (
-    Lever("repeated forward passes (naive step: encoder twice, extra generator pass for E(z_T))",
-          ("--step=naive",),
-          decision="rejected: the default step shares the encoder pass between z_0 and eq. 5 and "
-                   "reads E(z_T) off the generator update's forward pass"),
-    Lever("T Langevin steps unrolled into the graph instead of one while-loop", ("--step=unrolled",),
-          decision="not adopted in this version: a graph T times larger, and it changes float "
-                   "round-off, so every committed result would have to be regenerated; with the output "
-                   "layer below, the next float32 candidate if its gain stands out of the noise band"),
     Lever("inter-op threads = 1", ("--inter_op_threads=1",),
           decision="rejected unless beyond the noise band: the Langevin chain is sequential, so "
                    "inter-op parallelism has little to overlap either way; TensorFlow's default kept"),
@@ -58,8 +52,27 @@ LEVERS = (
     Lever("oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)", (), (("TF_ENABLE_ONEDNN_OPTS", "0"),),
           decision="rejected: oneDNN's convolutions are what makes the CPU path fast"),
     Lever("bfloat16 networks (--precision=bfloat16, AVX512_BF16)", ("--precision=bfloat16",),
-          decision="opt-in only: not exact (see its test-MSE effect below); the default stays float32"),
+          decision="adopted for the mnist_5k experiments (quick and cpu scales: every method alike), "
+                   "opt-in elsewhere: not exact (see its test-MSE effect below); the library default "
+                   "and the paper-scale flag files stay float32"),
 )
+# Code-path levers: the default step and its counterfactual (`benchmark.STEPS`) timed in alternation
+# in one process (`benchmark --against`), so the machine's drift falls on both alike.
+COUNTERFACTUALS = {
+    "naive": ("repeated forward passes (naive step: encoder twice, extra generator pass for E(z_T))",
+              "rejected: the default step shares the encoder pass between z_0 and eq. 5 and reads "
+              "E(z_T) off the generator update's forward pass"),
+    "unrolled": ("T Langevin steps unrolled into the graph instead of one while-loop",
+                 "rejected: no gain beyond the noise on these networks, for a graph T times larger "
+                 "(`langevin_dynamics(unroll=True)` stays available)"),
+    "keras_output_layer": ("output block r by Keras' Conv2DTranspose kernel (the previous default) "
+                           "instead of `models.OutputDeconv`'s depthwise form",
+                           "adopted: `models.OutputDeconv` (the same weights and function) is the default "
+                           "since this measurement; the row times the old kernel against it"),
+}
+COUNTERFACTUAL_ARCHS = ("reference", "mnist5k_iabp", "mnist5k_hiabp_l3")
+# Trainings side by side (run.sh's pool): this flag file trained twice, both ways.
+PARALLEL_FLAGFILE = "flags/mnist5k_hiabp_l3.flags"
 
 # CelebA L = 4 (width 128) takes about a minute per iteration on 2 cores (results/memory.md): L = 1
 # stands for the 64-pixel networks here.
@@ -106,8 +119,47 @@ def train_and_score(flagfile, workdir, extra_args=(), num_steps=None) -> dict:
     return result
 
 
+def measure_parallel(flagfile: str, num_steps: int, runs_dir: str) -> dict:
+    """Wall time of two trainings of `flagfile` (`num_steps` updates each, start-up and the final
+    evaluation included): one after the other with TensorFlow's default threads, and side by side
+    with one intra-op thread each (how run.sh trains), also with one inter-op thread each."""
+    import shutil
+
+    def start(name, env):
+        workdir = os.path.join(runs_dir, "parallel", name)
+        shutil.rmtree(workdir, ignore_errors=True)
+        command = [sys.executable, "-m", "hiabp_tf.train", f"--flagfile={flagfile}", f"--workdir={workdir}",
+                   f"--num_steps={num_steps}", f"--eval_every={num_steps}", f"--checkpoint_every={num_steps}"]
+        return subprocess.Popen(command, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **env),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def finish(process):
+        _, err = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"training for the parallel measurement failed:\n{err[-3000:]}")
+
+    ways = {
+        "one after the other, default threads": ({}, False),
+        "side by side, TF_NUM_INTRAOP_THREADS=1": ({"TF_NUM_INTRAOP_THREADS": "1"}, True),
+        "side by side, TF_NUM_INTRAOP_THREADS=1 and TF_NUM_INTEROP_THREADS=1":
+            ({"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}, True),
+    }
+    result = {"flagfile": flagfile, "num_steps": num_steps, "ways": {}}
+    for i, (way, (env, together)) in enumerate(ways.items()):
+        begin = time.perf_counter()
+        if together:
+            processes = [start(f"{i}_{k}", env) for k in range(2)]
+            for process in processes:
+                finish(process)
+        else:
+            for k in range(2):
+                finish(start(f"{i}_{k}", env))
+        result["ways"][way] = round(time.perf_counter() - begin, 1)
+    return result
+
+
 def measure(iterations: int, runs_dir: str, bf16_steps: int | None, flag_archs=FLAG_ARCHS,
-            levers=LEVERS) -> dict:
+            levers=LEVERS, parallel_steps: int | None = None) -> dict:
     common = (f"--iterations={iterations}",)
     measured = {"started": datetime.datetime.now().isoformat(timespec="seconds")}
     main_args = ("--arch=reference", "--modes=eager,function,xla", *common,
@@ -118,6 +170,12 @@ def measure(iterations: int, runs_dir: str, bf16_steps: int | None, flag_archs=F
     except ImportError:
         logging.warning("PyTorch is not installed: the eager peer is skipped (pip install torch==2.13.0).")
     measured["default"] = run_benchmark(main_args)
+    measured["counterfactuals"] = {}
+    for arch in COUNTERFACTUAL_ARCHS:
+        arch_args = ("--arch=reference",) if arch == "reference" else ("--arch=flags", f"--arch_flagfile=flags/{arch}.flags")
+        measured["counterfactuals"][arch] = run_benchmark(
+            (*arch_args, "--modes=function", "--input_pipeline_iterations=0", f"--iterations={2 * iterations}",
+             f"--against={','.join(COUNTERFACTUALS)}"))
     measured["levers"] = []
     for lever in levers:
         result = run_benchmark(("--arch=reference", "--modes=function", "--input_pipeline_iterations=0",
@@ -129,6 +187,8 @@ def measure(iterations: int, runs_dir: str, bf16_steps: int | None, flag_archs=F
         measured["flag_archs"][name] = run_benchmark(
             ("--arch=flags", f"--arch_flagfile=flags/{name}.flags", "--modes=function",
              f"--iterations={max(2, iterations // 4)}", "--warmup=1", "--input_pipeline_iterations=0"))
+    if parallel_steps:
+        measured["parallel"] = measure_parallel(PARALLEL_FLAGFILE, parallel_steps, runs_dir)
     if bf16_steps:
         measured["bf16_quality"] = {
             precision: train_and_score("flags/mnist5k_iabp.flags",
@@ -243,13 +303,12 @@ def render(measured: dict, command: str) -> str:
         ]
         lines += [f"| {name} | {ms:.2f} |" for name, ms in variants.items()]
         lines += ["",
-                  f"The fastest, {best}, would save about {saving:.0f} ms per iteration (T = 15 calls) "
-                  f"against {keras_ms:.2f} ms each: "
-                  + ("not adopted yet: it needs a custom layer in place of Keras' Conv2DTranspose (same "
-                     "weights, so checkpoints would still load) in the reference pair and the ladder "
-                     "generator, and it changes float round-off, so every committed result would have "
-                     "to be regenerated; a candidate for the next speed step."
-                     if saving > 0 else "no gain, nothing to adopt."), ""]
+                  f"The fastest, {best}, saves about {saving:.0f} ms per iteration (T = 15 calls) "
+                  f"against {keras_ms:.2f} ms each"
+                  + (": adopted as `models.OutputDeconv` (a Conv2DTranspose with the same weights, so "
+                     "checkpoints load either way; stride-1 output blocks only), in the reference pair and "
+                     "the ladder generator; the whole step's gain is in the table below."
+                     if best == "depthwise_then_sum" else "."), ""]
     repeats = [again["ms_per_iter"]] + ([default["modes"]["function_interleaved"]["ms_per_iter"]]
                                         if "function_interleaved" in default["modes"] else [])
     noise = max(abs(ms / r - 1) for r in repeats)
@@ -271,6 +330,47 @@ def render(measured: dict, command: str) -> str:
         lines.append(_row(lever["name"], lever["result"]["modes"]["function"], ms,
                           decisions.get(lever["name"], lever["decision"])))
     lines.append("")
+    counterfactuals = measured.get("counterfactuals")
+    if counterfactuals:
+        lines += [
+            "### Code-path levers, timed in alternation",
+            "",
+            "The default step and one counterfactual step, called in alternation in one process "
+            "(`python -m hiabp_tf.benchmark --against=...`, "
+            f"{2 * config['iterations']} calls each), so that the machine's drift falls on both alike. "
+            "*Slower by*: the median over the pairs of counterfactual / default time, minus one "
+            "(positive: the default is faster), with the quartiles of that ratio.",
+            "",
+            "| lever | network | default ms | counterfactual ms | slower by (quartiles) | decision |",
+            "|---|---|---:|---:|---|---|",
+        ]
+        for name, (label, decision) in COUNTERFACTUALS.items():
+            for arch, result in counterfactuals.items():
+                figs = result.get("against", {}).get(name)
+                if figs is None:
+                    continue
+                low, _, high = figs["ratio_quartiles"]
+                lines.append(f"| {label} | {arch} | {figs['default_ms']:.0f} | {figs['counterfactual_ms']:.0f} | "
+                             f"{figs['ratio'] - 1:+.1%} ({low - 1:+.1%} .. {high - 1:+.1%}) | {decision} |")
+                label, decision = "", ""  # once per lever
+        lines.append("")
+    parallel = measured.get("parallel")
+    if parallel:
+        ways = parallel["ways"]
+        base = next(iter(ways.values()))
+        fastest = min(ways, key=ways.get)
+        lines += [
+            "### Two trainings at a time",
+            "",
+            f"`{parallel['flagfile']}` trained twice, {parallel['num_steps']} updates each (start-up and the "
+            "final evaluation included): the wall time until both are done.",
+            "",
+            "| how | wall time (s) | vs one after the other |",
+            "|---|---:|---:|",
+        ]
+        lines += [f"| {way} | {sec:.0f} | {base / sec - 1:+.0%} |" for way, sec in ways.items()]
+        lines += ["", f"Fastest: {fastest}. `run.sh` trains two runs at a time with one intra-op thread "
+                  "each on a 2-core machine (`HIABP_JOBS`, `TF_NUM_INTRAOP_THREADS` override it).", ""]
     quality = measured.get("bf16_quality")
     if quality:
         f32, b16 = quality["float32"], quality["bfloat16"]
@@ -319,6 +419,7 @@ def define_flags():
     flags.DEFINE_integer("iterations", 10, "Timed iterations per benchmark.")
     flags.DEFINE_string("runs_dir", "runs/performance", "Workdirs of the bfloat16 quality runs.")
     flags.DEFINE_integer("bf16_steps", 300, "Training steps of the bfloat16 quality runs (0: skip).")
+    flags.DEFINE_integer("parallel_steps", 150, "Training steps of each run of the two-at-a-time measurement (0: skip).")
     flags.DEFINE_list("flag_archs", list(FLAG_ARCHS), "flags/NAME.flags files to benchmark.")
     flags.DEFINE_bool("rerender", False, "Only rewrite --out from the JSON of the last measurement beside it.")
 
@@ -331,14 +432,16 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     command = "python -m hiabp_tf.performance " + " ".join(
         f"--{name}={','.join(value) if isinstance(value, list) else value}"
-        for name, value in (("out", FLAGS.out), ("iterations", FLAGS.iterations), ("bf16_steps", FLAGS.bf16_steps)))
+        for name, value in (("out", FLAGS.out), ("iterations", FLAGS.iterations), ("bf16_steps", FLAGS.bf16_steps),
+                            ("parallel_steps", FLAGS.parallel_steps)))
     json_path = os.path.splitext(FLAGS.out)[0] + ".json"
     if FLAGS.rerender:
         with open(json_path) as f:
             measured = json.load(f)
         command = measured.get("command", command)
     else:
-        measured = measure(FLAGS.iterations, FLAGS.runs_dir, FLAGS.bf16_steps, tuple(FLAGS.flag_archs))
+        measured = measure(FLAGS.iterations, FLAGS.runs_dir, FLAGS.bf16_steps, tuple(FLAGS.flag_archs),
+                           parallel_steps=FLAGS.parallel_steps)
         measured["command"] = command
         os.makedirs(os.path.dirname(FLAGS.out) or ".", exist_ok=True)
         with open(json_path + ".tmp", "w") as f:

@@ -77,8 +77,8 @@ def test_missing_flagfile_names_the_flag():
 
 
 def test_counterfactual_steps_compute_the_same_iteration(tmp_path):
-    """The naive (repeated passes) and unrolled steps do the same arithmetic as the default step:
-    from the same weights and seed they give the same losses."""
+    """The naive (repeated passes), unrolled and Keras-output-layer steps do the same arithmetic as
+    the default step: from the same weights and seed they give the same losses."""
     path = tmp_path / "tiny.flags"
     path.write_text(TINY_FLAGS)
     seed = tf.constant([3, 4], tf.int32)
@@ -89,6 +89,14 @@ def test_counterfactual_steps_compute_the_same_iteration(tmp_path):
         losses[step] = (float(out["generator_loss"]), float(out["encoder_loss"]))
     np.testing.assert_allclose(losses["naive"], losses["default"], rtol=1e-5)
     np.testing.assert_allclose(losses["unrolled"], losses["default"], rtol=1e-5)
+    np.testing.assert_allclose(losses["keras_output_layer"], losses["default"], rtol=1e-5)
+
+
+def test_interleaved_timing_alternates_and_pairs_the_calls():
+    calls = []
+    times = benchmark.time_interleaved(lambda: calls.append("a"), lambda: calls.append("b"), 4, 1)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]  # warm-up, then a b / b a / ...
+    assert [len(t) for t in times] == [4, 4]
 
 
 def test_command_prints_json_for_every_mode(tmp_path):
@@ -97,7 +105,7 @@ def test_command_prints_json_for_every_mode(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "hiabp_tf.benchmark", "--arch=flags", f"--arch_flagfile={path}",
          "--modes=eager,function,xla", "--iterations=2", "--eager_iterations=1", "--warmup=1",
-         "--matmul_size=256", "--input_pipeline_iterations=2"],
+         "--matmul_size=256", "--input_pipeline_iterations=2", "--against=unrolled,keras_output_layer"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -112,6 +120,9 @@ def test_command_prints_json_for_every_mode(tmp_path):
         np.testing.assert_allclose(figs["langevin_steps_per_s"], 2000 / figs["ms_per_iter"], rtol=0.01)
     assert result["config"]["num_layers"] == 2 and result["config"]["batch_size"] == 8
     assert 0 <= result["input_pipeline"]["input_share"] <= 1
+    for name in ("unrolled", "keras_output_layer"):  # each timed in alternation with the default step
+        figs = result["against"][name]
+        assert figs["default_ms"] > 0 and figs["counterfactual_ms"] > 0 and len(figs["ratio_quartiles"]) == 3
 
 
 def test_reference_run_reports_the_default_path(tmp_path):
@@ -159,10 +170,17 @@ def test_performance_report_states_the_target_from_the_figures(peer_ms, fraction
     measured = dict(started="t0", finished="t1", default=default,
                     default_again=_fake_result(510),
                     levers=[dict(name="lever A", decision="rejected", result=_fake_result(1000))],
-                    flag_archs={"mnist_hiabp_l1": _fake_result(300)})
+                    flag_archs={"mnist_hiabp_l1": _fake_result(300)},
+                    counterfactuals={"reference": dict(against={"unrolled": dict(
+                        default_ms=500.0, counterfactual_ms=510.0, ratio=1.02, ratio_quartiles=[0.99, 1.02, 1.05])})},
+                    parallel=dict(flagfile="flags/x.flags", num_steps=100, ways={
+                        "one after the other, default threads": 200.0, "side by side, TF_NUM_INTRAOP_THREADS=1": 160.0}))
     text = performance.render(measured, "python -m hiabp_tf.performance")
     assert verdict in text
     assert "| lever A | 1000 |" in text and "-50%" in text  # twice as slow as the default
     assert "mnist_hiabp_l1" in text
     assert "| Langevin loop: conv | 300.0 | 50% |" in text
-    assert "would save about 30 ms per iteration" in text  # 15 x (8 - 6)
+    assert "saves about 30 ms per iteration" in text and "adopted as `models.OutputDeconv`" in text  # 15 x (8 - 6)
+    assert "| reference | 500 | 510 | +2.0% (-1.0% .. +5.0%) | rejected: no gain" in text
+    assert "| side by side, TF_NUM_INTRAOP_THREADS=1 | 160 | +25% |" in text
+    assert "Fastest: side by side, TF_NUM_INTRAOP_THREADS=1." in text

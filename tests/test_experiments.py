@@ -181,5 +181,8 @@ def test_fid_in_evaluate_and_table1(runs, tmp_path, monkeypatch):
     assert "FID of 200 samples against the training split in 16 block means" in text
     (row,) = json.load(open(tmp_path / "t1.json"))["rows"]
     assert (row["row"], row["score"], row["mse"], row["fid"]) == ("vae", "mse_E", result["mse_E"], result["fid"])
+    again = evaluate.evaluate(runs["vae"])  # without --fid: the FID of the same checkpoint is kept
+    assert again["fid"] == result["fid"] and again["fid_samples"] == 200
+    assert "fid" not in evaluate.evaluate(runs["vae"], seed=1)  # another sample seed: not the same FID
     with pytest.raises(experiment.ConfigError, match="--inception_weights"):
         evaluate.evaluate(runs["vae"], fid="inception")

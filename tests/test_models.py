@@ -146,3 +146,36 @@ def keras_policy_name():
 def test_architecture_rejects_unknown_precision():
     with pytest.raises(ValueError, match="--precision"):
         models.Architecture((28, 28, 1), (4,), precision="float16")
+
+
+@pytest.mark.parametrize("kernel,out_channels,in_channels,stride", [
+    (4, 1, 8, 1), (4, 3, 8, 1), (3, 1, 5, 1), (5, 3, 4, 1), (4, 3, 8, 2)])
+def test_output_block_equals_keras_conv2d_transpose(kernel, out_channels, in_channels, stride):
+    """OutputDeconv (depthwise form at stride 1) computes Keras' Conv2DTranspose with the same
+    weights, under the same names (so checkpoints of either load into the other), and its input
+    gradient too; strides above 1 use Keras' kernel itself."""
+    import keras
+    ours = models.OutputDeconv(out_channels, kernel, strides=stride, padding="same", activation="sigmoid")
+    theirs = keras.layers.Conv2DTranspose(out_channels, kernel, strides=stride, padding="same", activation="sigmoid")
+    h = tf.random.stateless_normal((3, 7, 9, in_channels), [1, 2])
+    ours(h), theirs(h)
+    theirs.set_weights([w.numpy() for w in ours.weights])
+    assert [w.name for w in ours.weights] == [w.name for w in theirs.weights] == ["kernel", "bias"]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(h)
+        a, b = ours(h), theirs(h)
+        sa, sb = tf.reduce_sum(tf.square(a)), tf.reduce_sum(tf.square(b))
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(sa, h).numpy(), tape.gradient(sb, h).numpy(), atol=1e-5)
+    for wa, wb in zip(tape.gradient(sa, ours.weights), tape.gradient(sb, theirs.weights)):
+        np.testing.assert_allclose(wa.numpy(), wb.numpy(), rtol=1e-4, atol=1e-5)
+    ours.formulation = "keras"  # the benchmark's counterfactual: Keras' kernel on the same weights
+    np.testing.assert_allclose(ours(h).numpy(), b.numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="formulation"):
+        models.OutputDeconv(1, 4, formulation="fft")
+
+
+def test_generator_output_block_is_the_depthwise_form():
+    generator, _ = models.build_networks(models.Architecture((28, 28, 1), (6, 4), width=8))
+    assert isinstance(generator.output_block, models.OutputDeconv) and generator.output_block.strides == (1, 1)
+    assert generator.output_block.formulation == "depthwise_then_sum"
