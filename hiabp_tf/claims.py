@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 
+from hiabp_tf import experiment
+
 # The paper's Table 1 MSE, by dataset, (row key, score) as in report.TABLE1_ROWS.
 PAPER_TABLE1 = {
     "MNIST": {("vae", "mse_E"): 0.0202, ("lvae", "mse_E"): 0.0185, ("vlae", "mse_E"): 0.0184,
@@ -249,7 +251,6 @@ def write_claims(out_dir: str, command: str | None = None, readme: str | None = 
     with open(tmp, "w") as f:
         f.write("\n".join(lines) + "\n")
     os.replace(tmp, path)
-    from hiabp_tf import experiment
     experiment.write_json_atomic(os.path.join(out_dir, "claims.json"), {"command": command, "claims": claims})
     if readme:
         update_readme(readme, readme_block(out_dir, os.path.dirname(os.path.abspath(readme)), results, claims))
