@@ -425,6 +425,8 @@ def write_samples(out_dir: str, runs: list[tuple[str, str]], command: str | None
 INDEX = (
     ("hiabp_", "IABP and HiABP (L=3) test MSE [E] / [E+L] (the main job)", ""),
     ("table1", "Table 1: every method's test MSE", "table1"),
+    ("learning_curves", "Learning curves: test MSE of every Table 1 method during training", "table1"),
+    ("claims", "The paper's claims: the paper's number, ours, the verdict", "claims"),
     ("table2", "Table 2: learning from incomplete data (recovery error)", "table2"),
     ("table3", "Table 3: Langevin steps T", "table3"),
     ("figure1", "Figure 1: informative vs noise initialisation", "figure1"),
