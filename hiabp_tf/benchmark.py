@@ -117,6 +117,9 @@ def _op_flops(op) -> int:
     if op.type == "Conv2DBackpropInput":  # a transposed conv: every input element fans out to kh*kw*C_out
         kh, kw, c_out, _ = shape(op.inputs[1])
         return 2 * int(np.prod(shape(op.inputs[2]))) * kh * kw * c_out
+    if op.type == "DepthwiseConv2dNative":  # every output element is a kh*kw dot product (block r)
+        kh, kw, _, _ = shape(op.inputs[1])
+        return 2 * int(np.prod(shape(op.outputs[0]))) * kh * kw
     return 0
 
 

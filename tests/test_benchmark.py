@@ -57,7 +57,8 @@ def test_reference_networks_have_the_specified_shapes():
     assert float(tf.reduce_min(images)) >= 0 and float(tf.reduce_max(images)) <= 1  # sigmoid
     (mu,), (log_sigma,) = encoder(tf.zeros((3, 28, 28, 1)))
     assert mu.shape == log_sigma.shape == (3, 64)
-    kernels = [v.shape for v in generator.trainable_variables if len(v.shape) == 4]
+    # in layer order (the model also tracks the output block as an attribute, which lists it first)
+    kernels = [v.shape for v in generator.net.trainable_variables if len(v.shape) == 4]
     assert kernels == [(4, 4, 64, 64), (4, 4, 32, 64), (3, 3, 1, 32)]
 
 

@@ -76,7 +76,7 @@ def test_every_flagfile_reads_into_a_config_and_train_arguments(tmp_path):
         assert kwargs["num_steps"] > 0 and isinstance(config, experiment.RunConfig)
     config, kwargs = flagfiles.load(os.path.join(REPO, "flags", "mnist5k_abp.flags"), langevin_steps=5, num_steps=7)
     assert (config.method, config.langevin_steps, config.width, kwargs["num_steps"], kwargs["eval_every"]) == (
-        "abp", 5, 32, 7, 150)
+        "abp", 5, 32, 7, 250)
     bad = tmp_path / "bad.flags"
     bad.write_text("# a comment\n--method=hiabp\n--langevin_stepz=3\n")
     with pytest.raises(experiment.ConfigError, match="--langevin_stepz is not a flag"):
