@@ -6,16 +6,21 @@ A workdir holds
     tensorboard/         summaries
     learning_curve.jsonl the test scores of the evaluations during training, one JSON line each
     eval_*.json          results of evaluate.py
+    train.lock           the run lock: held (flock) by the one training that writes the workdir
 so a model can be rebuilt and scored from the workdir alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
+import socket
 import sys
 import tempfile
+import time
 
 from absl import app
 from absl import logging
@@ -34,6 +39,7 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 LEARNING_CURVE_FILE = "learning_curve.jsonl"
+LOCK_FILE = "train.lock"
 # Every row of Table 1: HiABP (IABP is L = 1) and its baselines, all with the same networks.
 METHOD_CLASSES = {"hiabp": algorithm.HiABP, **baselines.METHODS}
 METHODS = tuple(METHOD_CLASSES)
@@ -141,6 +147,11 @@ class RunConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def _not_writable(workdir: str, error: OSError) -> WorkdirError:
+    return WorkdirError(f"--workdir={workdir} is not a writable folder ({error.strerror or error}); "
+                        "choose a folder you can write to.")
+
+
 def prepare_workdir(workdir: str, config: RunConfig, image_shape, num_train_examples: int) -> None:
     """Creates `workdir` and records `config`; refuses a workdir trained with other networks."""
     try:
@@ -148,8 +159,7 @@ def prepare_workdir(workdir: str, config: RunConfig, image_shape, num_train_exam
         probe = tempfile.NamedTemporaryFile(dir=workdir)
         probe.close()
     except OSError as e:
-        raise WorkdirError(f"--workdir={workdir} is not a writable folder ({e.strerror}); "
-                           "choose a folder you can write to.") from None
+        raise _not_writable(workdir, e) from None
     if os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
         previous, previous_shape, previous_n = load_run(workdir)
         if (previous.model_fields() != config.model_fields() or tuple(previous_shape) != tuple(image_shape)
@@ -160,6 +170,56 @@ def prepare_workdir(workdir: str, config: RunConfig, image_shape, num_train_exam
                 f"{num_train_examples} images {tuple(image_shape)}; its checkpoints cannot be resumed with these flags. "
                 "Use a new --workdir, or the flags of the earlier run to resume it.")
     save_config(workdir, config, image_shape, num_train_examples)
+
+
+@contextlib.contextmanager
+def training_lock(workdir: str):
+    """Holds the run lock of `workdir` while the block runs: an exclusive flock on <workdir>/train.lock.
+
+    The kernel drops the lock when its file is closed or its process dies (even by SIGKILL), so no
+    lock is ever stale; the file stays, naming the last holder (pid, host, start time). Creates
+    `workdir`. Raises WorkdirError, naming the holder, when another process (or another open of the
+    file in this one) holds the lock, so a second training on one workdir stops before writing."""
+    path = os.path.join(workdir, LOCK_FILE)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise _not_writable(workdir, e) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WorkdirError(_in_use_message(workdir, path, _lock_holder(fd))) from None
+        except OSError as e:  # a file system without flock: train as before, but say so
+            logging.warning("--workdir=%s: cannot lock %s (%s), so a second training into this workdir "
+                            "would not be refused.", workdir, path, e.strerror or e)
+        else:
+            holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                      "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_holder(fd: int) -> dict:
+    for _ in range(40):  # the holder writes its pid just after taking the lock: wait a moment for it
+        try:
+            return json.loads(os.pread(fd, 4096, 0))
+        except ValueError:
+            time.sleep(0.05)
+    return {}
+
+
+def _in_use_message(workdir: str, path: str, holder: dict) -> str:
+    who = (f"process {holder.get('pid')} on {holder.get('host')} (training since {holder.get('since')})"
+           if holder.get("pid") else "another process")
+    return (f"--workdir={workdir} is in use: {who} holds its run lock {path}. Two trainings must not "
+            "write one workdir, so this one stops without writing anything. Wait for that training to "
+            "finish (or stop it), then rerun to resume; or give this one another --workdir. Evaluate, "
+            "export, inpaint and hiabp_tf.load can read the workdir meanwhile.")
 
 
 def build_model(config: RunConfig, image_shape, num_train_examples: int):

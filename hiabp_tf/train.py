@@ -8,6 +8,7 @@ Then score the model with `python -m hiabp_tf.evaluate --workdir=...`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -157,6 +158,9 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
     checkpoint first. A non-finite loss, energy or weight stops training (DivergenceError) without
     saving the bad state.
 
+    While it runs, the call holds the workdir's run lock (experiment.training_lock): a second
+    training on the same workdir raises WorkdirError naming this process, before writing anything.
+
     If `timing` is a dict, it receives this call's "steps" (updates trained, 0 if the run was
     already at `num_steps`), "train_seconds" (wall time of those updates and their checkpoints,
     the first step's tracing included, the in-training evaluations excluded), "eval_seconds" (those
@@ -197,6 +201,18 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
         train_ds = train_ds.map(lambda batch: masks.occlude_batch(batch, mask_spec, config.seed),
                                 num_parallel_calls=tf.data.AUTOTUNE)
     chief = distribute.writes_checkpoints(strategy)
+    # The chief holds the workdir's run lock before writing anything there, until it returns: a second
+    # training on the same workdir stops here. The other workers write only temporary folders.
+    with experiment.training_lock(workdir) if chief else contextlib.nullcontext():
+        return _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples,
+                      checkpoint_every, keep_checkpoints, timing, strategy, chief, call_start,
+                      train_ds, train_info, test_ds, test_info)
+
+
+def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples, checkpoint_every,
+           keep_checkpoints, timing, strategy, chief, call_start, train_ds, train_info, test_ds, test_info):
+    """train() once the arguments and the data are checked and, on the chief, the run lock is held."""
+    image_shape = train_info.image_shape
     checkpoint_dir = os.path.join(workdir, experiment.CHECKPOINT_DIR)
     if chief:
         experiment.prepare_workdir(workdir, config, image_shape, train_info.num_examples)
