@@ -481,9 +481,11 @@ class TrainedModel:
 
 
 def load(workdir: str) -> TrainedModel:
-    """The model of a training workdir, restored from its latest checkpoint.
+    """The model of a training workdir, restored from its latest checkpoint (or, if that one is
+    unreadable, the newest readable one, with a warning; `step` says which). Only reads the
+    workdir, so it can be used while a training writes it.
 
-    Raises experiment.WorkdirError when `workdir` holds no training run or no checkpoint."""
+    Raises experiment.WorkdirError when `workdir` holds no training run or no readable checkpoint."""
     workdir = os.fspath(workdir)
     network, config, image_shape, step = experiment.restore(workdir)
     return TrainedModel(network, config, image_shape, step, workdir)

@@ -88,7 +88,8 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
              langevin_steps=None, seed=0, mask="none", fid="none", fid_samples=10_000,
              inception_weights=None, fid_classifier=None) -> dict:
     """Test MSE of the latest checkpoint in `workdir` (see the module docstring); also written as
-    JSON there."""
+    JSON there. An unreadable latest checkpoint is skipped (a warning) for the newest readable one;
+    "step" says which was scored."""
     model, config, image_shape, step = experiment.restore(workdir)
     dataset = dataset or config.dataset
     eval_ds, info = input_pipeline.make_eval_dataset(dataset, split, batch_size=batch_size, data_dir=data_dir)

@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import glob
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -25,6 +27,7 @@ import time
 from absl import app
 from absl import logging
 
+from google.protobuf.message import DecodeError
 import keras
 import tensorflow as tf
 
@@ -40,6 +43,8 @@ CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 LEARNING_CURVE_FILE = "learning_curve.jsonl"
 LOCK_FILE = "train.lock"
+# Inside checkpoints/: the files of checkpoints a resumed training could not read, kept intact.
+UNREADABLE_DIR = "unreadable"
 # Every row of Table 1: HiABP (IABP is L = 1) and its baselines, all with the same networks.
 METHOD_CLASSES = {"hiabp": algorithm.HiABP, **baselines.METHODS}
 METHODS = tuple(METHOD_CLASSES)
@@ -342,15 +347,150 @@ def save_config(workdir: str, config: RunConfig, image_shape, num_train_examples
                        "num_train_examples": int(num_train_examples)})
 
 
+# What restoring a damaged checkpoint raises: a truncated data file IndexError ("Read less bytes
+# than requested"); a missing, truncated or garbled file a tf.errors.OpError (NotFoundError,
+# DataLossError, ...); a checkpoint lacking some of the model's objects an AssertionError (from
+# assert_existing_objects_matched); a garbled object graph a DecodeError or ValueError.
+UNREADABLE_CHECKPOINT_ERRORS = (tf.errors.OpError, IndexError, ValueError, KeyError, AssertionError, OSError,
+                                DecodeError)
+_CHECKPOINT_INDEX = "checkpoint"  # tf.train.CheckpointManager's list of the checkpoints it keeps
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """What `restore_newest_readable` did."""
+
+    path: str | None  # the checkpoint restored; None when the folder holds none
+    unreadable: tuple[str, ...] = ()  # the newer checkpoints that could not be restored, newest first
+    index_unreadable: bool = False  # the checkpoint index file exists but cannot be parsed
+
+
+def _checkpoint_number(prefix: str) -> int:
+    match = re.search(r"-(\d+)$", prefix)
+    return int(match.group(1)) if match else -1
+
+
+def _read_checkpoint_index(checkpoint_dir: str):
+    """(tf.train.CheckpointState or None, whether the index file exists but cannot be parsed)."""
+    try:
+        state = tf.train.get_checkpoint_state(checkpoint_dir)
+    except ValueError:  # parsed, but without a latest checkpoint (e.g. an emptied file)
+        state = None
+    return state, state is None and os.path.exists(os.path.join(checkpoint_dir, _CHECKPOINT_INDEX))
+
+
+def checkpoint_candidates(checkpoint_dir: str) -> tuple[list[str], bool]:
+    """The checkpoints of `checkpoint_dir`, newest first: those of the index file, then any other
+    complete-looking one (a ckpt-N.index) in the folder; and whether the index file is unreadable."""
+    state, index_unreadable = _read_checkpoint_index(checkpoint_dir)
+    listed = [state.model_checkpoint_path, *reversed(state.all_model_checkpoint_paths)] if state else []
+    indexes = glob.glob(os.path.join(glob.escape(checkpoint_dir), "ckpt-*.index"))
+    found = sorted((path[:-len(".index")] for path in indexes), key=_checkpoint_number, reverse=True)
+    candidates = []
+    for path in listed + found:
+        if os.path.abspath(path) not in map(os.path.abspath, candidates):
+            candidates.append(path)
+    return candidates, index_unreadable
+
+
+def _checkpoint_files(prefix: str) -> list[str]:
+    return [path for path in [prefix + ".index", *sorted(glob.glob(glob.escape(prefix) + ".data-*"))]
+            if os.path.exists(path)]
+
+
+def _reason(error: Exception) -> str:
+    text = (getattr(error, "message", None) or str(error) or "").strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
+
+
+def restore_newest_readable(restore_fn, checkpoint_dir: str, workdir: str) -> Restored:
+    """Restores the newest checkpoint of `checkpoint_dir` that can be read: calls `restore_fn(path)`
+    on each checkpoint, newest first, until one does not raise an UNREADABLE_CHECKPOINT_ERRORS.
+
+    Each unreadable one is one warning line naming its files. A failed attempt may have assigned
+    some variables; the next restore assigns them all again (restore_fn must check that every
+    object was matched). Never modifies the folder. Raises WorkdirError, listing the files tried and
+    why each failed, when checkpoints exist but none can be read."""
+    candidates, index_unreadable = checkpoint_candidates(checkpoint_dir)
+    if index_unreadable:
+        logging.warning("The checkpoint index %s is unreadable; using the checkpoints found beside it.",
+                        os.path.join(checkpoint_dir, _CHECKPOINT_INDEX))
+    failed = []
+    for path in candidates:
+        try:
+            restore_fn(path)
+        except UNREADABLE_CHECKPOINT_ERRORS as e:
+            files = ", ".join(os.path.basename(f) for f in _checkpoint_files(path)) or "its files are missing"
+            logging.warning("Checkpoint %s (%s) is unreadable (%s); falling back to the checkpoint before it.",
+                            path, files, _reason(e))
+            failed.append((path, _reason(e)))
+            continue
+        return Restored(path, tuple(p for p, _ in failed), index_unreadable)
+    if failed:
+        raise WorkdirError(
+            f"--workdir={workdir}: none of its checkpoints can be read, so there is nothing to restore. Tried, "
+            f"newest first: {'; '.join(f'{p} ({reason})' for p, reason in failed)}. Copy intact checkpoint "
+            f"files back into {checkpoint_dir} (e.g. from a backup), or train again into a new --workdir.")
+    return Restored(None, (), index_unreadable)
+
+
+def set_aside_unreadable(checkpoint_dir: str, restored: Restored) -> str | None:
+    """After a training fell back (`restored`): moves the files of the checkpoints it could not
+    read, and an unreadable index file, intact into checkpoints/unreadable/ (or unreadable/2, ...
+    if those names are taken), then rewrites the index to end at the checkpoint restored. So the
+    CheckpointManager, created afterwards, neither overwrites them when it saves those step numbers
+    again nor counts them among the checkpoints it keeps. Returns the folder they went to, if any.
+
+    Files are moved before the index is rewritten: a crash in between leaves an index naming
+    missing files, which the next start falls back past."""
+    checkpoint_dir = os.path.abspath(checkpoint_dir)
+    state, _ = _read_checkpoint_index(checkpoint_dir)
+    moving = [f for prefix in restored.unreadable for f in _checkpoint_files(prefix)]
+    if restored.index_unreadable:
+        moving.append(os.path.join(checkpoint_dir, _CHECKPOINT_INDEX))
+    target = None
+    if moving:
+        target, n = os.path.join(checkpoint_dir, UNREADABLE_DIR), 1
+        while any(os.path.exists(os.path.join(target, os.path.basename(f))) for f in moving):
+            n += 1
+            target = os.path.join(checkpoint_dir, UNREADABLE_DIR, str(n))
+        os.makedirs(target, exist_ok=True)
+        for f in moving:
+            os.rename(f, os.path.join(target, os.path.basename(f)))
+        logging.warning("Moved the unreadable %s to %s (kept intact); training continues from %s.",
+                        ", ".join(os.path.basename(f) for f in moving), target, restored.path)
+    gone = {os.path.abspath(p) for p in restored.unreadable}
+    latest = os.path.abspath(restored.path)
+    kept = []  # (path, timestamp), oldest first, as the manager lists them
+    if state is not None:
+        stamps = list(state.all_model_checkpoint_timestamps) or [state.last_preserved_timestamp] * len(
+            state.all_model_checkpoint_paths)
+        kept = [(os.path.abspath(p), t) for p, t in zip(state.all_model_checkpoint_paths, stamps)]
+    kept = [(p, t) for p, t in kept if p not in gone]
+    if not kept or kept[-1][0] != latest:  # restored from the folder, not from the index
+        kept = [(p, t) for p, t in kept if p != latest] + [(latest, os.path.getmtime(latest + ".index"))]
+    preserved = state.last_preserved_timestamp if state is not None else min(t for _, t in kept) - 1.0
+    # The function CheckpointManager writes its index with (relative paths); its public v1 alias is
+    # deprecated and says so in the log.
+    tf.__internal__.train.update_checkpoint_state(
+        checkpoint_dir, latest, [p for p, _ in kept], save_relative_paths=True,
+        all_model_checkpoint_timestamps=[t for _, t in kept], last_preserved_timestamp=preserved)
+    return target
+
+
 def restore(workdir: str):
-    """Rebuilds the model of a workdir from its latest checkpoint: (model, config, image_shape, step)."""
+    """Rebuilds the model of a workdir from its newest readable checkpoint (falling back past
+    unreadable ones, see `restore_newest_readable`; the workdir is not modified):
+    (model, config, image_shape, step)."""
     config, image_shape, num_train_examples = load_run(workdir)
     model = build_model(config, image_shape, num_train_examples)
     checkpoint, step = make_checkpoint(model)
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, CHECKPOINT_DIR))
-    if latest is None:
+    checkpoint_dir = os.path.join(workdir, CHECKPOINT_DIR)
+    restored = restore_newest_readable(
+        lambda path: checkpoint.restore(path).expect_partial().assert_existing_objects_matched(),
+        checkpoint_dir, workdir)
+    if restored.path is None:
         raise WorkdirError(
-            f"--workdir={workdir}: no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}. "
+            f"--workdir={workdir}: no checkpoint in {checkpoint_dir}. "
             "Train (or resume training) with the same --workdir first.")
-    checkpoint.restore(latest).expect_partial().assert_existing_objects_matched()
     return model, config, image_shape, int(step.numpy())

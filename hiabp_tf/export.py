@@ -82,8 +82,8 @@ def _check_out(out: str, overwrite: bool) -> None:
 
 
 def export(workdir: str, out: str, overwrite: bool = False) -> dict:
-    """Writes the SavedModel of the latest checkpoint in `workdir` to `out`; returns the info
-    written to <out>/hiabp_export.json."""
+    """Writes the SavedModel of the latest readable checkpoint in `workdir` to `out`; returns the
+    info written to <out>/hiabp_export.json."""
     if not out:
         raise experiment.ConfigError("--out is required: the folder to write the SavedModel to.")
     out = os.path.abspath(os.fspath(out))

@@ -160,6 +160,8 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
 
     While it runs, the call holds the workdir's run lock (experiment.training_lock): a second
     training on the same workdir raises WorkdirError naming this process, before writing anything.
+    Resuming falls back past unreadable checkpoints (a warning line each) to the newest readable
+    one, and moves their files, intact, into checkpoints/unreadable/.
 
     If `timing` is a dict, it receives this call's "steps" (updates trained, 0 if the run was
     already at `num_steps`), "train_seconds" (wall time of those updates and their checkpoints,
@@ -226,17 +228,24 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
     train_step = distribute.make_train_step(strategy, model, config.batch_size)
     iterator = iter(train_ds)
     checkpoint, step = experiment.make_checkpoint(model, iterator)
-    manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=keep_checkpoints if chief else 1)
-    # A non-chief worker resumes from the chief's checkpoints (the workdir must be shared).
-    latest = manager.latest_checkpoint if chief else tf.train.latest_checkpoint(checkpoint_dir)
-    if latest:
-        if any(name.startswith("data_iterator") for name, _ in tf.train.list_variables(latest)):
-            checkpoint.restore(latest).assert_existing_objects_matched()
+
+    def restore(path):
+        if any(name.startswith("data_iterator") for name, _ in tf.train.list_variables(path)):
+            checkpoint.restore(path).assert_existing_objects_matched()
         else:  # a checkpoint written before the input position was saved
-            logging.warning("%s holds no input-pipeline position: the data order restarts.", latest)
-            tf.train.Checkpoint(step=step, **model.checkpoint_items()).restore(
-                latest).assert_existing_objects_matched()
+            logging.warning("%s holds no input-pipeline position: the data order restarts.", path)
+            tf.train.Checkpoint(step=step, **model.checkpoint_items()).restore(path).assert_existing_objects_matched()
+
+    # Newest readable checkpoint first; a non-chief worker resumes from the chief's (the workdir
+    # must be shared).
+    restored = experiment.restore_newest_readable(restore, checkpoint_dir, workdir)
+    latest = restored.path
+    if chief and (restored.unreadable or restored.index_unreadable) and latest:
+        # Keep the unreadable files (the manager would overwrite them on saving those steps again).
+        experiment.set_aside_unreadable(checkpoint_dir, restored)
+    if latest:
         logging.info("Resumed from %s at step %d.", latest, int(step.numpy()))
+    manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=keep_checkpoints if chief else 1)
     writer = (tf.summary.create_file_writer(os.path.join(workdir, experiment.TENSORBOARD_DIR)) if chief
               else tf.summary.create_noop_writer())
     test_images = metrics.spread_images(config.dataset, GRID_COLUMNS, data_dir=data_dir)

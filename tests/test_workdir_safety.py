@@ -156,3 +156,145 @@ def test_an_unwritable_workdir_is_named_before_the_lock(tmp_path):
     with pytest.raises(experiment.WorkdirError, match="--workdir=.*file/run is not a writable folder"):
         with experiment.training_lock(str(tmp_path / "file" / "run")):
             pass
+
+
+# -------------------------------------------------------------------------- checkpoint fallback
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One tiny run with checkpoints at steps 2, 4 and 6 ("at6"), a copy taken at step 4 ("at4",
+    with its evaluation), and the run continued to step 8 ("at8"): deterministic, so these are the
+    checkpoints of one uninterrupted run."""
+    root = tmp_path_factory.mktemp("fallback")
+    at6, at4, at8 = (str(root / name) for name in ("at6", "at4", "at8"))
+    _train(at6, 4)
+    shutil.copytree(at6, at4)
+    _train(at6, 6)
+    shutil.copytree(at6, at8)
+    _train(at8, 8)
+    return {"at4": at4, "at6": at6, "at8": at8, "eval_at4": evaluate.evaluate(at4),
+            "root": root}
+
+
+def _damaged_copy(runs, tmp_path, damage, steps=(6,)):
+    """A copy of the run at step 6 whose checkpoints `steps` are truncated, deleted or replaced by
+    one that holds only the generator and its optimiser (of ckpt-6; the generator's weights are
+    saved through its optimiser): a restore assigns them, then fails on the missing encoder."""
+    workdir = str(tmp_path / "damaged")
+    shutil.copytree(runs["at6"], workdir)
+    for number in steps:
+        prefix = os.path.join(workdir, "checkpoints", f"ckpt-{number}")
+        if damage == "truncated":
+            with open(prefix + DATA_FILE, "r+b") as f:
+                f.truncate(os.path.getsize(prefix + DATA_FILE) // 2)
+        elif damage == "deleted":
+            os.remove(prefix + DATA_FILE)
+            os.remove(prefix + ".index")
+        elif damage == "partial":
+            model, _, _, step = experiment.restore(workdir)
+            tf.train.Checkpoint(step=tf.Variable(step, dtype=tf.int64), generator=model.generator,
+                                generator_optimizer=model.generator_optimizer).write(prefix)
+        else:
+            raise ValueError(damage)
+    return workdir
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted", "partial"])
+def test_load_and_evaluate_fall_back_to_the_previous_checkpoint(runs, tmp_path, damage, caplog):
+    """A damaged latest checkpoint: one warning naming it, then the model of ckpt-4 exactly (also
+    after a restore that assigned the generator of ckpt-6 before failing) and the evaluation of
+    step 4; the readers change nothing in the workdir."""
+    workdir = _damaged_copy(runs, tmp_path, damage)
+    before = _snapshot(workdir)
+    clean = hiabp_tf.load(runs["at4"])
+    if damage == "partial":  # the failed restore assigns ckpt-6's generator: the fallback must reassign it
+        six = hiabp_tf.load(runs["at6"]).network
+        config, shape, n = experiment.load_run(workdir)
+        probe = experiment.build_model(config, shape, n)
+        with pytest.raises(AssertionError):
+            experiment.make_checkpoint(probe)[0].restore(os.path.join(workdir, "checkpoints", "ckpt-6")) \
+                .expect_partial().assert_existing_objects_matched()
+        for assigned, of_six in zip(probe.generator.trainable_variables, six.generator.trainable_variables):
+            np.testing.assert_array_equal(assigned.numpy(), of_six.numpy())
+        assert any(not np.array_equal(a.numpy(), b.numpy()) for a, b in
+                   zip(six.generator.trainable_variables, clean.network.generator.trainable_variables))
+    with caplog.at_level(logging.WARNING):
+        model = hiabp_tf.load(workdir)
+    warnings = _unreadable_warnings(caplog)
+    assert len(warnings) == 1 and os.path.join(workdir, "checkpoints", "ckpt-6") in warnings[0]
+    assert model.step == 4
+    _assert_same_weights(model.network, clean.network)
+    result = evaluate.evaluate(workdir)
+    expected = runs["eval_at4"]
+    assert result["step"] == 4 and (result["mse_E"], result["mse_EL"]) == (expected["mse_E"], expected["mse_EL"])
+    after = _snapshot(workdir)
+    assert {k: v for k, v in after.items() if not k.startswith("eval_")} == before
+
+
+def test_evaluate_command_warns_in_one_line_and_scores_the_previous_checkpoint(runs, tmp_path):
+    """The issue's reproduction: a truncated newest data file no longer stops `hiabp_tf.evaluate`."""
+    workdir = _damaged_copy(runs, tmp_path, "truncated")
+    result = subprocess.run([sys.executable, "-m", "hiabp_tf.evaluate", f"--workdir={workdir}"], cwd=REPO,
+                            env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    warnings = [line for line in result.stderr.splitlines() if "is unreadable" in line]
+    assert len(warnings) == 1 and "ckpt-6.data-00000-of-00001" in warnings[0] and "IndexError" in warnings[0]
+    assert "Traceback" not in result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["step"] == 4
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_resume_falls_back_keeps_the_damaged_files_and_ends_like_an_uninterrupted_run(runs, tmp_path, damage, caplog):
+    """Resuming past a damaged ckpt-6 continues from step 4 (input position and noise come with the
+    checkpoint), so step 8 has the weights of the uninterrupted run; the damaged files are moved,
+    byte for byte, into checkpoints/unreadable/ (the manager saves a new ckpt-6 beside them)."""
+    workdir = _damaged_copy(runs, tmp_path, damage)
+    checkpoints = os.path.join(workdir, "checkpoints")
+    damaged = {name: open(os.path.join(checkpoints, name), "rb").read()
+               for name in ("ckpt-6.index", "ckpt-6" + DATA_FILE) if os.path.exists(os.path.join(checkpoints, name))}
+    timing = {}
+    with caplog.at_level(logging.WARNING):
+        model = _train(workdir, 8, timing=timing)
+    assert len(_unreadable_warnings(caplog)) == 1
+    assert timing["steps"] == 4  # from step 4 to step 8
+    _assert_same_weights(model, hiabp_tf.load(runs["at8"]).network)
+    aside = os.path.join(checkpoints, experiment.UNREADABLE_DIR)
+    kept = {name: open(os.path.join(aside, name), "rb").read() for name in os.listdir(aside)} if damaged else {}
+    assert kept == damaged
+    state = tf.train.get_checkpoint_state(checkpoints)
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == ["ckpt-4", "ckpt-6", "ckpt-8"]
+    assert hiabp_tf.load(workdir).step == 8
+
+
+def test_no_readable_checkpoint_is_one_error_listing_the_files_tried(runs, tmp_path):
+    """Every checkpoint truncated: evaluate and training both refuse, naming each checkpoint tried;
+    training moves nothing."""
+    workdir = _damaged_copy(runs, tmp_path, "truncated", steps=(2, 4, 6))
+    checkpoints = os.path.join(workdir, "checkpoints")
+    before = _snapshot(checkpoints)
+    with pytest.raises(experiment.WorkdirError) as error:
+        evaluate.evaluate(workdir)
+    message = str(error.value)
+    assert f"--workdir={workdir}: none of its checkpoints can be read" in message
+    assert all(f"ckpt-{n} (IndexError" in message for n in (2, 4, 6))
+    with pytest.raises(experiment.WorkdirError, match="none of its checkpoints can be read"):
+        _train(workdir, 8)
+    assert _snapshot(checkpoints) == before
+
+
+def test_an_unreadable_checkpoint_index_falls_back_to_the_files_beside_it(runs, tmp_path, caplog):
+    """An emptied `checkpoint` index: readers restore the newest checkpoint file found; training
+    resumes from it, keeping the bad index in checkpoints/unreadable/ and writing a new one."""
+    workdir = str(tmp_path / "run")
+    shutil.copytree(runs["at6"], workdir)
+    index = os.path.join(workdir, "checkpoints", "checkpoint")
+    open(index, "w").close()
+    with caplog.at_level(logging.WARNING):
+        assert hiabp_tf.load(workdir).step == 6
+    assert any("checkpoint index" in r.getMessage() and index in r.getMessage() for r in caplog.records)
+    timing = {}
+    model = _train(workdir, 8, timing=timing)
+    assert timing["steps"] == 2
+    _assert_same_weights(model, hiabp_tf.load(runs["at8"]).network)
+    assert os.path.getsize(os.path.join(workdir, "checkpoints", experiment.UNREADABLE_DIR, "checkpoint")) == 0
+    assert os.path.basename(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))) == "ckpt-8"
