@@ -17,6 +17,7 @@ import dataclasses
 import fcntl
 import glob
 import json
+import numbers
 import os
 import re
 import socket
@@ -45,6 +46,9 @@ LEARNING_CURVE_FILE = "learning_curve.jsonl"
 LOCK_FILE = "train.lock"
 # Inside checkpoints/: the files of checkpoints a resumed training could not read, kept intact.
 UNREADABLE_DIR = "unreadable"
+# Every --seed: it is one int32 half of stateless seeds [seed, k] (and keras.utils.set_random_seed
+# takes 0..2**32 - 1), so 0..2**31 - 1.
+SEED_MAX = 2**31 - 1
 # Every row of Table 1: HiABP (IABP is L = 1) and its baselines, all with the same networks.
 METHOD_CLASSES = {"hiabp": algorithm.HiABP, **baselines.METHODS}
 METHODS = tuple(METHOD_CLASSES)
@@ -108,6 +112,7 @@ class RunConfig:
             raise ValueError(f"--width must be >= 1, got {self.width}.")
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}.")
+        check_seed(self.seed)
         if self.eval_langevin_steps is not None and self.eval_langevin_steps < 0:
             raise ValueError(f"--eval_langevin_steps must be >= 0, got {self.eval_langevin_steps}.")
         masks.parse_mask(self.mask)  # a ValueError naming --mask
@@ -150,6 +155,14 @@ class RunConfig:
     def from_json(cls, data: dict) -> "RunConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def check_seed(seed, flag: str = "--seed") -> int:
+    """`seed` as an int if it is one in 0..SEED_MAX, the range of every --seed; else a ConfigError
+    naming `flag`."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"{flag}={seed!r} must be an integer in 0..{SEED_MAX} (2**31 - 1).")
+    return int(seed)
 
 
 def _not_writable(workdir: str, error: OSError) -> WorkdirError:

@@ -49,7 +49,8 @@ def define_flags():
     flags.DEFINE_float("sigma", _defaults.sigma, "Standard deviation of the Gaussian likelihood p(x|z).")
     flags.DEFINE_float("learning_rate", _defaults.learning_rate, "Adamax learning rate of both networks.")
     flags.DEFINE_integer("batch_size", _defaults.batch_size, "m, examples per iteration.")
-    flags.DEFINE_integer("seed", _defaults.seed, "Seed of weights, data order, initializer and Langevin noise.")
+    flags.DEFINE_integer("seed", _defaults.seed, "Seed of weights, data order, initializer and Langevin noise "
+                         f"(0..{experiment.SEED_MAX}).")
     flags.DEFINE_string("mask", _defaults.mask,
                         "Occlude the training images (learning from incomplete data): none, pepper, "
                         "pepper:F, region10, region20 or region:N (side N on a 64x64 image).")

@@ -298,3 +298,53 @@ def test_an_unreadable_checkpoint_index_falls_back_to_the_files_beside_it(runs, 
     _assert_same_weights(model, hiabp_tf.load(runs["at8"]).network)
     assert os.path.getsize(os.path.join(workdir, "checkpoints", experiment.UNREADABLE_DIR, "checkpoint")) == 0
     assert os.path.basename(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))) == "ckpt-8"
+
+
+# ----------------------------------------------------------------------------------------- seeds
+
+@pytest.mark.parametrize("seed", [-1, 2**31, 99999999999999999999])
+def test_a_training_seed_outside_its_range_is_refused(seed):
+    with pytest.raises(experiment.ConfigError, match=rf"^--seed={seed} must be an integer in 0\.\.2147483647"):
+        experiment.RunConfig(**TINY, seed=seed)
+
+
+def test_the_largest_seed_trains_evaluates_and_draws(runs, tmp_path):
+    """2**31 - 1, the top of every --seed's range, works for training, evaluate and disentangle."""
+    timing = {}
+    _train(tmp_path / "run", 1, timing=timing, seed=experiment.SEED_MAX)
+    assert timing["steps"] == 1
+    assert evaluate.evaluate(runs["at4"], seed=experiment.SEED_MAX)["seed"] == experiment.SEED_MAX
+    paths = disentangle.disentangle(runs["at4"], str(tmp_path / "fig"), rows=1, cols=2,
+                                    seed=experiment.SEED_MAX)
+    assert all(os.path.isfile(p) for p in paths)
+    for bad in (-1, 2**31):
+        with pytest.raises(experiment.ConfigError, match=rf"--seed={bad} must be an integer in 0\.\.2147483647"):
+            evaluate.evaluate(runs["at4"], seed=bad)
+        with pytest.raises(experiment.ConfigError, match=rf"--seed={bad} must be an integer"):
+            disentangle.disentangle(runs["at4"], str(tmp_path / "bad"), seed=bad)
+
+
+def test_seed_on_the_command_line_is_one_error_line(tmp_path):
+    """The issue's reproduction: --seed=99999999999999999999 is an `error:`, exit status 2."""
+    workdir = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "hiabp_tf.train", "--seed=99999999999999999999",
+                             f"--workdir={workdir}", "--num_steps=1"], cwd=REPO, env=ENV, capture_output=True,
+                            text=True)
+    assert result.returncode == 2
+    assert "error: --seed=99999999999999999999 must be an integer in 0..2147483647" in result.stderr
+    assert "Traceback" not in result.stderr and not workdir.exists()
+
+
+def test_api_seeds_are_any_int32_and_nothing_else():
+    """The API's seed= is the SavedModel's int32 seed: an int s is [s, 0], a pair is itself."""
+    top, bottom = 2**31 - 1, -2**31
+    assert api.as_seed(top).numpy().tolist() == [top, 0]
+    assert api.as_seed(bottom).numpy().tolist() == [bottom, 0]
+    assert api.as_seed([top, bottom]).numpy().tolist() == [top, bottom]
+    assert api.as_seed(np.array([top, bottom], np.int64)).numpy().tolist() == [top, bottom]
+    for bad in (2**31, bottom - 1, [0, 2**31], (2**70, 0), np.array([2**40, 0])):
+        with pytest.raises(ValueError, match=r"out of range: .* integer in -2147483648\.\.2147483647"):
+            api.as_seed(bad)
+    for bad in ("zero", [1.5, 2.0], [1, 2, 3], True):
+        with pytest.raises(TypeError, match="seed must be None, an int or a pair of ints"):
+            api.as_seed(bad)
