@@ -13,7 +13,8 @@ Images are numpy arrays or tensors of floats in [0, 1] with the training image s
 (one image (H, W, C), or (H, W) / (N, H, W) for a grayscale model, is promoted to a batch; the
 outputs are always batched). Every output is a numpy array. `seed` arguments: None draws a fresh
 seed, an int s is the stateless seed [s, 0] (the `seed` input of the exported SavedModel, see
-export.py), a pair [a, b] is used as is; the same seed gives the same result.
+export.py), a pair [a, b] is used as is; the same seed gives the same result. Seed values are
+int32 (-2**31..2**31 - 1); others are a ValueError.
 
 The computations are the graph functions of `Inference`, the very functions `hiabp_tf.export` saves
 as the SavedModel's serving signatures, so the Python API and the SavedModel agree on the same
@@ -215,7 +216,10 @@ class Inference(tf.Module):
 # ---------------------------------------------------------------------------- validation
 
 def as_seed(seed) -> tf.Tensor:
-    """A stateless int32 seed of shape [2]: None -> fresh random, int s -> [s, 0], pair -> itself."""
+    """A stateless int32 seed of shape [2]: None -> fresh random, int s -> [s, 0], pair -> itself.
+
+    Every value must fit in int32 (-2**31..2**31 - 1), as the `seed` input of the exported
+    SavedModel, which takes any int32 pair; anything else is a ValueError naming the range."""
     if seed is None:
         return tf.constant(np.random.default_rng().integers(0, _INT32_MAX, size=2), tf.int32)
     if isinstance(seed, bool):
@@ -223,16 +227,24 @@ def as_seed(seed) -> tf.Tensor:
     if isinstance(seed, numbers.Integral):
         values = [int(seed), 0]
     else:
-        try:
-            array = np.asarray(seed)
-        except Exception:  # noqa: BLE001 - anything not array-like
-            array = None
-        if array is None or array.shape != (2,) or not np.issubdtype(array.dtype, np.integer):
+        if isinstance(seed, (tf.Tensor, tf.Variable)):
+            seed = seed.numpy()
+        if isinstance(seed, (list, tuple)):  # not via numpy: a pair of ints too large for int64 is still one
+            items = list(seed)
+        else:
+            try:
+                array = np.asarray(seed)
+            except Exception:  # noqa: BLE001 - anything not array-like
+                array = None
+            items = list(array) if array is not None and array.shape == (2,) else None
+        if (items is None or len(items) != 2
+                or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items)):
             raise TypeError(f"seed must be None, an int or a pair of ints (a stateless seed of shape [2]), "
                             f"got {seed!r}")
-        values = [int(v) for v in array]
+        values = [int(v) for v in items]
     if not all(_INT32_MIN <= v <= _INT32_MAX for v in values):
-        raise ValueError(f"seed values must fit in int32, got {seed!r}")
+        raise ValueError(f"seed={seed!r} is out of range: an int seed and each value of a seed pair must be an "
+                         f"integer in {_INT32_MIN}..{_INT32_MAX} (int32).")
     return tf.constant(values, tf.int32)
 
 
@@ -481,9 +493,11 @@ class TrainedModel:
 
 
 def load(workdir: str) -> TrainedModel:
-    """The model of a training workdir, restored from its latest checkpoint.
+    """The model of a training workdir, restored from its latest checkpoint (or, if that one is
+    unreadable, the newest readable one, with a warning; `step` says which). Only reads the
+    workdir, so it can be used while a training writes it.
 
-    Raises experiment.WorkdirError when `workdir` holds no training run or no checkpoint."""
+    Raises experiment.WorkdirError when `workdir` holds no training run or no readable checkpoint."""
     workdir = os.fspath(workdir)
     network, config, image_shape, step = experiment.restore(workdir)
     return TrainedModel(network, config, image_shape, step, workdir)

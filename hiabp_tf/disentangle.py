@@ -27,7 +27,7 @@ def define_flags():
                         "(default: <workdir>/disentangle).")
     flags.DEFINE_integer("rows", 8, "Rows per panel: each row has its own fixed draw of the other layers.")
     flags.DEFINE_integer("cols", 8, "Columns per panel: draws of the resampled layer.")
-    flags.DEFINE_integer("seed", 0, "Seed of the latent draws (>= 0).")
+    flags.DEFINE_integer("seed", 0, f"Seed of the latent draws (0..{experiment.SEED_MAX}).")
 
 
 FLAGS = flags.FLAGS
@@ -36,9 +36,10 @@ FLAGS = flags.FLAGS
 def disentangle(workdir: str, out=None, rows: int = 8, cols: int = 8, seed: int = 0) -> list[str]:
     """Writes the Figure 7 panels of the latest checkpoint in `workdir`; returns their paths
     (per layer, bottom first, then the combined figure)."""
-    for name, value, low in (("rows", rows, 1), ("cols", cols, 1), ("seed", seed, 0)):
+    for name, value, low in (("rows", rows, 1), ("cols", cols, 1)):
         if value < low:
             raise experiment.ConfigError(f"--{name} must be >= {low}, got {value}.")
+    seed = experiment.check_seed(seed)
     if not out:
         out = os.path.join(workdir, "disentangle")
     elif out.endswith(os.sep) or os.path.isdir(out):

@@ -45,7 +45,8 @@ def define_flags():
     flags.DEFINE_integer("fid_samples", 10_000, "Generated images for FID (the paper: 40,000).")
     flags.DEFINE_string("inception_weights", None, "Local Inception-v3 weights file (include_top=False) for --fid=inception.")
     flags.DEFINE_string("fid_classifier", None, "Cache of the FID classifier (.keras); trained there if absent.")
-    flags.DEFINE_integer("seed", 0, "Seed of the initializer noise and Langevin noise at test time.")
+    flags.DEFINE_integer("seed", 0, "Seed of the initializer noise and Langevin noise at test time "
+                         f"(0..{experiment.SEED_MAX}).")
 
 
 FLAGS = flags.FLAGS
@@ -88,7 +89,9 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
              langevin_steps=None, seed=0, mask="none", fid="none", fid_samples=10_000,
              inception_weights=None, fid_classifier=None) -> dict:
     """Test MSE of the latest checkpoint in `workdir` (see the module docstring); also written as
-    JSON there."""
+    JSON there. An unreadable latest checkpoint is skipped (a warning) for the newest readable one;
+    "step" says which was scored."""
+    seed = experiment.check_seed(seed)
     model, config, image_shape, step = experiment.restore(workdir)
     dataset = dataset or config.dataset
     eval_ds, info = input_pipeline.make_eval_dataset(dataset, split, batch_size=batch_size, data_dir=data_dir)

@@ -6,20 +6,29 @@ A workdir holds
     tensorboard/         summaries
     learning_curve.jsonl the test scores of the evaluations during training, one JSON line each
     eval_*.json          results of evaluate.py
+    train.lock           the run lock: held (flock) by the one training that writes the workdir
 so a model can be rebuilt and scored from the workdir alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import glob
 import json
+import numbers
 import os
+import re
+import socket
 import sys
 import tempfile
+import time
 
 from absl import app
 from absl import logging
 
+from google.protobuf.message import DecodeError
 import keras
 import tensorflow as tf
 
@@ -34,6 +43,12 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 LEARNING_CURVE_FILE = "learning_curve.jsonl"
+LOCK_FILE = "train.lock"
+# Inside checkpoints/: the files of checkpoints a resumed training could not read, kept intact.
+UNREADABLE_DIR = "unreadable"
+# Every --seed: it is one int32 half of stateless seeds [seed, k] (and keras.utils.set_random_seed
+# takes 0..2**32 - 1), so 0..2**31 - 1.
+SEED_MAX = 2**31 - 1
 # Every row of Table 1: HiABP (IABP is L = 1) and its baselines, all with the same networks.
 METHOD_CLASSES = {"hiabp": algorithm.HiABP, **baselines.METHODS}
 METHODS = tuple(METHOD_CLASSES)
@@ -97,6 +112,7 @@ class RunConfig:
             raise ValueError(f"--width must be >= 1, got {self.width}.")
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}.")
+        check_seed(self.seed)
         if self.eval_langevin_steps is not None and self.eval_langevin_steps < 0:
             raise ValueError(f"--eval_langevin_steps must be >= 0, got {self.eval_langevin_steps}.")
         masks.parse_mask(self.mask)  # a ValueError naming --mask
@@ -141,6 +157,19 @@ class RunConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def check_seed(seed, flag: str = "--seed") -> int:
+    """`seed` as an int if it is one in 0..SEED_MAX, the range of every --seed; else a ConfigError
+    naming `flag`."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"{flag}={seed!r} must be an integer in 0..{SEED_MAX} (2**31 - 1).")
+    return int(seed)
+
+
+def _not_writable(workdir: str, error: OSError) -> WorkdirError:
+    return WorkdirError(f"--workdir={workdir} is not a writable folder ({error.strerror or error}); "
+                        "choose a folder you can write to.")
+
+
 def prepare_workdir(workdir: str, config: RunConfig, image_shape, num_train_examples: int) -> None:
     """Creates `workdir` and records `config`; refuses a workdir trained with other networks."""
     try:
@@ -148,8 +177,7 @@ def prepare_workdir(workdir: str, config: RunConfig, image_shape, num_train_exam
         probe = tempfile.NamedTemporaryFile(dir=workdir)
         probe.close()
     except OSError as e:
-        raise WorkdirError(f"--workdir={workdir} is not a writable folder ({e.strerror}); "
-                           "choose a folder you can write to.") from None
+        raise _not_writable(workdir, e) from None
     if os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
         previous, previous_shape, previous_n = load_run(workdir)
         if (previous.model_fields() != config.model_fields() or tuple(previous_shape) != tuple(image_shape)
@@ -160,6 +188,56 @@ def prepare_workdir(workdir: str, config: RunConfig, image_shape, num_train_exam
                 f"{num_train_examples} images {tuple(image_shape)}; its checkpoints cannot be resumed with these flags. "
                 "Use a new --workdir, or the flags of the earlier run to resume it.")
     save_config(workdir, config, image_shape, num_train_examples)
+
+
+@contextlib.contextmanager
+def training_lock(workdir: str):
+    """Holds the run lock of `workdir` while the block runs: an exclusive flock on <workdir>/train.lock.
+
+    The kernel drops the lock when its file is closed or its process dies (even by SIGKILL), so no
+    lock is ever stale; the file stays, naming the last holder (pid, host, start time). Creates
+    `workdir`. Raises WorkdirError, naming the holder, when another process (or another open of the
+    file in this one) holds the lock, so a second training on one workdir stops before writing."""
+    path = os.path.join(workdir, LOCK_FILE)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise _not_writable(workdir, e) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WorkdirError(_in_use_message(workdir, path, _lock_holder(fd))) from None
+        except OSError as e:  # a file system without flock: train as before, but say so
+            logging.warning("--workdir=%s: cannot lock %s (%s), so a second training into this workdir "
+                            "would not be refused.", workdir, path, e.strerror or e)
+        else:
+            holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                      "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_holder(fd: int) -> dict:
+    for _ in range(40):  # the holder writes its pid just after taking the lock: wait a moment for it
+        try:
+            return json.loads(os.pread(fd, 4096, 0))
+        except ValueError:
+            time.sleep(0.05)
+    return {}
+
+
+def _in_use_message(workdir: str, path: str, holder: dict) -> str:
+    who = (f"process {holder.get('pid')} on {holder.get('host')} (training since {holder.get('since')})"
+           if holder.get("pid") else "another process")
+    return (f"--workdir={workdir} is in use: {who} holds its run lock {path}. Two trainings must not "
+            "write one workdir, so this one stops without writing anything. Wait for that training to "
+            "finish (or stop it), then rerun to resume; or give this one another --workdir. Evaluate, "
+            "export, inpaint and hiabp_tf.load can read the workdir meanwhile.")
 
 
 def build_model(config: RunConfig, image_shape, num_train_examples: int):
@@ -282,15 +360,150 @@ def save_config(workdir: str, config: RunConfig, image_shape, num_train_examples
                        "num_train_examples": int(num_train_examples)})
 
 
+# What restoring a damaged checkpoint raises: a truncated data file IndexError ("Read less bytes
+# than requested"); a missing, truncated or garbled file a tf.errors.OpError (NotFoundError,
+# DataLossError, ...); a checkpoint lacking some of the model's objects an AssertionError (from
+# assert_existing_objects_matched); a garbled object graph a DecodeError or ValueError.
+UNREADABLE_CHECKPOINT_ERRORS = (tf.errors.OpError, IndexError, ValueError, KeyError, AssertionError, OSError,
+                                DecodeError)
+_CHECKPOINT_INDEX = "checkpoint"  # tf.train.CheckpointManager's list of the checkpoints it keeps
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """What `restore_newest_readable` did."""
+
+    path: str | None  # the checkpoint restored; None when the folder holds none
+    unreadable: tuple[str, ...] = ()  # the newer checkpoints that could not be restored, newest first
+    index_unreadable: bool = False  # the checkpoint index file exists but cannot be parsed
+
+
+def _checkpoint_number(prefix: str) -> int:
+    match = re.search(r"-(\d+)$", prefix)
+    return int(match.group(1)) if match else -1
+
+
+def _read_checkpoint_index(checkpoint_dir: str):
+    """(tf.train.CheckpointState or None, whether the index file exists but cannot be parsed)."""
+    try:
+        state = tf.train.get_checkpoint_state(checkpoint_dir)
+    except ValueError:  # parsed, but without a latest checkpoint (e.g. an emptied file)
+        state = None
+    return state, state is None and os.path.exists(os.path.join(checkpoint_dir, _CHECKPOINT_INDEX))
+
+
+def checkpoint_candidates(checkpoint_dir: str) -> tuple[list[str], bool]:
+    """The checkpoints of `checkpoint_dir`, newest first: those of the index file, then any other
+    complete-looking one (a ckpt-N.index) in the folder; and whether the index file is unreadable."""
+    state, index_unreadable = _read_checkpoint_index(checkpoint_dir)
+    listed = [state.model_checkpoint_path, *reversed(state.all_model_checkpoint_paths)] if state else []
+    indexes = glob.glob(os.path.join(glob.escape(checkpoint_dir), "ckpt-*.index"))
+    found = sorted((path[:-len(".index")] for path in indexes), key=_checkpoint_number, reverse=True)
+    candidates = []
+    for path in listed + found:
+        if os.path.abspath(path) not in map(os.path.abspath, candidates):
+            candidates.append(path)
+    return candidates, index_unreadable
+
+
+def _checkpoint_files(prefix: str) -> list[str]:
+    return [path for path in [prefix + ".index", *sorted(glob.glob(glob.escape(prefix) + ".data-*"))]
+            if os.path.exists(path)]
+
+
+def _reason(error: Exception) -> str:
+    text = (getattr(error, "message", None) or str(error) or "").strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
+
+
+def restore_newest_readable(restore_fn, checkpoint_dir: str, workdir: str) -> Restored:
+    """Restores the newest checkpoint of `checkpoint_dir` that can be read: calls `restore_fn(path)`
+    on each checkpoint, newest first, until one does not raise an UNREADABLE_CHECKPOINT_ERRORS.
+
+    Each unreadable one is one warning line naming its files. A failed attempt may have assigned
+    some variables; the next restore assigns them all again (restore_fn must check that every
+    object was matched). Never modifies the folder. Raises WorkdirError, listing the files tried and
+    why each failed, when checkpoints exist but none can be read."""
+    candidates, index_unreadable = checkpoint_candidates(checkpoint_dir)
+    if index_unreadable:
+        logging.warning("The checkpoint index %s is unreadable; using the checkpoints found beside it.",
+                        os.path.join(checkpoint_dir, _CHECKPOINT_INDEX))
+    failed = []
+    for path in candidates:
+        try:
+            restore_fn(path)
+        except UNREADABLE_CHECKPOINT_ERRORS as e:
+            files = ", ".join(os.path.basename(f) for f in _checkpoint_files(path)) or "its files are missing"
+            logging.warning("Checkpoint %s (%s) is unreadable (%s); falling back to the checkpoint before it.",
+                            path, files, _reason(e))
+            failed.append((path, _reason(e)))
+            continue
+        return Restored(path, tuple(p for p, _ in failed), index_unreadable)
+    if failed:
+        raise WorkdirError(
+            f"--workdir={workdir}: none of its checkpoints can be read, so there is nothing to restore. Tried, "
+            f"newest first: {'; '.join(f'{p} ({reason})' for p, reason in failed)}. Copy intact checkpoint "
+            f"files back into {checkpoint_dir} (e.g. from a backup), or train again into a new --workdir.")
+    return Restored(None, (), index_unreadable)
+
+
+def set_aside_unreadable(checkpoint_dir: str, restored: Restored) -> str | None:
+    """After a training fell back (`restored`): moves the files of the checkpoints it could not
+    read, and an unreadable index file, intact into checkpoints/unreadable/ (or unreadable/2, ...
+    if those names are taken), then rewrites the index to end at the checkpoint restored. So the
+    CheckpointManager, created afterwards, neither overwrites them when it saves those step numbers
+    again nor counts them among the checkpoints it keeps. Returns the folder they went to, if any.
+
+    Files are moved before the index is rewritten: a crash in between leaves an index naming
+    missing files, which the next start falls back past."""
+    checkpoint_dir = os.path.abspath(checkpoint_dir)
+    state, _ = _read_checkpoint_index(checkpoint_dir)
+    moving = [f for prefix in restored.unreadable for f in _checkpoint_files(prefix)]
+    if restored.index_unreadable:
+        moving.append(os.path.join(checkpoint_dir, _CHECKPOINT_INDEX))
+    target = None
+    if moving:
+        target, n = os.path.join(checkpoint_dir, UNREADABLE_DIR), 1
+        while any(os.path.exists(os.path.join(target, os.path.basename(f))) for f in moving):
+            n += 1
+            target = os.path.join(checkpoint_dir, UNREADABLE_DIR, str(n))
+        os.makedirs(target, exist_ok=True)
+        for f in moving:
+            os.rename(f, os.path.join(target, os.path.basename(f)))
+        logging.warning("Moved the unreadable %s to %s (kept intact); training continues from %s.",
+                        ", ".join(os.path.basename(f) for f in moving), target, restored.path)
+    gone = {os.path.abspath(p) for p in restored.unreadable}
+    latest = os.path.abspath(restored.path)
+    kept = []  # (path, timestamp), oldest first, as the manager lists them
+    if state is not None:
+        stamps = list(state.all_model_checkpoint_timestamps) or [state.last_preserved_timestamp] * len(
+            state.all_model_checkpoint_paths)
+        kept = [(os.path.abspath(p), t) for p, t in zip(state.all_model_checkpoint_paths, stamps)]
+    kept = [(p, t) for p, t in kept if p not in gone]
+    if not kept or kept[-1][0] != latest:  # restored from the folder, not from the index
+        kept = [(p, t) for p, t in kept if p != latest] + [(latest, os.path.getmtime(latest + ".index"))]
+    preserved = state.last_preserved_timestamp if state is not None else min(t for _, t in kept) - 1.0
+    # The function CheckpointManager writes its index with (relative paths); its public v1 alias is
+    # deprecated and says so in the log.
+    tf.__internal__.train.update_checkpoint_state(
+        checkpoint_dir, latest, [p for p, _ in kept], save_relative_paths=True,
+        all_model_checkpoint_timestamps=[t for _, t in kept], last_preserved_timestamp=preserved)
+    return target
+
+
 def restore(workdir: str):
-    """Rebuilds the model of a workdir from its latest checkpoint: (model, config, image_shape, step)."""
+    """Rebuilds the model of a workdir from its newest readable checkpoint (falling back past
+    unreadable ones, see `restore_newest_readable`; the workdir is not modified):
+    (model, config, image_shape, step)."""
     config, image_shape, num_train_examples = load_run(workdir)
     model = build_model(config, image_shape, num_train_examples)
     checkpoint, step = make_checkpoint(model)
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, CHECKPOINT_DIR))
-    if latest is None:
+    checkpoint_dir = os.path.join(workdir, CHECKPOINT_DIR)
+    restored = restore_newest_readable(
+        lambda path: checkpoint.restore(path).expect_partial().assert_existing_objects_matched(),
+        checkpoint_dir, workdir)
+    if restored.path is None:
         raise WorkdirError(
-            f"--workdir={workdir}: no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}. "
+            f"--workdir={workdir}: no checkpoint in {checkpoint_dir}. "
             "Train (or resume training) with the same --workdir first.")
-    checkpoint.restore(latest).expect_partial().assert_existing_objects_matched()
     return model, config, image_shape, int(step.numpy())

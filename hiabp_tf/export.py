@@ -12,9 +12,9 @@ Then, with nothing but TensorFlow:
     both = model.signatures["reconstruct"](images=x, seed=seed, langevin_steps=tf.constant(15))  # {"E", "E+L"}
     samples = model.signatures["sample"](num_samples=tf.constant(16), seed=seed)["images"]
 
-Serving signatures (batch dimension free; images float32 (N, H, W, C) in [0, 1]; seed int32 [2];
-langevin_steps int32 scalar), the graph functions of `hiabp_tf.api.Inference`, Langevin dynamics
-inside the graph:
+Serving signatures (batch dimension free; images float32 (N, H, W, C) in [0, 1]; seed int32 [2],
+any pair of int32 values, the dtype being its only bound; langevin_steps int32 scalar), the graph
+functions of `hiabp_tf.api.Inference`, Langevin dynamics inside the graph:
 
     encode(images, seed, langevin_steps)        -> {"z1": (N, d_1), ..., "zL": (N, d_L)}
                                                    (langevin_steps = 0: the encoder's mean)
@@ -82,8 +82,8 @@ def _check_out(out: str, overwrite: bool) -> None:
 
 
 def export(workdir: str, out: str, overwrite: bool = False) -> dict:
-    """Writes the SavedModel of the latest checkpoint in `workdir` to `out`; returns the info
-    written to <out>/hiabp_export.json."""
+    """Writes the SavedModel of the latest readable checkpoint in `workdir` to `out`; returns the
+    info written to <out>/hiabp_export.json."""
     if not out:
         raise experiment.ConfigError("--out is required: the folder to write the SavedModel to.")
     out = os.path.abspath(os.fspath(out))
@@ -111,8 +111,8 @@ def export(workdir: str, out: str, overwrite: bool = False) -> dict:
             "workdir": os.path.abspath(workdir),
             "config": model.config.to_json(),
             "signatures": _signature_description(signatures),
-            "seed": "int32 [2], stateless: the same seed gives the same result; hiabp_tf.load(workdir)'s "
-                    "seed=s is [s, 0]",
+            "seed": "int32 [2] (any int32 pair), stateless: the same seed gives the same result; "
+                    "hiabp_tf.load(workdir)'s seed=s is [s, 0]",
             "mask": "1 = observed, 0 = missing",
             "tensorflow": tf.__version__,
         }

@@ -62,7 +62,8 @@ def define_flags():
     flags.DEFINE_string("mask", None, "A mask image (light = observed, dark = missing) or a synthetic "
                         "occlusion: pepper, pepper:F, region10, region20, region:N.")
     flags.DEFINE_string("out", None, "Folder for the recovered images and before_after.png (created).")
-    flags.DEFINE_integer("seed", 0, "Seed of the synthetic masks and of the inference noise.")
+    flags.DEFINE_integer("seed", 0, "Seed of the synthetic masks and of the inference noise "
+                         f"(0..{experiment.SEED_MAX}).")
     flags.DEFINE_integer("langevin_steps", None, "Langevin steps (default: the run's T; 0 = the encoder's mean).")
 
 
@@ -228,8 +229,7 @@ def inpaint_files(workdir: str, images: str, mask: str, out: str, seed: int = 0,
         raise experiment.ConfigError("--out is required: the folder for the recovered images.")
     if langevin_steps is not None and langevin_steps < 0:
         raise experiment.ConfigError(f"--langevin_steps must be >= 0, got {langevin_steps}.")
-    if not 0 <= seed < 2**31:
-        raise experiment.ConfigError(f"--seed must be in [0, 2^31), got {seed}.")
+    seed = experiment.check_seed(seed)
     paths = expand_paths(images)
     mask_kind, mask_value = parse_mask_flag(mask)
     model = api.load(workdir)

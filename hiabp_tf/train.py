@@ -8,6 +8,7 @@ Then score the model with `python -m hiabp_tf.evaluate --workdir=...`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -48,7 +49,8 @@ def define_flags():
     flags.DEFINE_float("sigma", _defaults.sigma, "Standard deviation of the Gaussian likelihood p(x|z).")
     flags.DEFINE_float("learning_rate", _defaults.learning_rate, "Adamax learning rate of both networks.")
     flags.DEFINE_integer("batch_size", _defaults.batch_size, "m, examples per iteration.")
-    flags.DEFINE_integer("seed", _defaults.seed, "Seed of weights, data order, initializer and Langevin noise.")
+    flags.DEFINE_integer("seed", _defaults.seed, "Seed of weights, data order, initializer and Langevin noise "
+                         f"(0..{experiment.SEED_MAX}).")
     flags.DEFINE_string("mask", _defaults.mask,
                         "Occlude the training images (learning from incomplete data): none, pepper, "
                         "pepper:F, region10, region20 or region:N (side N on a 64x64 image).")
@@ -157,6 +159,11 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
     checkpoint first. A non-finite loss, energy or weight stops training (DivergenceError) without
     saving the bad state.
 
+    While it runs, the call holds the workdir's run lock (experiment.training_lock): a second
+    training on the same workdir raises WorkdirError naming this process, before writing anything.
+    Resuming falls back past unreadable checkpoints (a warning line each) to the newest readable
+    one, and moves their files, intact, into checkpoints/unreadable/.
+
     If `timing` is a dict, it receives this call's "steps" (updates trained, 0 if the run was
     already at `num_steps`), "train_seconds" (wall time of those updates and their checkpoints,
     the first step's tracing included, the in-training evaluations excluded), "eval_seconds" (those
@@ -197,6 +204,18 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
         train_ds = train_ds.map(lambda batch: masks.occlude_batch(batch, mask_spec, config.seed),
                                 num_parallel_calls=tf.data.AUTOTUNE)
     chief = distribute.writes_checkpoints(strategy)
+    # The chief holds the workdir's run lock before writing anything there, until it returns: a second
+    # training on the same workdir stops here. The other workers write only temporary folders.
+    with experiment.training_lock(workdir) if chief else contextlib.nullcontext():
+        return _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples,
+                      checkpoint_every, keep_checkpoints, timing, strategy, chief, call_start,
+                      train_ds, train_info, test_ds, test_info)
+
+
+def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples, checkpoint_every,
+           keep_checkpoints, timing, strategy, chief, call_start, train_ds, train_info, test_ds, test_info):
+    """train() once the arguments and the data are checked and, on the chief, the run lock is held."""
+    image_shape = train_info.image_shape
     checkpoint_dir = os.path.join(workdir, experiment.CHECKPOINT_DIR)
     if chief:
         experiment.prepare_workdir(workdir, config, image_shape, train_info.num_examples)
@@ -210,17 +229,24 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
     train_step = distribute.make_train_step(strategy, model, config.batch_size)
     iterator = iter(train_ds)
     checkpoint, step = experiment.make_checkpoint(model, iterator)
-    manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=keep_checkpoints if chief else 1)
-    # A non-chief worker resumes from the chief's checkpoints (the workdir must be shared).
-    latest = manager.latest_checkpoint if chief else tf.train.latest_checkpoint(checkpoint_dir)
-    if latest:
-        if any(name.startswith("data_iterator") for name, _ in tf.train.list_variables(latest)):
-            checkpoint.restore(latest).assert_existing_objects_matched()
+
+    def restore(path):
+        if any(name.startswith("data_iterator") for name, _ in tf.train.list_variables(path)):
+            checkpoint.restore(path).assert_existing_objects_matched()
         else:  # a checkpoint written before the input position was saved
-            logging.warning("%s holds no input-pipeline position: the data order restarts.", latest)
-            tf.train.Checkpoint(step=step, **model.checkpoint_items()).restore(
-                latest).assert_existing_objects_matched()
+            logging.warning("%s holds no input-pipeline position: the data order restarts.", path)
+            tf.train.Checkpoint(step=step, **model.checkpoint_items()).restore(path).assert_existing_objects_matched()
+
+    # Newest readable checkpoint first; a non-chief worker resumes from the chief's (the workdir
+    # must be shared).
+    restored = experiment.restore_newest_readable(restore, checkpoint_dir, workdir)
+    latest = restored.path
+    if chief and (restored.unreadable or restored.index_unreadable) and latest:
+        # Keep the unreadable files (the manager would overwrite them on saving those steps again).
+        experiment.set_aside_unreadable(checkpoint_dir, restored)
+    if latest:
         logging.info("Resumed from %s at step %d.", latest, int(step.numpy()))
+    manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=keep_checkpoints if chief else 1)
     writer = (tf.summary.create_file_writer(os.path.join(workdir, experiment.TENSORBOARD_DIR)) if chief
               else tf.summary.create_noop_writer())
     test_images = metrics.spread_images(config.dataset, GRID_COLUMNS, data_dir=data_dir)

@@ -124,6 +124,8 @@ def test_multi_worker_two_workers_on_localhost_match_one_device(two_devices, tmp
     assert "on 2 replicas" in errors[0]
     assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-3")
     assert os.listdir(worker_tmp) == []  # the non-chief's checkpoints are removed
+    with open(workdir / experiment.LOCK_FILE) as f:  # only the chief took the workdir's run lock
+        assert json.load(f)["pid"] == procs[0].pid
 
     model, _, _, step = experiment.restore(str(workdir))
     assert step == 3

@@ -42,6 +42,8 @@ PLAIN_TF = textwrap.dedent("""
         out["reconstruct_" + k] = v.numpy()
     out["recovered"] = sig["inpaint"](images=x, mask=mask, seed=seed, langevin_steps=tf.constant(5))["recovered"].numpy()
     out["samples"] = sig["sample"](num_samples=tf.constant(4), seed=tf.constant([7, 0]))["images"].numpy()
+    extreme = tf.constant([2**31 - 1, -2**31], tf.int32)  # any int32 pair is a seed
+    out["samples_extreme_seed"] = sig["sample"](num_samples=tf.constant(4), seed=extreme)["images"].numpy()
     out["signatures"] = np.array(sorted(sig))
     assert "hiabp_tf" not in sys.modules, "the SavedModel must load without hiabp_tf"
     np.savez(outputs, **out)
@@ -106,6 +108,8 @@ def test_saved_model_loads_without_hiabp_tf_and_matches_the_python_api(exported,
     np.testing.assert_allclose(saved["reconstruct_E+L"], model.reconstruct(x, langevin_steps=5, seed=3), **close)
     np.testing.assert_allclose(saved["recovered"], model.inpaint(x, mask, langevin_steps=5, seed=3), **close)
     np.testing.assert_allclose(saved["samples"], model.sample(4, seed=7), **close)
+    np.testing.assert_allclose(saved["samples_extreme_seed"], model.sample(4, seed=[2**31 - 1, -2**31]), **close)
+    assert not np.allclose(saved["samples_extreme_seed"], saved["samples"])
 
 
 def test_a_finished_export_is_never_overwritten_without_the_flag(exported, workdir, tmp_path):

@@ -116,6 +116,20 @@ def test_input_errors_name_the_flag(workdir, files, tmp_path):
         inpaint.inpaint_files(str(tmp_path / "none"), str(folder / "digits"), "pepper", str(tmp_path))
 
 
+def test_every_seed_of_the_documented_range_and_no_other(workdir, files, tmp_path):
+    """--seed takes 0..2**31 - 1 (the top one draws other masks than 0); outside, a ConfigError."""
+    folder, _ = files
+    images = str(folder / "digits")
+    low = inpaint.inpaint_files(workdir, images, "pepper", str(tmp_path / "low"), seed=0)
+    top = inpaint.inpaint_files(workdir, images, "pepper", str(tmp_path / "top"), seed=experiment.SEED_MAX)
+    assert top["seed"] == 2**31 - 1 and top["num_images"] == low["num_images"] == 2
+    assert not np.array_equal(read_png(low["files"][0]["occluded"]), read_png(top["files"][0]["occluded"]))
+    for bad in (-1, 2**31):
+        with pytest.raises(experiment.ConfigError, match=rf"--seed={bad} must be an integer in 0\.\.2147483647"):
+            inpaint.inpaint_files(workdir, images, "pepper", str(tmp_path / "bad"), seed=bad)
+    assert not os.path.exists(tmp_path / "bad")
+
+
 def test_command_line_bad_mask_exits_2_with_one_line(workdir, files, tmp_path):
     folder, _ = files
     result = subprocess.run(
