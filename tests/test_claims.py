@@ -87,9 +87,22 @@ def test_failing_table3_and_figure1_claims(tmp_path):
 
 def test_missing_results_name_the_command(tmp_path):
     out = _write_results(str(tmp_path / "cpu"))
-    os.remove(os.path.join(out, "table3.json"))
-    with pytest.raises(claims.MissingResultError, match=r"run `./run.sh table3 cpu` first"):
+    os.remove(os.path.join(out, "learning_curves.json"))
+    with pytest.raises(claims.MissingResultError, match=r"run `./run.sh table1 cpu` first"):
         claims.write_claims(out)
+
+
+def test_experiments_not_run_yet_are_claims_not_measured_naming_their_command(tmp_path):
+    out = _write_results(str(tmp_path / "cpu"))
+    for name in ("table2", "table3", "figure1"):
+        os.remove(os.path.join(out, f"{name}.json"))
+    text = open(claims.write_claims(out)).read()
+    by = _by_claim(out)
+    assert by["Table 3: the MSE falls as T grows"]["verdict"] == claims.NOT_MEASURED
+    assert "`./run.sh table3 cpu` measures it" in by["Table 3: the MSE falls as T grows"]["note"]
+    assert next(c for k, c in by.items() if k.startswith("Table 2"))["note"].startswith("table2.json is not")
+    assert "`./run.sh figure1 cpu`" in next(c for k, c in by.items() if k.startswith("Figure 1"))["note"]
+    assert "7 claims hold, 2 do not, 0 cannot be compared here, 4 are not measured yet at this scale." in text
 
 
 def test_readme_block_is_replaced_between_the_markers(tmp_path):
