@@ -443,7 +443,7 @@ TOP_LEVEL_INDEX = (
     ("performance.md", "speed of the training step: modes, the speed target, profile, every lever", "`./run.sh performance`"),
     ("performance.json", "raw JSON of every benchmark process behind performance.md", "`./run.sh performance`"),
     ("memory.md", "peak memory of training per dataset configuration, data caches, persistent chains", "`./run.sh memory`"),
-    ("reliability.md", "soak test: SIGKILLs during training, resumed runs identical", "`python -m hiabp_tf.soak`"),
+    ("reliability.md", "soak test: SIGKILLs during training and checkpoint saves, a second training refused, a corrupted newest checkpoint; resumed runs identical", "`python -m hiabp_tf.soak`"),
 )
 
 
