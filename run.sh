@@ -290,7 +290,7 @@ usage="usage: ./run.sh [quick|cpu|paper|memory|performance|test|setup] or ./run.
 cmd="${1:-quick}"
 case "$cmd" in
   setup) setup ;;
-  test) setup; shift || true; "$PY" -m pytest -q tests --durations=20 "$@" ;;
+  test) setup; shift || true; "$PY" -m pytest -q tests -n 2 --dist loadfile --durations=20 "$@" ;;
   performance) setup; shift; performance "$@" ;;
   quick|cpu|paper) setup; scale=$cmd; core "$cmd" ;;
   memory) setup; "$PY" -m hiabp_tf.memory --out=results/memory.md --command="./run.sh memory" ;;

@@ -252,7 +252,8 @@ def write_claims(out_dir: str, command: str | None = None, readme: str | None = 
     scale = _scale(out_dir)
     lines = [f"# The paper's claims at `{scale}` scale", "",
              f"Every number below is read from the JSON files beside this one (table1.json, learning_curves.json, "
-             f"table2.json, table3.json, figure1.json), which `./run.sh all {scale}` wrote from trained runs; the "
+             f"table2.json, table3.json, figure1.json), which `./run.sh table1|table2|table3|figure1 {scale}` wrote "
+             f"from trained runs (a claim whose file is not there yet says so); the "
              f"paper's numbers are those of its Tables 1-3 (MNIST column unless stated). Our runs: "
              f"{results.step()} updates on {results.column}.", "",
              "| claim | paper | ours | verdict | note |", "|---|---|---|---|---|"]
