@@ -399,11 +399,10 @@ def checkpoint_candidates(checkpoint_dir: str) -> tuple[list[str], bool]:
     listed = [state.model_checkpoint_path, *reversed(state.all_model_checkpoint_paths)] if state else []
     indexes = glob.glob(os.path.join(glob.escape(checkpoint_dir), "ckpt-*.index"))
     found = sorted((path[:-len(".index")] for path in indexes), key=_checkpoint_number, reverse=True)
-    candidates = []
+    by_file = {}  # the first spelling of each checkpoint, in order (the index may list paths relatively)
     for path in listed + found:
-        if os.path.abspath(path) not in map(os.path.abspath, candidates):
-            candidates.append(path)
-    return candidates, index_unreadable
+        by_file.setdefault(os.path.abspath(path), path)
+    return list(by_file.values()), index_unreadable
 
 
 def _checkpoint_files(prefix: str) -> list[str]:

@@ -104,6 +104,9 @@ def _checkpoints_restore(workdir):
     return out.returncode == 0, out.stdout.split()
 
 
+# The supervisor never imports TensorFlow (the package's constants and checkpoint helpers come with
+# it): it only starts, watches and kills the training processes, so it reads the index file, whose
+# format is text, itself.
 def _index_lists(checkpoint_dir, name):
     """Whether the checkpoint index file of `checkpoint_dir` lists checkpoint `name` (e.g. ckpt-60)."""
     try:
