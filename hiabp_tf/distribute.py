@@ -23,7 +23,7 @@ import os
 
 import tensorflow as tf
 
-from hiabp_tf import experiment
+from hiabp_tf import errors
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -41,13 +41,13 @@ _STRATEGIES = {}
 def make_strategy(name: str = "default", tpu: str | None = "") -> tf.distribute.Strategy:
     """The tf.distribute strategy `--strategy=name` asks for (the same object on every call).
 
-    Raises experiment.ConfigError, naming --strategy and what to do, for an unknown name, a
+    Raises errors.ConfigError, naming --strategy and what to do, for an unknown name, a
     multi_worker run without a usable TF_CONFIG, or a TPU that cannot be found.
     """
     if name == "default":
         return tf.distribute.get_strategy()
     if name not in STRATEGIES:
-        raise experiment.ConfigError(
+        raise errors.ConfigError(
             f"--strategy={name!r} is unknown; choose one of {', '.join(STRATEGIES)} (default: one device).")
     key = (name, tpu or "") if name == "tpu" else name
     if key not in _STRATEGIES:
@@ -72,7 +72,7 @@ def _check_tf_config() -> dict:
     """TF_CONFIG, parsed and checked enough that MultiWorkerMirroredStrategy will not guess."""
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        raise experiment.ConfigError(
+        raise errors.ConfigError(
             "--strategy=multi_worker reads the cluster from the TF_CONFIG environment variable, which is "
             f"not set. Set it on every worker, e.g. {_TF_CONFIG_EXAMPLE} on the first host and "
             '"index": 1 on the second (see README, "Scale-out with tf.distribute"), or use '
@@ -80,20 +80,20 @@ def _check_tf_config() -> dict:
     try:
         config = json.loads(raw)
     except json.JSONDecodeError as e:
-        raise experiment.ConfigError(
+        raise errors.ConfigError(
             f"--strategy=multi_worker: TF_CONFIG is not valid JSON ({e}): {raw!r}. Expected e.g. "
             f"{_TF_CONFIG_EXAMPLE}.") from None
     cluster = config.get("cluster") if isinstance(config, dict) else None
     task = config.get("task") if isinstance(config, dict) else None
     if not isinstance(cluster, dict) or not isinstance(task, dict):
-        raise experiment.ConfigError(
+        raise errors.ConfigError(
             f"--strategy=multi_worker: TF_CONFIG must hold a \"cluster\" and a \"task\" object, got {raw!r}. "
             f"Expected e.g. {_TF_CONFIG_EXAMPLE}.")
     task_type, index = task.get("type"), task.get("index")
     members = cluster.get(task_type)
     if (task_type not in ("worker", "chief") or not isinstance(members, list) or not isinstance(index, int)
             or not 0 <= index < len(members)):
-        raise experiment.ConfigError(
+        raise errors.ConfigError(
             f"--strategy=multi_worker: TF_CONFIG's task {task!r} is not one of its cluster's workers "
             f"{cluster!r}: \"task\" must be {{\"type\": \"worker\" (or \"chief\"), \"index\": i}} with i "
             f"a position in that list. Expected e.g. {_TF_CONFIG_EXAMPLE}.")
@@ -109,7 +109,7 @@ def _tpu_strategy(tpu: str | None) -> tf.distribute.Strategy:
         return tf.distribute.TPUStrategy(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise experiment.ConfigError(
+        raise errors.ConfigError(
             f"--strategy=tpu found no TPU (--tpu={tpu!r}): {first_line}. Give the TPU's name or "
             "grpc:// address with --tpu (--tpu=local on a TPU VM), or train without a TPU with "
             "--strategy=default or --strategy=mirrored.") from None
@@ -126,7 +126,7 @@ def local_batch_size(strategy: tf.distribute.Strategy, batch_size: int) -> int:
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
         nearest = max(replicas, batch_size // replicas * replicas)
-        raise experiment.ConfigError(
+        raise errors.ConfigError(
             f"--batch_size={batch_size} does not split evenly across the {replicas} replicas of "
             f"--strategy: use a multiple of {replicas} (e.g. --batch_size={nearest}).")
     return batch_size // replicas

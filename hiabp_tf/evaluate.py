@@ -16,15 +16,18 @@ import os
 import re
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
 
-from hiabp_tf import experiment
+from hiabp_tf import cli
+from hiabp_tf import config as config_lib
+from hiabp_tf import errors
 from hiabp_tf import fid as fid_lib
-from hiabp_tf import input_pipeline
-from hiabp_tf import masks
 from hiabp_tf import metrics
+from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.data import input_pipeline
+from hiabp_tf.data import masks
+
 
 def define_flags():
     """Defines the command-line flags (only when run as a command, so modules import cleanly)."""
@@ -43,10 +46,10 @@ def define_flags():
                       "Inception-v3 pool features (weights from --inception_weights) or in the features of a "
                       "small classifier trained on the same data (MNIST-like data; cached at --fid_classifier).")
     flags.DEFINE_integer("fid_samples", 10_000, "Generated images for FID (the paper: 40,000).")
-    flags.DEFINE_string("inception_weights", None, "Local Inception-v3 weights file (include_top=False) for --fid=inception.")
+    flags.DEFINE_string("inception_weights", None,
+                        "Local Inception-v3 weights file (include_top=False) for --fid=inception.")
     flags.DEFINE_string("fid_classifier", None, "Cache of the FID classifier (.keras); trained there if absent.")
-    flags.DEFINE_integer("seed", 0, "Seed of the initializer noise and Langevin noise at test time "
-                         f"(0..{experiment.SEED_MAX}).")
+    config_lib.define_seed_flag("the initializer noise and Langevin noise at test time")
 
 
 FLAGS = flags.FLAGS
@@ -66,16 +69,16 @@ def fid_score(model, config, kind: str, num_samples: int, inception_weights=None
               data_dir=None, seed=0) -> dict:
     """FID of `num_samples` samples of `model` against its training split (DESIGN.md, Table 1)."""
     if num_samples < 2:
-        raise experiment.ConfigError(f"--fid_samples must be >= 2, got {num_samples}.")
+        raise errors.ConfigError(f"--fid_samples must be >= 2, got {num_samples}.")
     if kind == "inception":
         if not inception_weights:
-            raise experiment.ConfigError(
+            raise errors.ConfigError(
                 "--fid=inception needs --inception_weights=FILE: a local Inception-v3 weights file "
                 "(nothing is downloaded at run time).")
         features = fid_lib.InceptionFeatures(inception_weights)
     else:
         if not classifier_path:
-            raise experiment.ConfigError("--fid=classifier needs --fid_classifier=PATH.keras (where the "
+            raise errors.ConfigError("--fid=classifier needs --fid_classifier=PATH.keras (where the "
                                          "feature classifier is cached, or trained if absent).")
         features = fid_lib.ClassifierFeatures.load_or_train(classifier_path, dataset=config.dataset,
                                                             data_dir=data_dir)
@@ -91,8 +94,8 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
     """Test MSE of the latest checkpoint in `workdir` (see the module docstring); also written as
     JSON there. An unreadable latest checkpoint is skipped (a warning) for the newest readable one;
     "step" says which was scored."""
-    seed = experiment.check_seed(seed)
-    model, config, image_shape, step = experiment.restore(workdir)
+    seed = config_lib.check_seed(seed)
+    model, config, image_shape, step = workdir_lib.restore(workdir)
     dataset = dataset or config.dataset
     eval_ds, info = input_pipeline.make_eval_dataset(dataset, split, batch_size=batch_size, data_dir=data_dir)
     if tuple(info.image_shape) != tuple(image_shape):
@@ -101,12 +104,12 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
             f"--workdir={workdir} was trained on {tuple(image_shape)}; score it on data of the same "
             "shape (resize your images, or train a model on this data).")
     if langevin_steps is not None and langevin_steps < 0:
-        raise experiment.ConfigError(f"--langevin_steps must be >= 0, got {langevin_steps}.")
+        raise errors.ConfigError(f"--langevin_steps must be >= 0, got {langevin_steps}.")
     steps = config.test_langevin_steps if langevin_steps is None else langevin_steps
     try:
         mask_spec = masks.parse_mask(mask)
     except ValueError as e:
-        raise experiment.ConfigError(str(e)) from None
+        raise errors.ConfigError(str(e)) from None
     start = time.perf_counter()
     scores = metrics.reconstruction_mse(model, eval_ds, seed=seed, langevin_steps=steps, mask_spec=mask_spec)
     result = {
@@ -139,7 +142,7 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
             result.update({k: previous[k] for k in FID_KEYS if k in previous})
     if scores["num_examples"] != info.num_examples:
         raise RuntimeError(f"scored {scores['num_examples']} of {info.num_examples} examples")
-    experiment.write_json_atomic(path, result)
+    workdir_lib.write_json_atomic(path, result)
     return result
 
 
@@ -154,19 +157,14 @@ def _read_json(path: str) -> dict | None:
         return None
 
 
-def main(argv):
-    experiment.check_command_line(argv, FLAGS.workdir)
-    try:
-        result = evaluate(FLAGS.workdir, FLAGS.dataset, FLAGS.split, FLAGS.data_dir, FLAGS.batch_size,
-                          FLAGS.langevin_steps, FLAGS.seed, FLAGS.mask, FLAGS.fid, FLAGS.fid_samples,
-                          FLAGS.inception_weights, FLAGS.fid_classifier)
-    except experiment.USER_ERRORS as e:
-        experiment.exit_with_user_error(e)
+def main():
+    result = evaluate(FLAGS.workdir, FLAGS.dataset, FLAGS.split, FLAGS.data_dir, FLAGS.batch_size,
+                      FLAGS.langevin_steps, FLAGS.seed, FLAGS.mask, FLAGS.fid, FLAGS.fid_samples,
+                      FLAGS.inception_weights, FLAGS.fid_classifier)
     logging.info("Wrote %s", result_path(FLAGS.workdir, result["dataset"], result["split"], result["mask"],
                                          FLAGS.langevin_steps))
     print(json.dumps(result, sort_keys=True), flush=True)
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

@@ -43,8 +43,10 @@ import os
 import warnings
 
 import numpy as np
-import tensorflow as tf
 from scipy import linalg
+import tensorflow as tf
+
+from hiabp_tf.errors import FIDError  # raised here; defined with the other user errors
 
 INCEPTION_SIZE = 299
 INCEPTION_FEATURE_DIM = 2048
@@ -58,8 +60,6 @@ LABELLED_DATASETS = ("mnist_5k", "mnist")
 _RANGE_TOLERANCE = 1e-3
 
 
-class FIDError(ValueError):
-    """Unusable FID input (weights file, classifier cache, images); the message says what to do."""
 
 
 # --------------------------------------------------------------------------- the distance
@@ -312,7 +312,7 @@ def labelled_arrays(dataset: str, data_dir: str | None = None):
     tensorflow-datasets (it is never downloaded here).
     """
     if dataset == "mnist_5k":
-        from hiabp_tf import input_pipeline
+        from hiabp_tf.data import input_pipeline
 
         return input_pipeline.mnist_5k_arrays()
     if dataset == "mnist":

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from hiabp_tf import input_pipeline
-from hiabp_tf import masks
-
+from hiabp_tf.data import input_pipeline
+from hiabp_tf.data import masks
 
 # Name of each reconstruction's score: "E" (encoder), "E+L" (encoder, then Langevin), "L" (Langevin
 # from N(0, I), the ABP baselines).

@@ -16,86 +16,40 @@ import tempfile
 import threading
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
-
 import keras
 import tensorflow as tf
 
+from hiabp_tf import cli
+from hiabp_tf import config as config_lib
 from hiabp_tf import distribute
-from hiabp_tf import experiment
-from hiabp_tf import images
-from hiabp_tf import input_pipeline
-from hiabp_tf import masks
+from hiabp_tf import errors
+from hiabp_tf import methods
 from hiabp_tf import metrics
+from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.data import images
+from hiabp_tf.data import input_pipeline
+from hiabp_tf.data import masks
 
-_defaults = experiment.RunConfig()
 
 def define_flags():
-    """Defines the command-line flags (only when run as a command, so modules import cleanly)."""
-    # What to train.
-    flags.DEFINE_enum("method", _defaults.method, experiment.METHODS, "Which model to train.")
-    flags.DEFINE_string("dataset", _defaults.dataset,
-                        "mnist_5k (offline), mnist, svhn_cropped, celeb_a (tensorflow-datasets) or npz:PATH.")
+    """Defines the command-line flags (only when run as a command, so modules import cleanly): one
+    per RunConfig field and bookkeeping argument (config.py), and where the run goes and runs."""
+    config_lib.define_run_flags()
+    flags.DEFINE_string("workdir", None, "Where checkpoints, summaries and config.json go.")
     flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir with prepared datasets.")
-    flags.DEFINE_integer("num_layers", _defaults.num_layers, "L, the number of latent layers (1 = IABP).")
-    flags.DEFINE_list("latent_dims", [str(d) for d in _defaults.latent_dims],
-                      "Size of z^l for l = 1..L (bottom layer first), one per layer.")
-    flags.DEFINE_integer("width", _defaults.width, "Channels of every ladder (de)conv layer.")
-    # Algorithm 1 (paper defaults).
-    flags.DEFINE_integer("langevin_steps", _defaults.langevin_steps, "T, Langevin steps per iteration.")
-    flags.DEFINE_float("step_size", _defaults.step_size, "s, the Langevin step size.")
-    flags.DEFINE_float("sigma", _defaults.sigma, "Standard deviation of the Gaussian likelihood p(x|z).")
-    flags.DEFINE_float("learning_rate", _defaults.learning_rate, "Adamax learning rate of both networks.")
-    flags.DEFINE_integer("batch_size", _defaults.batch_size, "m, examples per iteration.")
-    flags.DEFINE_integer("seed", _defaults.seed, "Seed of weights, data order, initializer and Langevin noise "
-                         f"(0..{experiment.SEED_MAX}).")
-    flags.DEFINE_string("mask", _defaults.mask,
-                        "Occlude the training images (learning from incomplete data): none, pepper, "
-                        "pepper:F, region10, region20 or region:N (side N on a 64x64 image).")
-    flags.DEFINE_float("langevin_clip", None, "Clip every component of the Langevin gradient dE/dz to "
-                       "[-c, c] (off by default: the paper has no clipping).")
-    flags.DEFINE_enum("precision", _defaults.precision, ["float32", "bfloat16"],
-                      "Arithmetic of the networks: float32 (exact) or bfloat16 (Keras mixed_bfloat16: "
-                      "faster on CPUs with AVX512_BF16, slightly different results; see results/performance.md).")
-    flags.DEFINE_bool("deterministic", False, "Deterministic ops (tf.config.experimental.enable_op_determinism): "
-                      "two runs with the same seed give identical losses, at some speed cost.")
     flags.DEFINE_enum("strategy", "default", distribute.STRATEGIES,
                       "tf.distribute strategy: default (one device), mirrored (this machine's GPUs), "
                       "multi_worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG) or tpu. The "
                       "global --batch_size is split evenly across the replicas.")
     flags.DEFINE_string("tpu", "", "--strategy=tpu: the TPU's name or grpc:// address for "
                         "TPUClusterResolver ('local' on a TPU VM; empty: from the environment).")
-    flags.DEFINE_integer("eval_langevin_steps", None,
-                         "Test-time Langevin steps of [E+L] / [L] reconstructions (default: the training T).")
-    # Bookkeeping.
-    flags.DEFINE_string("workdir", None, "Where checkpoints, summaries and config.json go.")
-    flags.DEFINE_integer("num_steps", 300_000, "Total parameter updates (the paper: 3e5).")
-    flags.DEFINE_integer("log_every", 100, "Steps between progress lines and scalar summaries.")
-    flags.DEFINE_integer("eval_every", 5000, "Steps between test-MSE and image summaries.")
-    flags.DEFINE_integer("eval_examples", 1000, "Test examples scored at each eval_every (evaluate.py uses all).")
-    flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
-    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept by the CheckpointManager.")
 
 
 FLAGS = flags.FLAGS
 
 GRID_COLUMNS = 10
-
-
-def config_from_flags() -> experiment.RunConfig:
-    try:
-        latent_dims = tuple(int(d) for d in FLAGS.latent_dims)
-    except ValueError:
-        raise experiment.ConfigError(
-            f"--latent_dims={','.join(FLAGS.latent_dims)} must be a comma-separated list of integers.")
-    return experiment.RunConfig(
-        method=FLAGS.method, dataset=FLAGS.dataset, num_layers=FLAGS.num_layers,
-        latent_dims=latent_dims, width=FLAGS.width, langevin_steps=FLAGS.langevin_steps,
-        step_size=FLAGS.step_size, sigma=FLAGS.sigma, learning_rate=FLAGS.learning_rate,
-        batch_size=FLAGS.batch_size, seed=FLAGS.seed, eval_langevin_steps=FLAGS.eval_langevin_steps,
-        mask=FLAGS.mask, langevin_clip=FLAGS.langevin_clip, precision=FLAGS.precision)
 
 
 def _format_duration(seconds: float) -> str:
@@ -147,7 +101,7 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
-def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=None,
+def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=None,
           log_every=100, eval_every=5000, eval_examples=1000, checkpoint_every=1000,
           keep_checkpoints=3, deterministic=False, timing=None, strategy="default", tpu=""):
     """Trains (or resumes) `config` in `workdir` up to `num_steps` updates; returns the model.
@@ -159,7 +113,7 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
     checkpoint first. A non-finite loss, energy or weight stops training (DivergenceError) without
     saving the bad state.
 
-    While it runs, the call holds the workdir's run lock (experiment.training_lock): a second
+    While it runs, the call holds the workdir's run lock (workdir_lib.training_lock): a second
     training on the same workdir raises WorkdirError naming this process, before writing anything.
     Resuming falls back past unreadable checkpoints (a warning line each) to the newest readable
     one, and moves their files, intact, into checkpoints/unreadable/.
@@ -182,11 +136,11 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     if num_steps < 0:
-        raise experiment.ConfigError(f"--num_steps must be >= 0, got {num_steps}.")
+        raise errors.ConfigError(f"--num_steps must be >= 0, got {num_steps}.")
     for name, value in (("log_every", log_every), ("eval_every", eval_every),
                         ("checkpoint_every", checkpoint_every), ("keep_checkpoints", keep_checkpoints)):
         if value < 1:
-            raise experiment.ConfigError(f"--{name} must be >= 1, got {value}.")
+            raise errors.ConfigError(f"--{name} must be >= 1, got {value}.")
     distribute.local_batch_size(strategy, config.batch_size)  # --batch_size splits across replicas
     # tf.data's shuffle combines its op seed (config.seed) with the global seed: clear the global
     # seed so the data order is that of a fresh process, whatever ran before in this one.
@@ -206,7 +160,7 @@ def train(config: experiment.RunConfig, workdir: str, num_steps: int, data_dir=N
     chief = distribute.writes_checkpoints(strategy)
     # The chief holds the workdir's run lock before writing anything there, until it returns: a second
     # training on the same workdir stops here. The other workers write only temporary folders.
-    with experiment.training_lock(workdir) if chief else contextlib.nullcontext():
+    with workdir_lib.training_lock(workdir) if chief else contextlib.nullcontext():
         return _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples,
                       checkpoint_every, keep_checkpoints, timing, strategy, chief, call_start,
                       train_ds, train_info, test_ds, test_info)
@@ -216,19 +170,19 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
            keep_checkpoints, timing, strategy, chief, call_start, train_ds, train_info, test_ds, test_info):
     """train() once the arguments and the data are checked and, on the chief, the run lock is held."""
     image_shape = train_info.image_shape
-    checkpoint_dir = os.path.join(workdir, experiment.CHECKPOINT_DIR)
+    checkpoint_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
     if chief:
-        experiment.prepare_workdir(workdir, config, image_shape, train_info.num_examples)
+        workdir_lib.prepare_workdir(workdir, config, image_shape, train_info.num_examples)
         save_dir = checkpoint_dir
     else:  # every worker saves (tf.distribute asks it), the others into a temporary folder
         save_dir = tempfile.mkdtemp(prefix="hiabp_worker_checkpoints_")
 
     keras.utils.set_random_seed(config.seed)  # initial weights
     with strategy.scope():  # networks, optimiser slots (and chains) on every replica
-        model = experiment.build_model(config, image_shape, train_info.num_examples)
+        model = methods.build_model(config, image_shape, train_info.num_examples)
     train_step = distribute.make_train_step(strategy, model, config.batch_size)
     iterator = iter(train_ds)
-    checkpoint, step = experiment.make_checkpoint(model, iterator)
+    checkpoint, step = workdir_lib.make_checkpoint(model, iterator)
 
     def restore(path):
         if any(name.startswith("data_iterator") for name, _ in tf.train.list_variables(path)):
@@ -239,15 +193,15 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
 
     # Newest readable checkpoint first; a non-chief worker resumes from the chief's (the workdir
     # must be shared).
-    restored = experiment.restore_newest_readable(restore, checkpoint_dir, workdir)
+    restored = workdir_lib.restore_newest_readable(restore, checkpoint_dir, workdir)
     latest = restored.path
     if chief and (restored.unreadable or restored.index_unreadable) and latest:
         # Keep the unreadable files (the manager would overwrite them on saving those steps again).
-        experiment.set_aside_unreadable(checkpoint_dir, restored)
+        workdir_lib.set_aside_unreadable(checkpoint_dir, restored)
     if latest:
         logging.info("Resumed from %s at step %d.", latest, int(step.numpy()))
     manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=keep_checkpoints if chief else 1)
-    writer = (tf.summary.create_file_writer(os.path.join(workdir, experiment.TENSORBOARD_DIR)) if chief
+    writer = (tf.summary.create_file_writer(os.path.join(workdir, workdir_lib.TENSORBOARD_DIR)) if chief
               else tf.summary.create_noop_writer())
     test_images = metrics.spread_images(config.dataset, GRID_COLUMNS, data_dir=data_dir)
     base_seed = tf.constant([config.seed, 0], tf.int32)
@@ -261,8 +215,8 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
     loop_start, first_step, eval_seconds = window_start, window_step, 0.0
 
     def save(number):
-        if not _all_finite(experiment.network_weights(model)):  # never overwrite good weights with bad ones
-            raise experiment.DivergenceError(_divergence_message(number, ["the weights"], config, manager))
+        if not _all_finite(workdir_lib.network_weights(model)):  # never overwrite good weights with bad ones
+            raise errors.DivergenceError(_divergence_message(number, ["the weights"], config, manager))
         manager.save(checkpoint_number=number)
         if not chief:  # a non-chief worker's copy is not kept
             shutil.rmtree(save_dir, ignore_errors=True)
@@ -276,7 +230,7 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
             current = int(step.numpy())
             if not _all_finite(out.values()):  # one check per step; names only on failure
                 bad = [name for name, value in out.items() if not _all_finite([value])]
-                raise experiment.DivergenceError(_divergence_message(current, bad, config, manager))
+                raise errors.DivergenceError(_divergence_message(current, bad, config, manager))
             if current % log_every == 0 or current == num_steps:
                 values = {k: float(v) for k, v in out.items()}
                 for name, value in values.items():
@@ -294,7 +248,7 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
                 num_scored = scores.pop("num_examples")
                 for name, value in scores.items():
                     tf.summary.scalar(f"test/{name}", value, step=current)
-                experiment.append_learning_curve(workdir, dict(
+                workdir_lib.append_learning_curve(workdir, dict(
                     scores, step=current, num_examples=num_scored, langevin_steps=config.test_langevin_steps,
                     split="test", dataset=config.dataset, seed=config.seed))
                 _write_image_summaries(model, test_images, current, config.seed, config.test_langevin_steps)
@@ -319,17 +273,10 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
     return model
 
 
-def main(argv):
-    experiment.check_command_line(argv, FLAGS.workdir, "the folder for checkpoints, summaries and config.json")
-    try:
-        train(config_from_flags(), FLAGS.workdir, FLAGS.num_steps, data_dir=FLAGS.data_dir,
-              log_every=FLAGS.log_every, eval_every=FLAGS.eval_every, eval_examples=FLAGS.eval_examples,
-              checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
-              deterministic=FLAGS.deterministic, strategy=FLAGS.strategy, tpu=FLAGS.tpu)
-    except experiment.USER_ERRORS as e:
-        experiment.exit_with_user_error(e)
+def main():
+    train(config_lib.config_from_flags(), FLAGS.workdir, data_dir=FLAGS.data_dir, strategy=FLAGS.strategy,
+          tpu=FLAGS.tpu, **config_lib.train_kwargs_from_flags())
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, workdir_is="the folder for checkpoints, summaries and config.json")

@@ -7,10 +7,12 @@ import sys
 import numpy as np
 import pytest
 
+from hiabp_tf import cli
+from hiabp_tf import config as config_lib
+from hiabp_tf import errors
 from hiabp_tf import evaluate
-from hiabp_tf import experiment
-from hiabp_tf import input_pipeline
 from hiabp_tf import train
+from hiabp_tf.data import input_pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -66,32 +68,34 @@ def test_bad_training_input_is_a_clear_error_before_training(case, tmp_path):
     overrides, expected = _cases(tmp_path)[case]
     workdir = overrides.pop("workdir", str(tmp_path / "run"))
     settings = dict(dataset="mnist_5k", latent_dims=(4,), width=4, batch_size=50)
-    with pytest.raises(experiment.USER_ERRORS) as error:
-        train.train(experiment.RunConfig(**{**settings, **overrides}), workdir, 2)
+    with pytest.raises(errors.USER_ERRORS) as error:
+        train.train(config_lib.RunConfig(**{**settings, **overrides}), workdir, 2)
     assert expected in str(error.value)
     assert not os.path.isdir(os.path.join(workdir, "checkpoints"))
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_architecture_or_method_is_refused(tmp_path):
     """A workdir trained with other networks or another method is not resumed."""
     settings = dict(dataset="mnist_5k", latent_dims=(4,), width=4, batch_size=50)
-    train.train(experiment.RunConfig(**settings), str(tmp_path), 1)
+    train.train(config_lib.RunConfig(**settings), str(tmp_path), 1)
     for other in (dict(width=8), dict(method="vae")):
-        with pytest.raises(experiment.WorkdirError, match="--workdir"):
-            train.train(experiment.RunConfig(**{**settings, **other}), str(tmp_path), 2)
+        with pytest.raises(errors.WorkdirError, match="--workdir"):
+            train.train(config_lib.RunConfig(**{**settings, **other}), str(tmp_path), 2)
 
 
 def test_evaluate_without_checkpoint_and_tfds_offline(tmp_path, monkeypatch):
     """evaluate on an empty folder names --workdir; a tfds dataset that cannot be downloaded fails
     at once with how to supply it."""
-    with pytest.raises(experiment.WorkdirError, match="--workdir"):
+    with pytest.raises(errors.WorkdirError, match="--workdir"):
         evaluate.evaluate(str(tmp_path))
     monkeypatch.setattr(input_pipeline, "_host_reachable", lambda *a, **k: False)
     with pytest.raises(input_pipeline.DataError, match="--data_dir"):
-        train.train(experiment.RunConfig(dataset="svhn_cropped", latent_dims=(4,), width=4), str(tmp_path / "r"), 1,
+        train.train(config_lib.RunConfig(dataset="svhn_cropped", latent_dims=(4,), width=4), str(tmp_path / "r"), 1,
                     data_dir=str(tmp_path / "tfds"))
 
 
+@pytest.mark.slow
 def test_command_line_errors_are_one_paragraph_without_traceback(tmp_path):
     """From the shell: a missing flagfile and an invalid flag value exit non-zero with a short message
     and no stack trace; --verbosity=1 adds the trace for bad values."""
@@ -110,9 +114,8 @@ def test_command_line_errors_are_one_paragraph_without_traceback(tmp_path):
 
 def test_every_command_checks_its_arguments_and_workdir_the_same_way():
     from absl import app
-    from hiabp_tf import experiment
     with pytest.raises(app.UsageError, match="Unexpected arguments: extra"):
-        experiment.check_command_line(["prog", "extra"], "w")
+        cli.check_command_line(["prog", "extra"], "w")
     with pytest.raises(app.UsageError, match="--workdir is required: a folder written by"):
-        experiment.check_command_line(["prog"], None)
-    experiment.check_command_line(["prog"], "w")  # fine
+        cli.check_command_line(["prog"], None)
+    cli.check_command_line(["prog"], "w")  # fine

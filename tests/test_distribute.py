@@ -24,11 +24,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hiabp_tf import algorithm
+from hiabp_tf import config as config_lib
 from hiabp_tf import distribute
-from hiabp_tf import experiment
-from hiabp_tf import langevin
+from hiabp_tf import errors
 from hiabp_tf import train
+from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.core import algorithm
+from hiabp_tf.core import langevin
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -50,6 +52,7 @@ def two_devices(tmp_path_factory):
     return report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["hiabp_l2", "vae", "abp_persistent"])
 def test_mirrored_steps_match_one_device(two_devices, case):
     """3 steps of MirroredStrategy on 2 replicas (4 of the 8 examples each) give the weights,
@@ -97,6 +100,7 @@ MULTI_WORKER_FLAGS = ["--width=4", "--latent_dims=4", "--batch_size=8", "--lange
                       "--eval_examples=10"]
 
 
+@pytest.mark.slow
 def test_multi_worker_two_workers_on_localhost_match_one_device(two_devices, tmp_path):
     """Two `hiabp_tf.train --strategy=multi_worker` processes (TF_CONFIG: two workers on localhost,
     one replica each) train 3 steps; the chief (worker 0) writes the workdir's checkpoints, worker 1
@@ -124,40 +128,40 @@ def test_multi_worker_two_workers_on_localhost_match_one_device(two_devices, tmp
     assert "on 2 replicas" in errors[0]
     assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-3")
     assert os.listdir(worker_tmp) == []  # the non-chief's checkpoints are removed
-    with open(workdir / experiment.LOCK_FILE) as f:  # only the chief took the workdir's run lock
+    with open(workdir / workdir_lib.LOCK_FILE) as f:  # only the chief took the workdir's run lock
         assert json.load(f)["pid"] == procs[0].pid
 
-    model, _, _, step = experiment.restore(str(workdir))
+    model, _, _, step = workdir_lib.restore(str(workdir))
     assert step == 3
     with np.load(os.path.join(two_devices["root"], "default_weights.npz")) as saved:
         single = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    weights = [v.numpy() for v in experiment.network_weights(model)]
+    weights = [v.numpy() for v in workdir_lib.network_weights(model)]
     assert len(weights) == len(single) > 10
     diff = max(np.max(np.abs(a - b)) for a, b in zip(weights, single))
     assert diff < WEIGHT_TOLERANCE, diff
 
 
 def test_unknown_strategy_names_the_flag(tmp_path):
-    with pytest.raises(experiment.ConfigError, match="--strategy='gpus'.*default, mirrored, multi_worker, tpu"):
-        train.train(experiment.RunConfig(), str(tmp_path), 1, strategy="gpus")
+    with pytest.raises(errors.ConfigError, match="--strategy='gpus'.*default, mirrored, multi_worker, tpu"):
+        train.train(config_lib.RunConfig(), str(tmp_path), 1, strategy="gpus")
 
 
 def test_multi_worker_needs_a_usable_tf_config(monkeypatch):
     """Checked before MultiWorkerMirroredStrategy is made (which could wait for absent workers)."""
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(experiment.ConfigError, match="--strategy=multi_worker.*TF_CONFIG.*not set"):
+    with pytest.raises(errors.ConfigError, match="--strategy=multi_worker.*TF_CONFIG.*not set"):
         distribute.make_strategy("multi_worker")
     monkeypatch.setenv("TF_CONFIG", "{cluster: worker}")
-    with pytest.raises(experiment.ConfigError, match="TF_CONFIG is not valid JSON"):
+    with pytest.raises(errors.ConfigError, match="TF_CONFIG is not valid JSON"):
         distribute.make_strategy("multi_worker")
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:1"]},
                                                 "task": {"type": "worker", "index": 1}}))
-    with pytest.raises(experiment.ConfigError, match="not one of its cluster's workers"):
+    with pytest.raises(errors.ConfigError, match="not one of its cluster's workers"):
         distribute.make_strategy("multi_worker")
 
 
 def test_tpu_without_a_tpu_names_the_flags():
-    with pytest.raises(experiment.ConfigError, match="--strategy=tpu found no TPU.*--tpu"):
+    with pytest.raises(errors.ConfigError, match="--strategy=tpu found no TPU.*--tpu"):
         distribute.make_strategy("tpu", tpu="")
 
 

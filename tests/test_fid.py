@@ -7,7 +7,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from hiabp_tf import fid
-from hiabp_tf import input_pipeline as ip
+from hiabp_tf.data import input_pipeline as ip
 
 # Keras' own saving code trips numpy 2's "__array__ ... copy" deprecation (save_weights below).
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -75,7 +75,8 @@ def test_sample_statistics_approach_the_analytic_distance():
 def test_streaming_statistics_equal_feature_statistics():
     rng = np.random.default_rng(1)
     images = rng.uniform(size=(23, 2, 2, 1)).astype(np.float32)
-    flat = lambda x: x.reshape(len(x), -1) * 10.0 + 100.0  # a large offset tests the shift
+    def flat(x):
+        return x.reshape(len(x), -1) * 10.0 + 100.0  # a large offset tests the shift
     mu, sigma = fid.feature_statistics(flat(images))
     for source in (images, [images[:5], {"image": images[5:]}]):
         mu_s, sigma_s, n = fid.statistics(flat, source, batch_size=4)
@@ -95,6 +96,7 @@ def inception():
     return fid.InceptionFeatures(weights_path=None)
 
 
+@pytest.mark.slow
 def test_inception_features_of_grey_and_rgb_images(inception):
     rng = np.random.default_rng(0)
     grey = rng.uniform(size=(2, 28, 28, 1)).astype(np.float32)
@@ -115,6 +117,7 @@ def test_inception_weights_file_errors(inception, tmp_path):
         fid.load_inception_weights(inception.model, str(garbage))
 
 
+@pytest.mark.slow
 def test_inception_weights_load_from_a_local_file(inception, tmp_path):
     path = str(tmp_path / "inception.weights.h5")
     inception.model.save_weights(path)
@@ -132,6 +135,7 @@ def tiny_classifier():
     return fid.ClassifierFeatures.train("mnist_5k", epochs=1, seed=0, num_train=256)
 
 
+@pytest.mark.slow
 def test_classifier_features_shape_and_save_load_round_trip(tiny_classifier, tmp_path, monkeypatch):
     x_test = ip.mnist_5k_arrays()[2][:10]
     f = tiny_classifier(x_test)
@@ -159,6 +163,7 @@ def test_classifier_features_shape_and_save_load_round_trip(tiny_classifier, tmp
         tiny_classifier.save(str(tmp_path / "classifier.h5"))
 
 
+@pytest.mark.slow
 def test_classifier_accuracy_and_fid_separate_real_from_noise(tmp_path, monkeypatch):
     features = fid.ClassifierFeatures.train("mnist_5k", epochs=1, seed=0)  # ~4 s on 2 cores
     assert features.info["num_train"] == 4000 and features.info["num_test"] == 1000
@@ -218,7 +223,8 @@ def test_generated_images_exact_count_over_batches():
     assert [n for n, _ in model.calls] == [3, 3, 1]
     assert len({s for _, s in model.calls}) == 3  # a different seed for every batch
 
-    noisy = lambda seed: fid.generated_images(_StubModel(noise=True), 5, 2, seed)
+    def noisy(seed):
+        return fid.generated_images(_StubModel(noise=True), 5, 2, seed)
     np.testing.assert_array_equal(noisy(1), noisy(tf.constant([1, 0], tf.int32)))
     assert not np.array_equal(noisy(1), noisy(2))
     with pytest.raises(fid.FIDError):

@@ -8,7 +8,9 @@ import re
 import subprocess
 import sys
 
-from hiabp_tf import experiment
+import pytest
+
+from hiabp_tf import config as config_lib
 from hiabp_tf import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,17 +20,18 @@ QUICK = "runs/quick/mnist5k_hiabp_l3"
 def readme_blocks() -> tuple[str, str]:
     with open(os.path.join(REPO, "README.md")) as f:
         text = f.read()
-    section = text.split("\n## Using a trained model\n", 1)[1].split("\n## ", 1)[0]
+    section = text.split("\n### Using a trained model\n", 1)[1].split("\n## ", 1)[0]
     python = re.findall(r"```python\n(.*?)```", section, re.S)
     bash = re.findall(r"```bash\n(.*?)```", section, re.S)
     assert len(python) == 1 and len(bash) == 1, "the section has one python and one bash block"
     return python[0], bash[0]
 
 
+@pytest.mark.slow
 def test_readme_example_runs(tmp_path, monkeypatch, capsys):
     python, bash = readme_blocks()
     assert QUICK in python and QUICK in bash and ".venv/bin/python" in bash
-    config = experiment.RunConfig(dataset="mnist_5k", num_layers=2, latent_dims=(4, 4), width=4, batch_size=20,
+    config = config_lib.RunConfig(dataset="mnist_5k", num_layers=2, latent_dims=(4, 4), width=4, batch_size=20,
                                   langevin_steps=3)
     train.train(config, str(tmp_path / QUICK), 2, log_every=1000, eval_every=10**6, eval_examples=20)
 

@@ -9,26 +9,29 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hiabp_tf import experiment
-from hiabp_tf import langevin
+from hiabp_tf import config as config_lib
+from hiabp_tf import errors
 from hiabp_tf import train
+from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.core import langevin
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(dataset="mnist_5k", num_layers=2, latent_dims=(4, 4), width=4, batch_size=1500, langevin_steps=3)
 
 
 def _train(workdir, steps, checkpoint_every=3, **overrides):
-    return train.train(experiment.RunConfig(**{**TINY, **overrides}), str(workdir), steps, log_every=100,
+    return train.train(config_lib.RunConfig(**{**TINY, **overrides}), str(workdir), steps, log_every=100,
                        eval_every=10**6, eval_examples=10, checkpoint_every=checkpoint_every,
                        deterministic=True)
 
 
 def _weights(model):
-    weights = [v.numpy() for v in experiment.network_weights(model)]
+    weights = [v.numpy() for v in workdir_lib.network_weights(model)]
     assert len(weights) > 10  # generator and encoder layers: the comparisons below are not vacuous
     return weights
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     """Stopping at step 3 and rerunning to 7 gives bit-identical weights to running 7 steps at once:
     step counter, optimisers, RNG (noise is a function of seed and step) and the input position
@@ -41,6 +44,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     assert int(resumed.generator_optimizer.iterations.numpy()) == 7
 
 
+@pytest.mark.slow
 def test_deterministic_runs_are_identical_and_seed_matters(tmp_path):
     """--deterministic: the same seed gives identical weights; another seed does not."""
     a = _weights(_train(tmp_path / "a", 2))
@@ -51,10 +55,11 @@ def test_deterministic_runs_are_identical_and_seed_matters(tmp_path):
     assert any(not np.array_equal(x, z) for x, z in zip(a, c))
 
 
+@pytest.mark.slow
 def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     """A non-finite loss at step 3 stops training with a message naming the step, the quantity and
     the flags; ckpt-2 stays the latest and no non-finite state is saved."""
-    original = train.experiment.build_model
+    original = train.methods.build_model
 
     def poisoned(*args, **kwargs):
         model = original(*args, **kwargs)
@@ -69,8 +74,8 @@ def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
         model.train_step = train_step
         return model
 
-    monkeypatch.setattr(train.experiment, "build_model", poisoned)
-    with pytest.raises(experiment.DivergenceError) as error:
+    monkeypatch.setattr(train.methods, "build_model", poisoned)
+    with pytest.raises(errors.DivergenceError) as error:
         _train(tmp_path / "run", 10, checkpoint_every=2)
     message = str(error.value)
     assert "step 3" in message and "energy_zT" in message
@@ -78,6 +83,7 @@ def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-2")
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
     """SIGTERM during training: a checkpoint of the current step is written and the process exits
     with 128 + SIGTERM; rerunning continues from it."""

@@ -8,10 +8,12 @@ import sys
 import numpy as np
 import pytest
 
+from hiabp_tf import config as config_lib
+from hiabp_tf import errors
 from hiabp_tf import evaluate
-from hiabp_tf import experiment
-from hiabp_tf import input_pipeline
 from hiabp_tf import train
+from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.data import input_pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,7 +23,7 @@ TINY = dict(dataset="mnist_5k", num_layers=1, latent_dims=(16,), width=8, batch_
 
 
 def _train(workdir, num_steps, **overrides):
-    config = experiment.RunConfig(**{**TINY, **overrides})
+    config = config_lib.RunConfig(**{**TINY, **overrides})
     return train.train(config, str(workdir), num_steps, log_every=50, eval_every=10**6,
                        eval_examples=200, checkpoint_every=50)
 
@@ -36,6 +38,7 @@ def trained(tmp_path_factory):
     return workdir, before
 
 
+@pytest.mark.slow
 def test_training_lowers_test_mse_and_langevin_beats_the_initializer(trained):
     """A short run lowers the test [E+L] MSE, and [E+L] (encoder + Langevin) beats [E] alone."""
     workdir, before = trained
@@ -47,6 +50,7 @@ def test_training_lowers_test_mse_and_langevin_beats_the_initializer(trained):
     assert after["mse_EL"] < after["mse_E"], after
 
 
+@pytest.mark.slow
 def test_evaluate_scores_the_whole_test_split_and_writes_json(trained):
     """evaluate covers all 1,000 mnist_5k test images and writes the JSON it returns."""
     workdir, _ = trained
@@ -60,6 +64,7 @@ def test_evaluate_scores_the_whole_test_split_and_writes_json(trained):
     assert other["mse_E"] == pytest.approx(result["mse_E"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_evaluate_on_other_data_of_the_same_shape(trained, tmp_path):
     """--dataset=npz:... scores a model on held-out data; a different image shape is refused."""
     workdir, _ = trained
@@ -75,6 +80,7 @@ def test_evaluate_on_other_data_of_the_same_shape(trained, tmp_path):
         evaluate.evaluate(str(workdir), dataset=f"npz:{wrong}")
 
 
+@pytest.mark.slow
 def test_resume_continues_step_and_optimizer_state(tmp_path):
     """Train N steps, stop, rerun to 2N: the step counter, optimiser iterations and moments continue."""
     workdir = tmp_path / "run"
@@ -90,26 +96,28 @@ def test_resume_continues_step_and_optimizer_state(tmp_path):
     resumed = _train(workdir, 8)
     assert int(resumed.generator_optimizer.iterations.numpy()) == 8
     assert int(resumed.encoder_optimizer.iterations.numpy()) == 8
-    _, _, _, step = experiment.restore(str(workdir))
+    _, _, _, step = workdir_lib.restore(str(workdir))
     assert step == 8
     names = sorted(os.listdir(workdir / "checkpoints"))
     assert "ckpt-4.index" in names and "ckpt-8.index" in names
 
 
+@pytest.mark.slow
 def test_workdir_of_other_networks_is_refused(tmp_path):
     """Resuming a workdir with other networks fails with a message naming --workdir."""
     workdir = tmp_path / "run"
     _train(workdir, 1)
-    with pytest.raises(experiment.WorkdirError, match="--workdir"):
+    with pytest.raises(errors.WorkdirError, match="--workdir"):
         _train(workdir, 2, num_layers=2, latent_dims=(8, 8))
 
 
 def test_evaluate_without_checkpoint_is_a_clear_error(tmp_path):
     """evaluate on a folder that holds no training run names --workdir and what to do."""
-    with pytest.raises(experiment.WorkdirError, match="--workdir"):
+    with pytest.raises(errors.WorkdirError, match="--workdir"):
         evaluate.evaluate(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_command_line_train_then_evaluate(tmp_path):
     """`python -m hiabp_tf.train` with a flagfile, then `python -m hiabp_tf.evaluate`, whose last
     stdout line is one JSON object with the documented keys; a bad flag exits 2 with one line."""
@@ -130,18 +138,19 @@ def test_command_line_train_then_evaluate(tmp_path):
     assert "error: Unknown --dataset='no_such_data'" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_bfloat16_training_learns_and_is_recorded(tmp_path):
     """--precision=bfloat16 trains (losses fall), is recorded in config.json and scored in it."""
     model = _train(tmp_path, 60, precision="bfloat16", langevin_steps=5)
     assert model.generator.output_block.compute_dtype == "bfloat16"
-    with open(os.path.join(tmp_path, experiment.CONFIG_FILE)) as f:
+    with open(os.path.join(tmp_path, workdir_lib.CONFIG_FILE)) as f:
         assert json.load(f)["config"]["precision"] == "bfloat16"
-    config, _, _ = experiment.load_run(str(tmp_path))
+    config, _, _ = workdir_lib.load_run(str(tmp_path))
     assert config.precision == "bfloat16"
     result = evaluate.evaluate(str(tmp_path))
     assert np.isfinite(result["mse_EL"]) and result["mse_EL"] < 0.12  # untrained: ~0.15
 
 
 def test_unknown_precision_names_the_flag():
-    with pytest.raises(experiment.ConfigError, match="--precision"):
-        experiment.RunConfig(precision="float16")
+    with pytest.raises(errors.ConfigError, match="--precision"):
+        config_lib.RunConfig(precision="float16")

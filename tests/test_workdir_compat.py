@@ -16,6 +16,7 @@ from hiabp_tf import evaluate
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["workdir_v1", "workdir_v1_lvae"])
 def test_an_old_workdir_evaluates_to_its_recorded_numbers(name, tmp_path):
     workdir = str(tmp_path / name)

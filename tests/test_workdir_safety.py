@@ -15,11 +15,14 @@ import pytest
 import tensorflow as tf
 
 import hiabp_tf
-from hiabp_tf import api
-from hiabp_tf import disentangle
+from hiabp_tf import config as config_lib
+from hiabp_tf import errors
 from hiabp_tf import evaluate
-from hiabp_tf import experiment
+from hiabp_tf import methods
 from hiabp_tf import train
+from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.experiments import disentangle
+from hiabp_tf.serving import api
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -31,7 +34,7 @@ DATA_FILE = ".data-00000-of-00001"
 
 
 def _train(workdir, steps, checkpoint_every=2, timing=None, **overrides):
-    return train.train(experiment.RunConfig(**{**TINY, **overrides}), str(workdir), steps, log_every=100,
+    return train.train(config_lib.RunConfig(**{**TINY, **overrides}), str(workdir), steps, log_every=100,
                        eval_every=10**6, eval_examples=10, checkpoint_every=checkpoint_every,
                        deterministic=True, timing=timing)
 
@@ -42,7 +45,7 @@ def _command(workdir, steps, *extra):
 
 
 def _weights(model):
-    weights = [v.numpy() for v in experiment.network_weights(model)]
+    weights = [v.numpy() for v in workdir_lib.network_weights(model)]
     assert len(weights) > 10  # generator and encoder layers: the comparisons are not vacuous
     return weights
 
@@ -65,7 +68,7 @@ def _snapshot(folder):
 
 def _lock_holder(workdir):
     try:
-        with open(os.path.join(workdir, experiment.LOCK_FILE)) as f:
+        with open(os.path.join(workdir, workdir_lib.LOCK_FILE)) as f:
             return json.load(f)
     except (OSError, ValueError):
         return {}
@@ -78,6 +81,7 @@ def _unreadable_warnings(caplog):
 
 # ------------------------------------------------------------------------------------ run lock
 
+@pytest.mark.slow
 def test_a_second_training_is_refused_and_the_first_ends_as_a_lone_run(tmp_path):
     """Two trainings into one workdir: the second (other flags) exits 2 with one `error:` naming the
     workdir and the first's pid, and writes nothing; the first finishes with the weights of a lone
@@ -107,19 +111,20 @@ def test_a_second_training_is_refused_and_the_first_ends_as_a_lone_run(tmp_path)
     assert len([line for line in second.stderr.splitlines() if line.startswith("error:")]) == 1
     assert "Traceback" not in second.stderr
     assert after == before  # the second run wrote nothing
-    model, config, _, step = experiment.restore(str(workdir))
-    assert step == 6 and config.learning_rate == experiment.RunConfig().learning_rate
+    model, config, _, step = workdir_lib.restore(str(workdir))
+    assert step == 6 and config.learning_rate == config_lib.RunConfig().learning_rate
     _assert_same_weights(model, _train(tmp_path / "lone", 6))
 
 
+@pytest.mark.slow
 def test_training_is_refused_while_the_lock_is_held_and_readers_are_not(tmp_path):
     """In one process too: while the lock is held, train() raises WorkdirError naming the holder and
     writes nothing, while load and evaluate read the workdir; released, training resumes."""
     workdir = str(tmp_path / "run")
     _train(workdir, 2)
-    with experiment.training_lock(workdir):
+    with workdir_lib.training_lock(workdir):
         before = _snapshot(workdir)
-        with pytest.raises(experiment.WorkdirError) as error:
+        with pytest.raises(errors.WorkdirError) as error:
             _train(workdir, 4)
         assert f"--workdir={workdir} is in use: process {os.getpid()}" in str(error.value)
         assert _snapshot(workdir) == before
@@ -130,6 +135,7 @@ def test_training_is_refused_while_the_lock_is_held_and_readers_are_not(tmp_path
     assert timing["steps"] == 2
 
 
+@pytest.mark.slow
 def test_a_sigkilled_training_can_be_trained_again_at_once(tmp_path):
     """SIGKILL leaves no stale lock (the kernel drops it): the next training resumes at once."""
     workdir = tmp_path / "run"
@@ -153,8 +159,8 @@ def test_a_sigkilled_training_can_be_trained_again_at_once(tmp_path):
 
 def test_an_unwritable_workdir_is_named_before_the_lock(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(experiment.WorkdirError, match="--workdir=.*file/run is not a writable folder"):
-        with experiment.training_lock(str(tmp_path / "file" / "run")):
+    with pytest.raises(errors.WorkdirError, match="--workdir=.*file/run is not a writable folder"):
+        with workdir_lib.training_lock(str(tmp_path / "file" / "run")):
             pass
 
 
@@ -191,7 +197,7 @@ def _damaged_copy(runs, tmp_path, damage, steps=(6,)):
             os.remove(prefix + DATA_FILE)
             os.remove(prefix + ".index")
         elif damage == "partial":
-            model, _, _, step = experiment.restore(workdir)
+            model, _, _, step = workdir_lib.restore(workdir)
             tf.train.Checkpoint(step=tf.Variable(step, dtype=tf.int64), generator=model.generator,
                                 generator_optimizer=model.generator_optimizer).write(prefix)
         else:
@@ -199,6 +205,7 @@ def _damaged_copy(runs, tmp_path, damage, steps=(6,)):
     return workdir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "deleted", "partial"])
 def test_load_and_evaluate_fall_back_to_the_previous_checkpoint(runs, tmp_path, damage, caplog):
     """A damaged latest checkpoint: one warning naming it, then the model of ckpt-4 exactly (also
@@ -209,10 +216,10 @@ def test_load_and_evaluate_fall_back_to_the_previous_checkpoint(runs, tmp_path, 
     clean = hiabp_tf.load(runs["at4"])
     if damage == "partial":  # the failed restore assigns ckpt-6's generator: the fallback must reassign it
         six = hiabp_tf.load(runs["at6"]).network
-        config, shape, n = experiment.load_run(workdir)
-        probe = experiment.build_model(config, shape, n)
+        config, shape, n = workdir_lib.load_run(workdir)
+        probe = methods.build_model(config, shape, n)
         with pytest.raises(AssertionError):
-            experiment.make_checkpoint(probe)[0].restore(os.path.join(workdir, "checkpoints", "ckpt-6")) \
+            workdir_lib.make_checkpoint(probe)[0].restore(os.path.join(workdir, "checkpoints", "ckpt-6")) \
                 .expect_partial().assert_existing_objects_matched()
         for assigned, of_six in zip(probe.generator.trainable_variables, six.generator.trainable_variables):
             np.testing.assert_array_equal(assigned.numpy(), of_six.numpy())
@@ -231,6 +238,7 @@ def test_load_and_evaluate_fall_back_to_the_previous_checkpoint(runs, tmp_path, 
     assert {k: v for k, v in after.items() if not k.startswith("eval_")} == before
 
 
+@pytest.mark.slow
 def test_evaluate_command_warns_in_one_line_and_scores_the_previous_checkpoint(runs, tmp_path):
     """The issue's reproduction: a truncated newest data file no longer stops `hiabp_tf.evaluate`."""
     workdir = _damaged_copy(runs, tmp_path, "truncated")
@@ -243,6 +251,7 @@ def test_evaluate_command_warns_in_one_line_and_scores_the_previous_checkpoint(r
     assert json.loads(result.stdout.strip().splitlines()[-1])["step"] == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "deleted"])
 def test_resume_falls_back_keeps_the_damaged_files_and_ends_like_an_uninterrupted_run(runs, tmp_path, damage, caplog):
     """Resuming past a damaged ckpt-6 continues from step 4 (input position and noise come with the
@@ -258,7 +267,7 @@ def test_resume_falls_back_keeps_the_damaged_files_and_ends_like_an_uninterrupte
     assert len(_unreadable_warnings(caplog)) == 1
     assert timing["steps"] == 4  # from step 4 to step 8
     _assert_same_weights(model, hiabp_tf.load(runs["at8"]).network)
-    aside = os.path.join(checkpoints, experiment.UNREADABLE_DIR)
+    aside = os.path.join(checkpoints, workdir_lib.UNREADABLE_DIR)
     kept = {name: open(os.path.join(aside, name), "rb").read() for name in os.listdir(aside)} if damaged else {}
     assert kept == damaged
     state = tf.train.get_checkpoint_state(checkpoints)
@@ -272,16 +281,17 @@ def test_no_readable_checkpoint_is_one_error_listing_the_files_tried(runs, tmp_p
     workdir = _damaged_copy(runs, tmp_path, "truncated", steps=(2, 4, 6))
     checkpoints = os.path.join(workdir, "checkpoints")
     before = _snapshot(checkpoints)
-    with pytest.raises(experiment.WorkdirError) as error:
+    with pytest.raises(errors.WorkdirError) as error:
         evaluate.evaluate(workdir)
     message = str(error.value)
     assert f"--workdir={workdir}: none of its checkpoints can be read" in message
     assert all(f"ckpt-{n} (IndexError" in message for n in (2, 4, 6))
-    with pytest.raises(experiment.WorkdirError, match="none of its checkpoints can be read"):
+    with pytest.raises(errors.WorkdirError, match="none of its checkpoints can be read"):
         _train(workdir, 8)
     assert _snapshot(checkpoints) == before
 
 
+@pytest.mark.slow
 def test_an_unreadable_checkpoint_index_falls_back_to_the_files_beside_it(runs, tmp_path, caplog):
     """An emptied `checkpoint` index: readers restore the newest checkpoint file found; training
     resumes from it, keeping the bad index in checkpoints/unreadable/ and writing a new one."""
@@ -296,7 +306,7 @@ def test_an_unreadable_checkpoint_index_falls_back_to_the_files_beside_it(runs, 
     model = _train(workdir, 8, timing=timing)
     assert timing["steps"] == 2
     _assert_same_weights(model, hiabp_tf.load(runs["at8"]).network)
-    assert os.path.getsize(os.path.join(workdir, "checkpoints", experiment.UNREADABLE_DIR, "checkpoint")) == 0
+    assert os.path.getsize(os.path.join(workdir, "checkpoints", workdir_lib.UNREADABLE_DIR, "checkpoint")) == 0
     assert os.path.basename(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))) == "ckpt-8"
 
 
@@ -304,26 +314,28 @@ def test_an_unreadable_checkpoint_index_falls_back_to_the_files_beside_it(runs, 
 
 @pytest.mark.parametrize("seed", [-1, 2**31, 99999999999999999999])
 def test_a_training_seed_outside_its_range_is_refused(seed):
-    with pytest.raises(experiment.ConfigError, match=rf"^--seed={seed} must be an integer in 0\.\.2147483647"):
-        experiment.RunConfig(**TINY, seed=seed)
+    with pytest.raises(errors.ConfigError, match=rf"^--seed={seed} must be an integer in 0\.\.2147483647"):
+        config_lib.RunConfig(**TINY, seed=seed)
 
 
+@pytest.mark.slow
 def test_the_largest_seed_trains_evaluates_and_draws(runs, tmp_path):
     """2**31 - 1, the top of every --seed's range, works for training, evaluate and disentangle."""
     timing = {}
-    _train(tmp_path / "run", 1, timing=timing, seed=experiment.SEED_MAX)
+    _train(tmp_path / "run", 1, timing=timing, seed=config_lib.SEED_MAX)
     assert timing["steps"] == 1
-    assert evaluate.evaluate(runs["at4"], seed=experiment.SEED_MAX)["seed"] == experiment.SEED_MAX
+    assert evaluate.evaluate(runs["at4"], seed=config_lib.SEED_MAX)["seed"] == config_lib.SEED_MAX
     paths = disentangle.disentangle(runs["at4"], str(tmp_path / "fig"), rows=1, cols=2,
-                                    seed=experiment.SEED_MAX)
+                                    seed=config_lib.SEED_MAX)
     assert all(os.path.isfile(p) for p in paths)
     for bad in (-1, 2**31):
-        with pytest.raises(experiment.ConfigError, match=rf"--seed={bad} must be an integer in 0\.\.2147483647"):
+        with pytest.raises(errors.ConfigError, match=rf"--seed={bad} must be an integer in 0\.\.2147483647"):
             evaluate.evaluate(runs["at4"], seed=bad)
-        with pytest.raises(experiment.ConfigError, match=rf"--seed={bad} must be an integer"):
+        with pytest.raises(errors.ConfigError, match=rf"--seed={bad} must be an integer"):
             disentangle.disentangle(runs["at4"], str(tmp_path / "bad"), seed=bad)
 
 
+@pytest.mark.slow
 def test_seed_on_the_command_line_is_one_error_line(tmp_path):
     """The issue's reproduction: --seed=99999999999999999999 is an `error:`, exit status 2."""
     workdir = tmp_path / "run"

@@ -16,14 +16,19 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
+# E402: these imports must come after the logical CPU devices are configured (keras, numpy) and
+# after the repository root is put on sys.path (hiabp_tf), so they stay below that setup.
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from hiabp_tf import config as config_lib  # noqa: E402
 from hiabp_tf import distribute  # noqa: E402
-from hiabp_tf import experiment  # noqa: E402
-from hiabp_tf import input_pipeline  # noqa: E402
+from hiabp_tf import errors  # noqa: E402
+from hiabp_tf import methods  # noqa: E402
 from hiabp_tf import train  # noqa: E402
+from hiabp_tf import workdir as workdir_lib  # noqa: E402
+from hiabp_tf.data import input_pipeline  # noqa: E402
 
 TINY = dict(dataset="mnist_5k", width=4, batch_size=8, langevin_steps=3, seed=3)
 STEPS = 3
@@ -67,7 +72,7 @@ def _run_steps(config, strategy):
     dataset, info = input_pipeline.make_train_dataset(config.dataset, config.batch_size, seed=config.seed)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        model = experiment.build_model(config, info.image_shape, info.num_examples)
+        model = methods.build_model(config, info.image_shape, info.num_examples)
     initial = _weights(model)
     step_fn = distribute.make_train_step(strategy, model, config.batch_size)
     base_seed = tf.constant([config.seed, 0], tf.int32)
@@ -84,7 +89,7 @@ def step_equivalence(config, mirrored):
     weights, mirrored_weights = _weights(single), _weights(replicated)
     # Every replica's copy of every variable (weights, chains, optimiser state) must agree.
     copies = 0.0
-    for variable in experiment.network_weights(replicated) + _optimizer_slots(replicated):
+    for variable in workdir_lib.network_weights(replicated) + _optimizer_slots(replicated):
         local = [c.numpy() for c in mirrored.experimental_local_results(_unwrap(variable))]
         assert len(local) == mirrored.num_replicas_in_sync
         copies = max(copies, _max_abs_diff(local[:1] * (len(local) - 1), local[1:]))
@@ -104,14 +109,14 @@ def step_equivalence(config, mirrored):
 
 
 def _train(workdir, steps, strategy, **overrides):
-    config = experiment.RunConfig(**{**TINY, "method": "hiabp", "latent_dims": (4,), "mask": "pepper",
+    config = config_lib.RunConfig(**{**TINY, "method": "hiabp", "latent_dims": (4,), "mask": "pepper",
                                      **overrides})
     return train.train(config, workdir, steps, log_every=100, eval_every=10**6, eval_examples=10,
                        checkpoint_every=100, strategy=strategy)
 
 
 def _weights(model):
-    return [v.numpy() for v in experiment.network_weights(model)]
+    return [v.numpy() for v in workdir_lib.network_weights(model)]
 
 
 def checkpoints_across_strategies(root, mirrored):
@@ -121,7 +126,7 @@ def checkpoints_across_strategies(root, mirrored):
     np.savez(os.path.join(root, "default_weights.npz"), *straight)  # for the multi-worker test
     mirrored_dir = os.path.join(root, "mirrored_then_default")
     trained = _train(mirrored_dir, 2, mirrored)
-    restored, _, _, step = experiment.restore(mirrored_dir)  # one device, outside any strategy
+    restored, _, _, step = workdir_lib.restore(mirrored_dir)  # one device, outside any strategy
     restore_diff = _max_abs_diff(_weights(trained), _weights(restored))
     resumed_on_default = _weights(_train(mirrored_dir, STEPS, "default"))
     default_dir = os.path.join(root, "default_then_mirrored")
@@ -132,7 +137,7 @@ def checkpoints_across_strategies(root, mirrored):
         "restore_max_abs_diff": restore_diff,
         "mirrored_then_default_max_abs_diff": _max_abs_diff(straight, resumed_on_default),
         "default_then_mirrored_max_abs_diff": _max_abs_diff(straight, resumed_on_mirrored),
-        "summaries_written": bool(os.listdir(os.path.join(mirrored_dir, experiment.TENSORBOARD_DIR))),
+        "summaries_written": bool(os.listdir(os.path.join(mirrored_dir, workdir_lib.TENSORBOARD_DIR))),
     }
 
 
@@ -141,14 +146,14 @@ def main(root):
     mirrored = distribute.make_strategy("mirrored")
     report = {"replicas": mirrored.num_replicas_in_sync}
     for name, overrides in CASES.items():
-        report[name] = step_equivalence(experiment.RunConfig(**{**TINY, **overrides}), mirrored)
+        report[name] = step_equivalence(config_lib.RunConfig(**{**TINY, **overrides}), mirrored)
         report[name]["seconds"] = round(time.perf_counter() - started, 1)
     report["checkpoints"] = checkpoints_across_strategies(root, mirrored)
     report["seconds"] = round(time.perf_counter() - started, 1)
     try:
         _train(os.path.join(root, "odd"), 1, mirrored, batch_size=7)
         report["indivisible_batch_error"] = None
-    except experiment.ConfigError as e:
+    except errors.ConfigError as e:
         report["indivisible_batch_error"] = str(e)
     print(json.dumps(report))
 

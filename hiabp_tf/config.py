@@ -1,0 +1,248 @@
+"""RunConfig: everything that defines a training run, and the command-line flags made from it.
+
+Each field of RunConfig is one flag of `python -m hiabp_tf.train` (same name, type and default; the
+help text is the field's `help` metadata), so a setting is written once. Flag files (flags/*.flags)
+are read by absl itself, nested `--flagfile=` includes and all, also in-process:
+
+    config, train_kwargs = config_lib.load_flagfile("flags/mnist5k_iabp.flags", langevin_steps=5)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import numbers
+import os
+
+from absl import flags
+
+from hiabp_tf import methods
+from hiabp_tf.core import algorithm
+from hiabp_tf.core import models
+from hiabp_tf.data import masks
+from hiabp_tf.errors import ConfigError
+
+# Every --seed: it is one int32 half of stateless seeds [seed, k] (and keras.utils.set_random_seed
+# takes 0..2**32 - 1), so 0..2**31 - 1.
+SEED_MAX = 2**31 - 1
+
+
+def _field(default, help_text, **flag):
+    """A RunConfig field and the help of its flag (extra absl arguments, e.g. enum_values, in `flag`)."""
+    return dataclasses.field(default=default, metadata={"help": help_text, **flag})
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run (the absl flags of train.py, minus bookkeeping)."""
+
+    # What to train.
+    method: str = _field("hiabp", "Which model to train.", enum_values=methods.METHODS)
+    dataset: str = _field("mnist_5k", "mnist_5k (offline), mnist, svhn_cropped, celeb_a (tensorflow-datasets) "
+                          "or npz:PATH.")
+    num_layers: int = _field(1, "L, the number of latent layers (1 = IABP).")
+    latent_dims: tuple[int, ...] = _field((48,), "Size of z^l for l = 1..L (bottom layer first), one per layer.")
+    width: int = _field(64, "Channels of every ladder (de)conv layer.")
+    # Algorithm 1 (paper defaults).
+    langevin_steps: int = _field(15, "T, Langevin steps per iteration.")
+    step_size: float = _field(0.15, "s, the Langevin step size.")
+    sigma: float = _field(0.3, "Standard deviation of the Gaussian likelihood p(x|z).")
+    learning_rate: float = _field(3e-4, "Adamax learning rate of both networks.")
+    batch_size: int = _field(100, "m, examples per iteration.")
+    seed: int = _field(0, "Seed of weights, data order, initializer and Langevin noise "
+                       f"(0..{SEED_MAX}).")
+    eval_langevin_steps: int | None = _field(
+        None, "Test-time Langevin steps of [E+L] / [L] reconstructions (default: the training T).")
+    # Occlusion of the training images (learning from incomplete data, Table 2).
+    mask: str = _field("none", "Occlude the training images (learning from incomplete data): none, pepper, "
+                       "pepper:F, region10, region20 or region:N (side N on a 64x64 image).")
+    langevin_clip: float | None = _field(
+        None, "Clip every component of the Langevin gradient dE/dz to [-c, c] (off by default: the "
+        "paper has no clipping).")
+    precision: str = _field(
+        "float32", "Arithmetic of the networks: float32 (exact) or bfloat16 (Keras mixed_bfloat16: faster "
+        "on CPUs with AVX512_BF16, slightly different results; see results/performance.md).",
+        enum_values=models.PRECISIONS)
+
+    def __post_init__(self):
+        object.__setattr__(self, "latent_dims", tuple(int(d) for d in self.latent_dims))
+        try:
+            self._validate()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def _validate(self):
+        if self.method not in methods.METHODS:
+            raise ValueError(f"--method={self.method!r} is unknown; choose one of {', '.join(methods.METHODS)}.")
+        if not 1 <= self.num_layers <= 4:
+            raise ValueError(f"--num_layers (L) must be between 1 and 4, got {self.num_layers}.")
+        if len(self.latent_dims) != self.num_layers:
+            raise ValueError(
+                f"--latent_dims has {len(self.latent_dims)} sizes {list(self.latent_dims)} but "
+                f"--num_layers={self.num_layers}: give one size per latent layer, bottom layer first "
+                f"(e.g. --latent_dims={','.join(['16'] * self.num_layers)}).")
+        if self.width < 1:
+            raise ValueError(f"--width must be >= 1, got {self.width}.")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}.")
+        check_seed(self.seed)
+        if self.eval_langevin_steps is not None and self.eval_langevin_steps < 0:
+            raise ValueError(f"--eval_langevin_steps must be >= 0, got {self.eval_langevin_steps}.")
+        masks.parse_mask(self.mask)  # a ValueError naming --mask
+        if self.precision not in models.PRECISIONS:
+            raise ValueError(f"--precision={self.precision!r} is unknown: use one of {', '.join(models.PRECISIONS)}.")
+        if self.method == "vae" and self.num_layers != 1:
+            raise ValueError(f"--method=vae has one latent layer: --num_layers must be 1, got "
+                             f"{self.num_layers} (use --method=vlae or lvae for hierarchical latents).")
+        self.hyperparameters()  # validates T, s, sigma and the learning rate
+
+    def hyperparameters(self) -> algorithm.Hyperparameters:
+        return algorithm.Hyperparameters(
+            langevin_steps=self.langevin_steps, step_size=self.step_size, sigma=self.sigma,
+            learning_rate=self.learning_rate, langevin_clip=self.langevin_clip)
+
+    @property
+    def test_langevin_steps(self) -> int:
+        return self.langevin_steps if self.eval_langevin_steps is None else self.eval_langevin_steps
+
+    @property
+    def mask_spec(self) -> masks.MaskSpec:
+        return masks.parse_mask(self.mask)
+
+    def architecture(self, image_shape) -> models.Architecture:
+        try:
+            return models.Architecture(tuple(image_shape), self.latent_dims, self.width, self.precision)
+        except ValueError as e:
+            raise ConfigError(f"--dataset={self.dataset}: {e}") from None
+
+    def model_fields(self) -> dict:
+        """The fields a checkpoint depends on: resuming with others would not restore (the
+        networks, and the input pipeline whose position the checkpoint holds)."""
+        return {k: getattr(self, k) for k in ("method", "num_layers", "latent_dims", "width", "dataset",
+                                              "batch_size", "seed", "mask")}
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def check_seed(seed, flag: str = "--seed") -> int:
+    """`seed` as an int if it is one in 0..SEED_MAX, the range of every --seed; else a ConfigError
+    naming `flag`."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"{flag}={seed!r} must be an integer in 0..{SEED_MAX} (2**31 - 1).")
+    return int(seed)
+
+
+
+
+# --------------------------------------------------------------------------------- flags
+
+# The flags of `python -m hiabp_tf.train` that are not RunConfig fields: train()'s bookkeeping
+# arguments (they do not change the model), name -> (absl DEFINE function name, default, help).
+TRAIN_FLAGS = {
+    "num_steps": ("integer", 300_000, "Total parameter updates (the paper: 3e5)."),
+    "log_every": ("integer", 100, "Steps between progress lines and scalar summaries."),
+    "eval_every": ("integer", 5000, "Steps between test-MSE and image summaries."),
+    "eval_examples": ("integer", 1000, "Test examples scored at each eval_every (evaluate.py uses all)."),
+    "checkpoint_every": ("integer", 1000, "Steps between checkpoints."),
+    "keep_checkpoints": ("integer", 3, "Checkpoints kept by the CheckpointManager."),
+    "deterministic": ("bool", False, "Deterministic ops (tf.config.experimental.enable_op_determinism): "
+                      "two runs with the same seed give identical losses, at some speed cost."),
+}
+
+
+def define_run_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines one flag per RunConfig field, then train()'s bookkeeping flags (TRAIN_FLAGS)."""
+    for field in dataclasses.fields(RunConfig):
+        meta, default = field.metadata, field.default
+        if "enum_values" in meta:
+            flags.DEFINE_enum(field.name, default, list(meta["enum_values"]), meta["help"], flag_values=flag_values)
+        elif field.name == "latent_dims":
+            flags.DEFINE_list(field.name, [str(d) for d in default], meta["help"], flag_values=flag_values)
+        else:
+            kind = {"int": "integer", "float": "float", "str": "string"}[field.type.split(" ")[0]]
+            getattr(flags, f"DEFINE_{kind}")(field.name, default, meta["help"], flag_values=flag_values)
+    for name, (kind, default, help_text) in TRAIN_FLAGS.items():
+        getattr(flags, f"DEFINE_{kind}")(name, default, help_text, flag_values=flag_values)
+
+
+def define_seed_flag(what: str, flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """The --seed flag of a command (evaluate, inpaint, disentangle): the seed of `what`, in the range
+    of every --seed (`check_seed`)."""
+    flags.DEFINE_integer("seed", 0, f"Seed of {what} (0..{SEED_MAX}).", flag_values=flag_values)
+
+
+def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
+    """The RunConfig of parsed flags (a ConfigError naming the flag if a value is unusable)."""
+    try:
+        latent_dims = tuple(int(d) for d in flag_values.latent_dims)
+    except ValueError:
+        raise ConfigError(
+            f"--latent_dims={','.join(flag_values.latent_dims)} must be a comma-separated list of integers.") from None
+    values = {f.name: getattr(flag_values, f.name) for f in dataclasses.fields(RunConfig)}
+    return RunConfig(**{**values, "latent_dims": latent_dims})
+
+
+def train_kwargs_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> dict:
+    return {name: getattr(flag_values, name) for name in TRAIN_FLAGS}
+
+
+# Flags of hiabp_tf.train a flag file may hold that are neither (where the run goes, where the data is).
+_PLACE_FLAGS = ("workdir", "data_dir")
+
+
+def _includes_root(path: str) -> str:
+    """The folder a flag file's `--flagfile=flags/...` includes are relative to: the parent of the
+    `flags/` folder holding it (the repository root), else the current directory."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while os.path.basename(folder) and os.path.basename(folder) != "flags":
+        folder = os.path.dirname(folder)
+    return os.path.dirname(folder) if os.path.basename(folder) == "flags" else os.getcwd()
+
+
+def _read_flagfile(flag_values: flags.FlagValues, path: str, parse: bool):
+    """absl's reading of `path` (includes followed), from the folder its includes are relative to."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"flagfile {path} not found; the flag files are in flags/.")
+    path = os.path.abspath(path)
+    try:
+        with contextlib.chdir(_includes_root(path)):
+            if parse:
+                return flag_values(["load_flagfile", f"--flagfile={path}"])
+            return flag_values.read_flags_from_files([f"--flagfile={path}"], force_gnu=False)
+    except (flags.Error, OSError) as e:
+        raise ConfigError(f"{path}: {e} (flag files hold the flags of hiabp_tf.train, one per line).") from None
+
+
+def load_flagfile(path: str, **overrides) -> tuple[RunConfig, dict]:
+    """(RunConfig, train.train keyword arguments incl. num_steps) of a flags/*.flags file, read by
+    absl (nested --flagfile includes are followed) into flags of their own, so the process's
+    FLAGS are untouched; `overrides` (by flag name) replace the file's values. Unknown flags and
+    bad values are a ConfigError naming the file."""
+    flag_values = flags.FlagValues()
+    define_run_flags(flag_values)
+    for name in _PLACE_FLAGS:
+        flags.DEFINE_string(name, None, "", flag_values=flag_values)
+    _read_flagfile(flag_values, path, parse=True)
+    for name, value in overrides.items():
+        if name not in flag_values or name in _PLACE_FLAGS:
+            raise ConfigError(f"--{name} is not a flag of hiabp_tf.train that can be overridden.")
+        if name == "latent_dims":
+            value = [str(d) for d in value]
+        setattr(flag_values, name, value)
+    return config_from_flags(flag_values), train_kwargs_from_flags(flag_values)
+
+
+def flagfile_values(path: str) -> dict:
+    """{flag name: value string} of a flag file as absl expands it (includes followed, a later
+    line overriding an earlier one), without defining or parsing any flag."""
+    values = {}
+    for arg in _read_flagfile(flags.FlagValues(), path, parse=False):
+        name, _, value = arg[2:].partition("=")
+        values[name] = value
+    return values

@@ -1,0 +1,3 @@
+"""The paper's experiments: which runs make each table and figure at each scale (`plan`), the
+tables and the claims table (`report`, `claims`), figures (`figures`, `disentangle` for Figure 7),
+and the Langevin budget study. May import anything below it; nothing below imports it."""

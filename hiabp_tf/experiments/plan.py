@@ -1,0 +1,145 @@
+"""Which runs make each table and figure of the paper, at each scale: the one place that says so.
+
+A run is a flag file, flags/<name>.flags, trained into runs/<scale>/<name>. The scales:
+
+    quick   the flag files as they are (mnist5k_*: the offline mnist_5k, 650 updates; the main job)
+    cpu     the same mnist5k_* experiments trained to 3,500 updates: flags/cpu.flags after each file
+    paper   the paper's datasets and 3e5 updates (mnist_*, svhn_*, celeba_*; a GPU and tfds data)
+
+`hiabp_tf.experiments.run` trains and evaluates what this plan lists, then writes the results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+SCALES = ("quick", "cpu", "paper")
+EXPERIMENTS = ("core", "table1", "table2", "table3", "figure1", "figure7", "samples")
+# Table 1 of the paper: (row key, label, score reported); the row key names the run (`table1_name`).
+TABLE1 = (
+    ("vae", "VAE", "mse_E"),
+    ("lvae", "LVAE (L=4)", "mse_E"),
+    ("vlae", "VLAE (L=4)", "mse_E"),
+    ("abp", "ABP (non-persistent)", "mse_L"),
+    ("abp_persistent", "ABP (persistent)", "mse_L"),
+    ("iabp", "IABP [E] (L=1)", "mse_E"),
+    ("iabp", "IABP [E+L] (L=1)", "mse_EL"),
+    ("hiabp_l2", "HiABP [E+L] (L=2)", "mse_EL"),
+    ("hiabp_l3", "HiABP [E+L] (L=3)", "mse_EL"),
+    ("hiabp_l4", "HiABP [E+L] (L=4)", "mse_EL"),
+)
+TABLE1_ROWS = tuple(dict.fromkeys(row for row, _, _ in TABLE1))  # one run per row key
+MASKS = ("pepper", "region10", "region20")  # Table 2
+LANGEVIN_STEPS = (30, 15, 10, 5)  # Table 3, longest first
+FIGURE1_STEPS = (0, 1, 2, 5, 10, 15, 30, 60)  # test-time T of Figure 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run and the flags of its evaluation (e.g. --mask=pepper, the FID of Table 1)."""
+
+    name: str
+    evaluate_flags: tuple[str, ...] = ()
+
+    @property
+    def cost(self) -> int:
+        """Rough cost, to start the longest runs first: Langevin steps x (ladder depth + 1)."""
+        steps = 1 if "vae" in self.name or "vlae" in self.name else 15  # the variational methods run no Langevin
+        for t in (5, 10, 30):
+            if self.name.endswith(f"_t{t}"):
+                steps = t
+        depth = next((l for l in (2, 3, 4) if f"_l{l}" in self.name), 1)
+        return steps * (depth + 1)
+
+
+def prefixes(scale: str) -> tuple[str, ...]:
+    """The flag file prefix of each dataset column at `scale` (Table 1 has one column per dataset)."""
+    return ("mnist", "svhn", "celeba") if scale == "paper" else ("mnist5k",)
+
+
+def main_prefix(scale: str) -> str:
+    return "mnist" if scale == "paper" else "mnist5k"
+
+
+def table1_name(prefix: str, row: str) -> str:
+    """The run of a Table 1 row: IABP is HiABP with L = 1 (mnist5k_iabp on mnist_5k)."""
+    if row in ("lvae", "vlae"):
+        return f"{prefix}_{row}_l4"
+    if row == "iabp":
+        return f"{prefix}_iabp" if prefix == "mnist5k" else f"{prefix}_hiabp_l1"
+    return f"{prefix}_{row}"
+
+
+def fid_flags(scale: str, prefix: str, inception_weights: str | None) -> tuple[str, ...]:
+    """Table 1's FID: in a classifier's feature space for MNIST-like data (Inception is meaningless
+    there and cannot be downloaded here), in Inception-v3 features from `inception_weights` otherwise
+    (none without them)."""
+    if prefix in ("mnist5k", "mnist"):
+        return ("--fid=classifier", f"--fid_samples={40000 if scale == 'paper' else 4000}",
+                f"--fid_classifier=runs/{scale}/fid_classifier_{prefix}.keras")
+    if inception_weights:
+        return ("--fid=inception", "--fid_samples=40000", f"--inception_weights={inception_weights}")
+    return ()
+
+
+def table2_base(scale: str) -> str:
+    return "celeba_hiabp_l4" if scale == "paper" else "mnist5k_hiabp_l3"
+
+
+def table3_base(scale: str) -> str:
+    return "svhn_hiabp_l4" if scale == "paper" else "mnist5k_hiabp_l3"
+
+
+def table3_name(scale: str, steps: int) -> str:
+    return table3_base(scale) if steps == 15 else f"{table3_base(scale)}_t{steps}"
+
+
+def samples_names(scale: str) -> dict:
+    """{label: run} of the samples page: VAE, ABP and HiABP side by side."""
+    if scale == "paper":
+        return {"VAE": "celeba_vae", "ABP (non-persistent)": "celeba_abp", "HiABP": "celeba_hiabp_l4"}
+    return {"VAE": "mnist5k_vae", "ABP (non-persistent)": "mnist5k_abp", "HiABP": "mnist5k_hiabp_l3"}
+
+
+def core_names(scale: str) -> dict:
+    """{label: run} of the main job's table (paper: HiABP L = 1..4 on every dataset)."""
+    if scale == "paper":
+        return {f"{data} HiABP (L={l})": f"{data}_hiabp_l{l}" for data in prefixes(scale) for l in (1, 2, 3, 4)}
+    return {"IABP (L=1)": "mnist5k_iabp", "HiABP (L=3)": "mnist5k_hiabp_l3"}
+
+
+def runs(experiment: str, scale: str, inception_weights: str | None = None) -> list[Run]:
+    """The runs `experiment` needs at `scale`, each with its evaluation flags."""
+    if scale not in SCALES:
+        raise ValueError(f"scale {scale!r} is unknown; choose one of {', '.join(SCALES)}.")
+    if experiment == "core":
+        return [Run(name) for name in core_names(scale).values()]
+    if experiment == "table1":
+        return [Run(table1_name(prefix, row), fid_flags(scale, prefix, inception_weights))
+                for prefix in prefixes(scale) for row in TABLE1_ROWS]
+    if experiment == "table2":
+        base = table2_base(scale)
+        return [Run(base)] + [Run(f"{base}_{mask}", (f"--mask={mask}",)) for mask in MASKS]
+    if experiment == "table3":
+        return [Run(table3_name(scale, t)) for t in LANGEVIN_STEPS]
+    if experiment == "figure1":
+        return [Run(table1_name(main_prefix(scale), "iabp")), Run(f"{main_prefix(scale)}_abp")]
+    if experiment == "figure7":
+        return [Run(f"{main_prefix(scale)}_hiabp_l3")]
+    if experiment == "samples":
+        return [Run(name) for name in samples_names(scale).values()]
+    raise ValueError(f"experiment {experiment!r} is unknown; choose one of {', '.join(EXPERIMENTS)}.")
+
+
+def pool(experiments, scale: str, inception_weights: str | None = None) -> list[Run]:
+    """Every run of `experiments`, each once (its first evaluation flags), longest first, so that the
+    last runs to finish are short and the cores stay busy to the end."""
+    unique = {}
+    for experiment in experiments:
+        for run in runs(experiment, scale, inception_weights):
+            unique.setdefault(run.name, run)
+    return longest_first(unique.values())
+
+
+def longest_first(runs_) -> list[Run]:
+    return sorted(runs_, key=lambda run: -run.cost)  # stable: plan order among equals

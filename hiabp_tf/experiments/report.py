@@ -1,0 +1,536 @@
+r"""Writes results/ tables and figures from trained, evaluated workdirs (no number is typed by hand).
+
+Two kinds of table:
+
+    # one row per run, every score the method has, with figures
+    python -m hiabp_tf.experiments.report --kind=runs --out=results/quick --table=hiabp_mnist5k.md \
+        --runs="IABP (L=1)=runs/quick/mnist5k_iabp,HiABP (L=3)=runs/quick/mnist5k_hiabp_l3"
+
+    # the paper's Table 1: rows are methods, columns datasets; --runs items are COLUMN|ROW=workdir
+    python -m hiabp_tf.experiments.report --kind=table1 --out=results/quick --table=table1.md \
+        --runs="mnist_5k|vae=runs/quick/mnist5k_vae,mnist_5k|iabp=runs/quick/mnist5k_iabp,..."
+
+Scores come from each workdir's evaluate.py JSON; each run also gets a PNG of test originals over its
+reconstructions and a PNG of unconditional samples.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from hiabp_tf import cli
+from hiabp_tf import errors
+from hiabp_tf import evaluate as evaluate_lib
+from hiabp_tf import methods
+from hiabp_tf import metrics
+from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.data import images
+from hiabp_tf.data import masks
+from hiabp_tf.experiments import plan
+
+TABLE1_ROWS = plan.TABLE1  # (row key, label, score reported)
+SCORE_LABELS = {"mse_E": "[E]", "mse_EL": "[E+L]", "mse_L": "[L]"}
+PROTOCOL = (
+    "MSE: mean over pixels (in [0, 1]) of the squared error, averaged over the whole test split. "
+    "[E]: x_hat = g(mu_phi(x)) (for LVAE: every layer at its top-down posterior mean); [E+L]: z_0 from "
+    "the encoder, then T Langevin steps on the test image (training T, s, sigma), x_hat = g(z_T); "
+    "[L] (ABP): z_0 ~ N(0, I), then Langevin steps on the test image. See the README's Protocol section.")
+
+
+def define_flags():
+    """Defines the command-line flags (only when run as a command, so modules import cleanly)."""
+    flags.DEFINE_enum("kind", "runs", ["runs", "table1", "learning_curves", "table2", "table3", "figure1", "samples",
+                                       "claims", "index"], "Which table to write.")
+    flags.DEFINE_string("out", None, "Folder for the table and figures, e.g. results/quick.")
+    flags.DEFINE_string("table", "table.md", "File name of the Markdown table inside --out.")
+    flags.DEFINE_string("title", "Test reconstruction MSE", "Heading of the table.")
+    flags.DEFINE_list("runs", [], "label=workdir pairs (kind=runs); COLUMN|ROW=workdir (kind=table1); "
+                      "COLUMN|ROW=workdir (kind=learning_curves); "
+                      "MASK=workdir of the run trained on that mask, and complete=workdir (kind=table2); "
+                      "T=workdir (kind=table3); encoder=workdir,noise=workdir (kind=figure1).")
+    flags.DEFINE_list("langevin_steps", ["0", "1", "2", "5", "10", "15", "30", "60"],
+                      "Test-time Langevin steps of Figure 1.")
+    flags.DEFINE_string("command", None, "The command that produced the runs (recorded in the table).")
+    flags.DEFINE_integer("num_images", 10, "Test images / samples per figure row.")
+    flags.DEFINE_string("readme", None, "kind=claims: also refresh this README's results block "
+                        "(between <!-- results:start --> and <!-- results:end -->).")
+
+
+FLAGS = flags.FLAGS
+
+
+def _slug(label: str) -> str:
+    slug = "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
+    while "__" in slug:
+        slug = slug.replace("__", "_")
+    return slug
+
+
+def run_figures(workdir: str, out_dir: str, name: str, num_images: int = 10, seed: int = 0) -> dict:
+    """PNG grids for one run: test images over each reconstruction the method has, and samples."""
+    model, config, _, step = workdir_lib.restore(workdir)
+    originals = metrics.spread_images(config.dataset, num_images)
+    rows, caption = metrics.reconstruction_rows(model, originals, seed, config.test_langevin_steps)
+    paths = {"reconstructions": os.path.join(out_dir, f"reconstructions_{name}.png"),
+             "samples": os.path.join(out_dir, f"samples_{name}.png")}
+    images.save_png(paths["reconstructions"], images.grid(rows, num_images), f"{name}, step {step}: {caption}")
+    samples = model.sample(tf.constant(2 * num_images), tf.constant([seed, 3], tf.int32)).numpy()
+    images.save_png(paths["samples"], images.grid(samples, num_images), f"{name}, step {step}: samples z ~ N(0, I)")
+    return paths
+
+
+def load_eval(workdir: str, mask: str = "none", langevin_steps=None) -> dict:
+    """The evaluate.py result of `workdir` on the test split of its training dataset."""
+    config, _ = workdir_lib.load_config(workdir)
+    path = evaluate_lib.result_path(workdir, config.dataset, "test", mask, langevin_steps)
+    if not os.path.isfile(path):
+        flags_used = "".join(f" --{k}={v}" for k, v in (("mask", mask), ("langevin_steps", langevin_steps))
+                             if v not in (None, "none"))
+        raise errors.WorkdirError(
+            f"{path} is missing: run `python -m hiabp_tf.evaluate --workdir={workdir}{flags_used}` first.")
+    with open(path) as f:
+        return json.load(f)
+
+
+def _load_or_evaluate(workdir: str, mask: str = "none", langevin_steps=None) -> dict:
+    """The evaluate.py result, computed (and saved) first if the workdir has none yet."""
+    try:
+        return load_eval(workdir, mask, langevin_steps)
+    except errors.WorkdirError:
+        return evaluate_lib.evaluate(workdir, langevin_steps=langevin_steps, mask=mask)
+
+
+def _run_details(label: str, workdir: str, mask: str = "none") -> str:
+    config, _ = workdir_lib.load_config(workdir)
+    result = _load_or_evaluate(workdir, mask)
+    return (f"- **{label}**: `--method={config.method}`, L = {config.num_layers}, latent dims "
+            f"{list(config.latent_dims)}, width {config.width}; {result['step']} updates of batch "
+            f"{config.batch_size} on {config.dataset}, T = {config.langevin_steps}, s = {config.step_size}, "
+            f"sigma = {config.sigma}, Adamax lr {config.learning_rate}, {config.precision} networks, "
+            f"training seed {config.seed}; "
+            f"scored on {result['num_examples']} test images with {result['langevin_steps']} test-time "
+            f"Langevin steps, evaluation seed {result['seed']}; workdir `{workdir}`.")
+
+
+def _footer(command: str | None, details: list[str], datasets) -> list[str]:
+    lines = [""] + [f"For scale: predicting the mean training image for every test image gives MSE "
+                    f"{metrics.mean_image_mse(d):.5f} on {d}." for d in sorted(datasets)]
+    lines += ["", PROTOCOL, "", "## How these numbers were made", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lines += details
+    lines += ["", f"Produced by `python -m hiabp_tf.experiments.report` on {datetime.date.today().isoformat()} "
+              f"(TensorFlow {tf.__version__}, Python {platform.python_version()}, {platform.machine()})."]
+    return lines
+
+
+def _write(out_dir: str, table: str, lines: list[str]) -> str:
+    path = os.path.join(out_dir, table)
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _write_json(out_dir: str, name: str, data) -> str:
+    """The numbers of a table as JSON beside its Markdown (what `claims` reads; no runs needed)."""
+    path = os.path.join(out_dir, name)
+    workdir_lib.write_json_atomic(path, data)
+    return path
+
+
+def _fmt(value) -> str:
+    return "—" if value is None else f"{value:.5f}"
+
+
+def write_runs_table(out_dir: str, table: str, title: str, runs: list[tuple[str, str]],
+                     command: str | None, num_images: int = 10) -> str:
+    """One row per (label, workdir): MSE [E], [E+L], [L] where the method has them, plus figures."""
+    lines = [f"# {title}", "",
+             "| method | dataset | L | latent dims | steps | T (test) | MSE [E] | MSE [E+L] | MSE [L] | test images "
+             "| figures |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    datasets = set()
+    for label, workdir in runs:
+        config, _ = workdir_lib.load_config(workdir)
+        result = load_eval(workdir)
+        datasets.add(config.dataset)
+        figs = run_figures(workdir, out_dir, _slug(label), num_images)
+        links = " ".join(f"[{k}]({os.path.basename(v)})" for k, v in figs.items())
+        lines.append(
+            f"| {label} | {result['dataset']} | {config.num_layers} | {list(config.latent_dims)} | {result['step']} | "
+            f"{result['langevin_steps']} | {_fmt(result.get('mse_E'))} | {_fmt(result.get('mse_EL'))} | "
+            f"{_fmt(result.get('mse_L'))} | {result['num_examples']} | {links} |")
+    lines += _footer(command, [_run_details(label, workdir) for label, workdir in runs], datasets)
+    return _write(out_dir, table, lines)
+
+
+def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str | None,
+                 num_images: int = 10) -> str:
+    """The paper's Table 1. `runs` maps (column, row key) to a workdir; columns keep their order."""
+    columns = list(dict.fromkeys(column for column, _ in runs))
+    header = "| METHODS | " + " | ".join(f"{c} MSE ↓ | {c} FID ↓" for c in columns) + " |"
+    lines = [f"# {title}", "", header, "|---|" + "---|---|" * len(columns)]
+    details, datasets, fid_notes, numbers = [], set(), set(), []
+    for row, label, score in TABLE1_ROWS:
+        cells = []
+        for column in columns:
+            workdir = runs.get((column, row))
+            if workdir is None:
+                cells += ["not run", "—"]
+                continue
+            result = load_eval(workdir)
+            cells += [_fmt(result.get(score)), "—" if result.get("fid") is None else f"{result['fid']:.2f}"]
+            numbers.append(dict(column=column, row=row, label=label, score=score, mse=result.get(score),
+                                fid=result.get("fid"), step=result["step"], dataset=result["dataset"],
+                                num_examples=result["num_examples"], workdir=workdir))
+            if result.get("fid") is not None:
+                fid_notes.add(f"{column}: FID of {result['fid_samples']} samples against the training split in "
+                              f"{result['fid_features']}.")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for (column, row), workdir in runs.items():
+        datasets.add(workdir_lib.load_config(workdir)[0].dataset)
+        label = f"{column}: {row}"
+        details.append(_run_details(label, workdir))
+        run_figures(workdir, out_dir, _slug(f"{column}_{row}"), num_images)
+    lines += [""] + sorted(fid_notes or {"FID was not computed for these runs (—)."})
+    lines += ["", "IABP [E] and [E+L] share one model, hence one FID (generation does not use the encoder). "
+              "Figures: `reconstructions_<column>_<row>.png` and `samples_<column>_<row>.png` beside this file."]
+    lines += _footer(command, details, datasets)
+    _write_json(out_dir, _json_name(table), {"command": command, "rows": numbers})
+    return _write(out_dir, table, lines)
+
+
+def _json_name(table: str) -> str:
+    return os.path.splitext(table)[0] + ".json"
+
+
+def _headline(workdir: str) -> str:
+    """Score suffix of a run's headline reconstruction: EL for HiABP, E for the VAEs, L for ABP."""
+    method = workdir_lib.load_config(workdir)[0].method
+    key = methods.METHOD_CLASSES[method].reconstructions[-1]
+    return metrics.SCORE_NAMES[key][len("mse_"):]
+
+
+def write_table2(out_dir: str, table: str, title: str, occluded: dict, complete: str | None,
+                 command: str | None, num_images: int = 10) -> str:
+    """Table 2: recovery error on occluded test pixels per mask type, for models trained on
+    occluded images (`occluded`: mask -> workdir) and, beside them, a model trained on complete data."""
+    mask_names = list(occluded)
+    header = "| Mask type | " + " | ".join(mask_names) + " |"
+    lines = [f"# {title}", "", header, "|---|" + "---|" * len(mask_names)]
+    sources = [("trained on occluded images", occluded)]
+    if complete:
+        sources.append(("trained on complete images", {m: complete for m in mask_names}))
+    details, datasets, numbers = [], set(), []
+    for label, by_mask in sources:
+        cells = []
+        for mask in mask_names:
+            workdir = by_mask[mask]
+            result = load_eval(workdir, mask)
+            suffix = _headline(workdir)
+            cells.append(f"{result[f'recovery_mae_{suffix}']:.5f} ({result[f'recovery_mse_{suffix}']:.5f})")
+            numbers.append(dict(mask=mask, trained_on=label, recovery_mae=result[f"recovery_mae_{suffix}"],
+                                recovery_mse=result[f"recovery_mse_{suffix}"], step=result["step"],
+                                dataset=result["dataset"], workdir=workdir))
+        lines.append(f"| Error, {label} | " + " | ".join(cells) + " |")
+    for mask, workdir in occluded.items():
+        datasets.add(workdir_lib.load_config(workdir)[0].dataset)
+        details.append(_run_details(f"trained with mask {mask}", workdir, mask))
+        inpainting_figure(workdir, mask, os.path.join(out_dir, f"table2_{_slug(mask)}.png"), num_images)
+    if complete:
+        details.append(_run_details("trained on complete images", complete, mask_names[0]))
+    lines += ["", "Each cell: recovery error = mean |x - x_hat| over the occluded pixels of every test image "
+              "(pixels in [0, 1]), with the MSE over the same pixels in brackets; x_hat is the method's "
+              "headline reconstruction ([E+L] for HiABP) computed from the occluded test image. Every test "
+              "image has one fixed mask (`masks.example_masks`, seed `metrics.TEST_MASK_SEED`), the same for "
+              "every model (the model is given 0 at occluded pixels). Figures: `table2_<mask>.png` (rows: test "
+              "images, occluded pixels in grey, recovered)."]
+    lines += _footer(command, details, datasets)
+    _write_json(out_dir, _json_name(table), {"command": command, "rows": numbers})
+    return _write(out_dir, table, lines)
+
+
+def inpainting_figure(workdir: str, mask: str, path: str, num_images: int = 10, seed: int = 0) -> str:
+    """Rows: test originals, the occluded images the model sees, and its recovery."""
+    model, config, _, step = workdir_lib.restore(workdir)
+    originals = metrics.spread_images(config.dataset, num_images)
+    mask_tensor = masks.make_masks(masks.parse_mask(mask), originals.shape,
+                                   tf.constant([metrics.TEST_MASK_SEED, 0]))
+    occluded = masks.occlude(originals, mask_tensor)
+    recon = model.reconstruct(occluded, tf.constant([seed, 2], tf.int32),
+                              langevin_steps=config.test_langevin_steps, mask=mask_tensor)
+    key = model.reconstructions[-1]
+    shown = masks.occlude(originals, mask_tensor, fill=0.5)  # grey marks what the model cannot see
+    rows = np.concatenate([originals, shown.numpy(), recon[key].numpy()])
+    images.save_png(path, images.grid(rows, num_images),
+                    f"mask {mask}, step {step}: test images / occluded (grey) / recovered [{key}]")
+    return path
+
+
+def write_table3(out_dir: str, table: str, title: str, runs: dict, command: str | None) -> str:
+    """Table 3: test MSE of HiABP trained and evaluated with T Langevin steps (`runs`: T -> workdir)."""
+    steps = sorted(runs, key=int)
+    lines = [f"# {title}", "", "| LANGEVIN STEPS | " + " | ".join(f"T = {t}" for t in steps) + " |",
+             "|---|" + "---|" * len(steps)]
+    cells, numbers = [], []
+    for t in steps:
+        result = load_eval(runs[t])
+        if result["langevin_steps"] != int(t):
+            raise errors.WorkdirError(f"{runs[t]} was evaluated with T = {result['langevin_steps']}, not {t}.")
+        cells.append(_fmt(result[f"mse_{_headline(runs[t])}"]))
+        numbers.append(dict(langevin_steps=int(t), mse=result[f"mse_{_headline(runs[t])}"], step=result["step"],
+                            dataset=result["dataset"], workdir=runs[t]))
+    lines.append("| MSE [E+L] ↓ | " + " | ".join(cells) + " |")
+    details = [_run_details(f"T = {t}", runs[t]) for t in steps]
+    datasets = {workdir_lib.load_config(w)[0].dataset for w in runs.values()}
+    lines += _footer(command, details, datasets)
+    _write_json(out_dir, _json_name(table), {"command": command, "rows": numbers})
+    return _write(out_dir, table, lines)
+
+
+def write_figure1(out_dir: str, runs: dict, steps: list[int], command: str | None) -> str:
+    """Figure 1: test MSE against test-time Langevin steps for encoder (IABP) and noise (ABP)
+    initialisation; evaluates each (run, T) that has no result yet. Writes figure1.png and figure1.md."""
+    from hiabp_tf.experiments import figures  # matplotlib only where a figure is drawn
+
+    labels = {"encoder": "encoder (IABP)", "noise": "noise (ABP)"}
+    rows = []
+    for init, workdir in runs.items():
+        suffix = _headline(workdir)
+        _load_or_evaluate(workdir)  # the run's own result, for the details below
+        for t in steps:
+            result = _load_or_evaluate(workdir, langevin_steps=t)
+            rows.append({"init": labels.get(init, init), "initialisation": init, "langevin_steps": t,
+                         "mse": result[f"mse_{suffix}"]})
+    png = figures.save_langevin_curve(rows, os.path.join(out_dir, "figure1.png"),
+                                      "Test MSE vs test-time Langevin steps T")
+    lines = ["# Figure 1: informative initialisation", "", f"![figure 1]({os.path.basename(png)})", "",
+             "| T | " + " | ".join(labels.get(i, i) for i in runs) + " |", "|---|" + "---|" * len(runs)]
+    for t in steps:
+        lines.append(f"| {t} | " + " | ".join(
+            _fmt(next(r["mse"] for r in rows if r["init"] == labels.get(i, i) and r["langevin_steps"] == t))
+            for i in runs) + " |")
+    lines += ["", "Test MSE over the whole test split after T Langevin steps at test time, starting from the "
+              "encoder's z_0 (IABP [E+L]) or from z_0 ~ N(0, I) (ABP [L]); both models trained with T = 15."]
+    lines += _footer(command, [_run_details(labels.get(i, i), w) for i, w in runs.items()],
+                     {workdir_lib.load_config(w)[0].dataset for w in runs.values()})
+    _write_json(out_dir, "figure1.json", {"command": command, "rows": rows})
+    return _write(out_dir, "figure1.md", lines)
+
+
+def write_learning_curves(out_dir: str, runs: dict, command: str | None) -> str:
+    """Test MSE against updates of every Table 1 run (`runs`: (column, row key) -> workdir), from
+    the evaluations during training (the workdir's learning_curve.jsonl). Writes learning_curves.md
+    (the numbers, and each method's change over the last doubling of updates), .png (log MSE
+    against updates, the paper's MNIST numbers as marks) and .json."""
+    from hiabp_tf.experiments import claims  # the paper's numbers
+    from hiabp_tf.experiments import figures
+
+    curves, details = [], []
+    for row, label, score in TABLE1_ROWS:
+        for (column, row_key), workdir in runs.items():
+            if row_key != row:
+                continue
+            points = [(r["step"], r[score]) for r in workdir_lib.read_learning_curve(workdir) if score in r]
+            if not points:
+                raise errors.WorkdirError(
+                    f"{workdir} has no {workdir_lib.LEARNING_CURVE_FILE} with {score}: it was trained before the "
+                    "evaluations during training were recorded, or with --eval_every above its --num_steps.")
+            curves.append(dict(column=column, row=row, label=label, score=score, workdir=workdir,
+                               steps=[p[0] for p in points], mse=[p[1] for p in points],
+                               paper_mnist=claims.PAPER_TABLE1["MNIST"].get((row, score)),
+                               last_doubling=last_doubling_change(points)))
+    for (column, row), workdir in runs.items():
+        details.append(_run_details(f"{column}: {row}", workdir))
+    steps = sorted({s for c in curves for s in c["steps"]})
+    png = figures.save_learning_curves(curves, os.path.join(out_dir, "learning_curves.png"),
+                                       "Test MSE during training (mnist_5k test split); "
+                                       "ticks at right: the paper's MNIST")
+    lines = ["# Learning curves of every Table 1 method", "", f"![learning curves]({os.path.basename(png)})", "",
+             "Test MSE (whole test split) of the evaluations during training, every "
+             f"{steps[1] - steps[0] if len(steps) > 1 else steps[0]} updates. *Last doubling*: the relative change "
+             "of the MSE from half the updates to all of them (e.g. -10%: the second half of training took 10% off); "
+             "a curve still falling fast there is not at its plateau.", "",
+             "| method | " + " | ".join(str(s) for s in steps) + " | last doubling | paper MNIST |",
+             "|---|" + "---|" * (len(steps) + 2)]
+    for c in curves:
+        by_step = dict(zip(c["steps"], c["mse"]))
+        change = c["last_doubling"]
+        lines.append(f"| {c['label']} | " + " | ".join(_fmt(by_step.get(s)) for s in steps) + " | "
+                     + ("—" if change is None
+                        else f"{change['relative']:+.1%} ({change['from_step']} → {change['to_step']})")
+                     + " | " + ("—" if c["paper_mnist"] is None else f"{c['paper_mnist']:.4f}") + " |")
+    lines += ["", "The paper's MNIST column is for 3e5 updates on 60,000 training digits; here every method has "
+              "the same budget on 4,000 (mnist_5k), so the curves say how far each method is from its plateau, "
+              "not where the paper's would be."]
+    datasets = {workdir_lib.load_config(w)[0].dataset for w in runs.values()}
+    lines += _footer(command, details, datasets)
+    _write_json(out_dir, "learning_curves.json", {"command": command, "curves": curves})
+    return _write(out_dir, "learning_curves.md", lines)
+
+
+def last_doubling_change(points) -> dict | None:
+    """{"from_step", "to_step", "relative"}: the relative change of the MSE from the evaluation at
+    (or just below) half the last step to the last one; None with fewer than two evaluations."""
+    points = sorted(points)
+    if len(points) < 2:
+        return None
+    last_step, last = points[-1]
+    half = [p for p in points[:-1] if p[0] <= last_step / 2] or points[:1]
+    from_step, first = half[-1]
+    return dict(from_step=from_step, to_step=last_step, relative=(last - first) / first)
+
+
+def write_samples(out_dir: str, runs: list[tuple[str, str]], command: str | None, num_images: int = 10) -> str:
+    """Figures 4 and 5: test images beside the reconstructions of each run (e.g. VAE, ABP, HiABP),
+    and unconditional samples (every layer z^l ~ N(0, I)) of the last run. Writes samples.md."""
+    from hiabp_tf.experiments import figures
+
+    models = [(label, workdir_lib.restore(workdir)[0]) for label, workdir in runs]
+    dataset = workdir_lib.load_config(runs[-1][1])[0].dataset
+    originals = metrics.spread_images(dataset, num_images)
+    comparison = figures.save_reconstruction_comparison(models, originals, os.path.join(out_dir, "reconstructions.png"))
+    samples = figures.save_samples(models[-1][1], os.path.join(out_dir, "samples.png"), num=64, columns=8,
+                                   title=f"{runs[-1][0]}: samples, every layer z ~ N(0, I)")
+    lines = ["# Samples and reconstructions (Figures 4 and 5)", "",
+             f"![reconstructions]({os.path.basename(comparison)})", "",
+             "Rows: test images, then the reconstruction of " + ", ".join(
+                 f"{label} ([{model.reconstructions[-1]}])" for label, model in models) + ".", "",
+             f"![samples]({os.path.basename(samples)})", "",
+             f"Unconditional samples of {runs[-1][0]}: every latent layer drawn from N(0, I)."]
+    lines += ["", "## How these were made", ""] + ([f"Command: `{command}`", ""] if command else [])
+    lines += [_run_details(label, workdir) for label, workdir in runs]
+    return _write(out_dir, "samples.md", lines)
+
+
+# What each file in results/<scale>/ is and the run.sh subcommand that writes it (by file name).
+INDEX = (
+    ("hiabp_", "IABP and HiABP (L=3) test MSE [E] / [E+L] (the main job)", ""),
+    ("table1", "Table 1: every method's test MSE", "table1"),
+    ("learning_curves", "Learning curves: test MSE of every Table 1 method during training", "table1"),
+    ("claims", "The paper's claims: the paper's number, ours, the verdict", "claims"),
+    ("table2", "Table 2: learning from incomplete data (recovery error)", "table2"),
+    ("table3", "Table 3: Langevin steps T", "table3"),
+    ("figure1", "Figure 1: informative vs noise initialisation", "figure1"),
+    ("figure7", "Figure 7: per-layer disentanglement of HiABP", "figure7"),
+    ("langevin_budget", "Quality per unit of compute: test MSE vs Langevin steps and training time, IABP vs ABP",
+     "budget"),
+    ("samples.", "Figure 5: unconditional samples", "samples"),
+    ("reconstructions.", "Figure 4: reconstructions of VAE, ABP and HiABP", "samples"),
+)
+
+
+# Files directly in results/: machine-level results, not tied to a scale.
+TOP_LEVEL_INDEX = (
+    ("performance.md", "speed of the training step: modes, the speed target, profile, every lever",
+     "`./run.sh performance`"),
+    ("performance.json", "raw JSON of every benchmark process behind performance.md", "`./run.sh performance`"),
+    ("memory.md", "peak memory of training per dataset configuration, data caches, persistent chains",
+     "`./run.sh memory`"),
+    ("reliability.md",
+     "soak test: SIGKILLs during training and checkpoint saves, a second training refused, a corrupted newest "
+     "checkpoint; resumed runs identical",
+     "`python -m hiabp_tf.tools.soak`"),
+)
+
+
+def write_index(results_dir: str, command: str | None) -> str:
+    """results/README.md: every table and figure under `results_dir`'s parent, with its command."""
+    root = os.path.dirname(os.path.abspath(results_dir))
+    lines = ["# Results", "", "Everything here is written by `run.sh` from this repository's code; each table "
+             "says which data, steps and seeds produced it. Regenerate a file with the command beside it.", ""]
+    for scale in sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))):
+        lines += [f"## {scale} scale", "", "| file | what | command |", "|---|---|---|"]
+        names = sorted(os.listdir(os.path.join(root, scale)))
+        for name in names:
+            match = next(((w, c) for prefix, w, c in INDEX if name.startswith(prefix)), None)
+            if match is None:  # a run's own grid, written with (and linked from) a table
+                what, cmd = "grid of one run, linked from the table that wrote it", "with that table"
+            else:
+                what, cmd = match[0], f"`./run.sh {match[1] + ' ' if match[1] else ''}{scale}`"
+            lines.append(f"| [{name}]({scale}/{name}) | {what} | {cmd} |")
+        lines.append("")
+    top = [(name, what, cmd) for name, what, cmd in TOP_LEVEL_INDEX if os.path.isfile(os.path.join(root, name))]
+    if top:
+        lines += ["## this machine", "", "| file | what | command |", "|---|---|---|"]
+        lines += [f"| [{name}]({name}) | {what} | {cmd} |" for name, what, cmd in top]
+        lines.append("")
+    if command:
+        lines += [f"Last full run: `{command}`."]
+    return _write(root, "README.md", lines)
+
+
+def _parse_runs(items):
+    runs = []
+    for item in items:
+        if "=" not in item:
+            raise app.UsageError(f"--runs item {item!r} is not LABEL=workdir.")
+        label, workdir = item.rsplit("=", 1)
+        runs.append((label.strip(), workdir.strip()))
+    return runs
+
+
+def main():
+    if FLAGS.kind == "index":
+        if not FLAGS.out:
+            raise app.UsageError("--out is required.")
+        logging.info("Wrote %s", write_index(FLAGS.out, FLAGS.command))
+        return
+    if FLAGS.kind == "claims":
+        if not FLAGS.out:
+            raise app.UsageError("--out is required.")
+        from hiabp_tf.experiments import claims
+        try:
+            path = claims.write_claims(FLAGS.out, FLAGS.command, FLAGS.readme)
+        except claims.MissingResultError as e:
+            cli.exit_with_user_error(e)
+        with open(path) as f:
+            print(f.read())
+        return
+    if not FLAGS.out or not FLAGS.runs:
+        raise app.UsageError("--out and --runs are required.")
+    runs = _parse_runs(FLAGS.runs)
+    if FLAGS.kind == "runs":
+        path = write_runs_table(FLAGS.out, FLAGS.table, FLAGS.title, runs, FLAGS.command, FLAGS.num_images)
+    elif FLAGS.kind == "table2":
+        by_mask = dict(runs)
+        complete = by_mask.pop("complete", None)
+        path = write_table2(FLAGS.out, FLAGS.table, FLAGS.title, by_mask, complete, FLAGS.command,
+                            FLAGS.num_images)
+    elif FLAGS.kind == "table3":
+        path = write_table3(FLAGS.out, FLAGS.table, FLAGS.title, dict(runs), FLAGS.command)
+    elif FLAGS.kind == "samples":
+        path = write_samples(FLAGS.out, runs, FLAGS.command, FLAGS.num_images)
+    elif FLAGS.kind == "figure1":
+        path = write_figure1(FLAGS.out, dict(runs), [int(t) for t in FLAGS.langevin_steps], FLAGS.command)
+    else:
+        keyed = {}
+        for label, workdir in runs:
+            column, sep, row = label.partition("|")
+            if not sep or row not in {r for r, _, _ in TABLE1_ROWS}:
+                raise app.UsageError(f"--runs item {label!r} is not COLUMN|ROW with ROW one of "
+                                     f"{sorted({r for r, _, _ in TABLE1_ROWS})}.")
+            keyed[(column, row)] = workdir
+        if FLAGS.kind == "learning_curves":
+            path = write_learning_curves(FLAGS.out, keyed, FLAGS.command)
+        else:
+            path = write_table1(FLAGS.out, FLAGS.table, FLAGS.title, keyed, FLAGS.command, FLAGS.num_images)
+    logging.info("Wrote %s", path)
+    with open(path) as f:
+        print(f.read())
+
+
+if __name__ == "__main__":
+    cli.run(main, define_flags, workdir_flag=None)

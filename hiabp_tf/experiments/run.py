@@ -1,0 +1,229 @@
+"""Trains, evaluates and reports the paper's experiments as `plan` lists them (what `./run.sh` runs).
+
+    python -m hiabp_tf.experiments.run EXPERIMENT [SCALE]     e.g. table1 cpu, all quick, claims cpu
+
+Each run is `python -m hiabp_tf.train` (resumed if its workdir has checkpoints) and then
+`python -m hiabp_tf.evaluate`, in their own processes, logging to runs/<scale>/<name>.log. Trainings
+run `jobs` at a time, each op on (cores / jobs) threads: on 2 cores two one-thread trainings finish
+a table sooner than one two-thread training after another (results/performance.md); one at a time
+at paper scale (a GPU each). HIABP_JOBS and TF_NUM_INTRAOP_THREADS override. An evaluation already
+done on the same checkpoint with the same flags is not repeated (runs/<scale>/<name>/evaluate.out).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+import time
+
+from hiabp_tf import errors
+from hiabp_tf.experiments import plan
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # hiabp_tf/<group>/x.py
+COMMANDS = plan.EXPERIMENTS + ("claims", "all")
+
+
+class RunFailed(RuntimeError):
+    """A training or evaluation exited with an error; the message ends with the end of its log."""
+
+
+def _say(message: str) -> None:
+    print(f"[run.sh] {message}", file=sys.stderr, flush=True)
+
+
+def jobs_for(scale: str) -> int:
+    return int(os.environ.get("HIABP_JOBS") or (1 if scale == "paper" else 2))
+
+
+def flag_args(scale: str, name: str, flags_dir: str = "flags") -> list[str]:
+    """The flag file arguments of hiabp_tf.train: the experiment's file (then flags/cpu.flags at cpu scale)."""
+    args = [f"--flagfile={flags_dir}/{name}.flags"]
+    return args + [f"--flagfile={flags_dir}/cpu.flags"] if scale == "cpu" else args
+
+
+def _tail(log: str, lines: int = 5) -> str:
+    with open(log, errors="replace") as f:
+        return "".join(f.readlines()[-lines:])
+
+
+def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, runs_root: str = "runs",
+                       flags_dir: str = "flags") -> str:
+    """Trains (or resumes) runs_root/SCALE/NAME, then writes its eval_*.json (skipped when the same
+    evaluation of the same checkpoint is already there); returns evaluate's JSON line."""
+    workdir, log = os.path.join(runs_root, scale, run.name), os.path.join(runs_root, scale, f"{run.name}.log")
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": str(threads)} if threads else {}))
+    _say(f"{run.name}: training and evaluating (workdir {workdir}, log {log})")
+    with open(log, "a") as out:
+        done = subprocess.run([sys.executable, "-m", "hiabp_tf.train", *flag_args(scale, run.name, flags_dir),
+                               f"--workdir={workdir}"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    if done.returncode != 0:
+        raise RunFailed(f"{run.name} FAILED; the end of {log}:\n{_tail(log)}")
+    # evaluate.out: the evaluate flags on its first line, then evaluate's output.
+    marker = "# evaluate " + " ".join(run.evaluate_flags)
+    result, checkpoint_index = os.path.join(workdir, "evaluate.out"), os.path.join(workdir, "checkpoints", "checkpoint")
+    up_to_date = (os.path.isfile(result) and open(result).readline().rstrip("\n") == marker
+                  and os.path.getmtime(checkpoint_index) <= os.path.getmtime(result))
+    if not up_to_date:
+        with open(log, "a") as err:
+            done = subprocess.run([sys.executable, "-m", "hiabp_tf.evaluate", f"--workdir={workdir}",
+                                   *run.evaluate_flags], stdout=subprocess.PIPE, stderr=err, text=True, env=env,
+                                  cwd=REPO)
+        if done.returncode != 0:
+            raise RunFailed(f"{run.name}: evaluation FAILED; the end of {log}:\n{_tail(log)}")
+        with open(result + ".tmp", "w") as f:
+            f.write(marker + "\n" + done.stdout)
+        os.replace(result + ".tmp", result)
+    line = open(result).read().strip().splitlines()[-1]
+    _say(f"{run.name}: {line}")
+    return line
+
+
+def train_all(scale: str, runs: list[plan.Run], runs_root: str = "runs") -> None:
+    """Every run trained and evaluated, `jobs_for(scale)` at a time, longest first; finished
+    runs are kept when another fails (RunFailed names every failure)."""
+    jobs = jobs_for(scale)
+    threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS") or max(1, (os.cpu_count() or 1) // jobs))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as executor:
+        futures = [executor.submit(train_and_evaluate, scale, run, threads, runs_root)
+                   for run in plan.longest_first(runs)]
+        failures = [str(f.exception()) for f in futures if f.exception() is not None]
+    if failures:
+        raise RunFailed("some runs failed; finished runs are kept:\n" + "\n".join(failures))
+
+
+class Provenance:
+    """The note every table carries on how it was made (wall time, cores, trainings at a time)."""
+
+    def __init__(self, scale: str, pool_seconds: int | None = None):
+        self.scale, self.pool_seconds, self.start = scale, pool_seconds, time.monotonic()
+
+    def __str__(self) -> str:
+        cores, jobs = os.cpu_count(), jobs_for(self.scale)
+        if self.pool_seconds is not None:
+            return (f"its runs trained in the pool of `./run.sh all {self.scale}`: {self.pool_seconds} s wall time "
+                    f"for every run of every experiment on {cores} CPU cores, {jobs} trainings at a time")
+        threads = os.environ.get("TF_NUM_INTRAOP_THREADS")
+        return (f"{round(time.monotonic() - self.start)} s wall time on {cores} CPU cores, {jobs} trainings at a "
+                f"time{f', TF_NUM_INTRAOP_THREADS={threads}' if threads else ''}; runs already trained to their "
+                "steps are only re-evaluated")
+
+
+def _workdirs(scale: str, names: dict) -> dict:
+    return {label: f"runs/{scale}/{name}" for label, name in names.items()}
+
+
+def report(experiment: str, scale: str, provenance: Provenance) -> None:
+    """Writes results/<scale>/ for `experiment`, whose runs are trained and evaluated."""
+    from hiabp_tf.experiments import report as report_lib  # pylint: disable=import-outside-toplevel
+
+    out = f"results/{scale}"
+    if experiment == "core":
+        table = "hiabp.md" if scale == "paper" else "hiabp_mnist5k.md"
+        command = f"./run.sh {'' if scale == 'quick' else 'core '}{scale}  ({provenance})"
+        report_lib.write_runs_table(out, table, f"IABP / HiABP test reconstruction MSE ({scale} scale)",
+                                    list(_workdirs(scale, plan.core_names(scale)).items()), command)
+    elif experiment == "table1":
+        titles = {"mnist5k": "mnist_5k", "mnist": "MNIST", "svhn": "SVHN", "celeba": "CelebA"}
+        keyed = {(titles[prefix], row): f"runs/{scale}/{plan.table1_name(prefix, row)}"
+                 for prefix in plan.prefixes(scale) for row in plan.TABLE1_ROWS}
+        overlay = " + flags/cpu.flags" if scale == "cpu" else ""
+        report_lib.write_table1(out, "table1.md", f"Table 1: test reconstruction MSE of every method ({scale} scale, "
+                                "equal steps)", keyed,
+                                f"./run.sh table1 {scale}  (flags/<prefix>_<row>.flags{overlay}; {provenance})")
+        if scale != "paper":
+            report_lib.write_learning_curves(out, keyed, f"./run.sh table1 {scale}  (the evaluations during "
+                                             "training of the Table 1 runs)")
+    elif experiment == "table2":
+        base = plan.table2_base(scale)
+        for mask in plan.MASKS:  # the model trained on complete images, tested on occluded ones
+            subprocess.run([sys.executable, "-m", "hiabp_tf.evaluate", f"--workdir=runs/{scale}/{base}",
+                            f"--mask={mask}"], check=True, stdout=subprocess.DEVNULL)
+        report_lib.write_table2(out, "table2.md", f"Table 2: learning from incomplete data, recovery error on "
+                                f"occluded test pixels ({scale} scale, {base})",
+                                {mask: f"runs/{scale}/{base}_{mask}" for mask in plan.MASKS}, f"runs/{scale}/{base}",
+                                f"./run.sh table2 {scale}  ({provenance})")
+    elif experiment == "table3":
+        report_lib.write_table3(out, "table3.md", f"Table 3: the effect of the number of Langevin steps T on HiABP "
+                                f"({scale} scale, {plan.table3_base(scale)})",
+                                {str(t): f"runs/{scale}/{plan.table3_name(scale, t)}" for t in plan.LANGEVIN_STEPS},
+                                f"./run.sh table3 {scale}  ({provenance})")
+    elif experiment == "figure1":
+        iabp, abp = (run.name for run in plan.runs("figure1", scale))
+        report_lib.write_figure1(out, {"encoder": f"runs/{scale}/{iabp}", "noise": f"runs/{scale}/{abp}"},
+                                 list(plan.FIGURE1_STEPS), f"./run.sh figure1 {scale}  ({provenance})")
+    elif experiment == "figure7":
+        from hiabp_tf.experiments import disentangle  # pylint: disable=import-outside-toplevel
+        for path in disentangle.disentangle(f"runs/{scale}/{plan.runs('figure7', scale)[0].name}", f"{out}/figure7"):
+            print(path, flush=True)
+    elif experiment == "samples":
+        report_lib.write_samples(out, list(_workdirs(scale, plan.samples_names(scale)).items()),
+                                 f"./run.sh samples {scale}  ({provenance})")
+
+
+def prepare(experiments, scale: str) -> None:
+    """What must exist before the parallel evaluations: Table 1's FID classifier, trained once."""
+    if "table1" not in experiments:
+        return
+    from hiabp_tf import fid  # pylint: disable=import-outside-toplevel
+    for prefix in plan.prefixes(scale):
+        if prefix in ("mnist5k", "mnist"):
+            fid.ClassifierFeatures.load_or_train(f"runs/{scale}/fid_classifier_{prefix}.keras",
+                                                 dataset="mnist" if prefix == "mnist" else "mnist_5k")
+
+
+def claims(scale: str) -> None:
+    from hiabp_tf.experiments import claims as claims_lib  # pylint: disable=import-outside-toplevel
+    # The README's first screen shows the cpu scale's results.
+    path = claims_lib.write_claims(f"results/{scale}", f"./run.sh claims {scale}",
+                                   "README.md" if scale == "cpu" else None)
+    print(open(path).read(), flush=True)
+
+
+def run(command: str, scale: str) -> None:
+    os.chdir(REPO)  # flag files, runs/ and results/ are relative to the repository
+    weights = os.environ.get("INCEPTION_WEIGHTS")
+    if command == "claims":
+        return claims(scale)
+    if scale == "paper" and not weights and command in ("table1", "all"):
+        _say("INCEPTION_WEIGHTS is not set: no FID for svhn and celeba (see README)")
+    experiments = plan.EXPERIMENTS if command == "all" else (command,)
+    start = time.monotonic()
+    prepare(experiments, scale)
+    pool_seconds = None
+    if command == "all":  # every run of every experiment in one pool, then each finds its runs done
+        pool_start = time.monotonic()
+        train_all(scale, plan.pool(experiments, scale, weights))
+        pool_seconds = round(time.monotonic() - pool_start)
+    for experiment in experiments:
+        provenance = Provenance(scale, pool_seconds)
+        train_all(scale, plan.runs(experiment, scale, weights))
+        report(experiment, scale, provenance)
+    if command == "all":
+        claims(scale)
+        from hiabp_tf.experiments import report as report_lib  # pylint: disable=import-outside-toplevel
+        report_lib.write_index(f"results/{scale}", f"./run.sh all {scale}  ({round(time.monotonic() - start)} s "
+                               f"wall time on {os.cpu_count()} CPU cores, {jobs_for(scale)} trainings at a time)")
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    usage = f"usage: ./run.sh {{{'|'.join(COMMANDS)}}} [{'|'.join(plan.SCALES)}]"
+    if not 1 <= len(argv) <= 2 or argv[0] not in COMMANDS or (len(argv) == 2 and argv[1] not in plan.SCALES):
+        print(usage, file=sys.stderr)
+        return 2
+    try:
+        run(argv[0], argv[1] if len(argv) == 2 else "quick")
+    except RunFailed as e:
+        _say(str(e))
+        return 1
+    except errors.USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""A run's workdir: what train.py writes and evaluate.py (or any user) reads.
+
+A workdir holds
+    config.json          the RunConfig that trained it (networks, algorithm, data, seed)
+    checkpoints/         tf.train.CheckpointManager checkpoints (step counter, networks, optimisers)
+    tensorboard/         summaries
+    learning_curve.jsonl the test scores of the evaluations during training, one JSON line each
+    eval_*.json          results of evaluate.py
+    train.lock           the run lock: held (flock) by the one training that writes the workdir
+so a model can be rebuilt and scored from the workdir alone. Writes are atomic (a temporary file
+renamed into place) and a damaged checkpoint is fallen back past, never deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import glob
+import json
+import os
+import re
+import socket
+import tempfile
+import time
+
+from absl import logging
+from google.protobuf.message import DecodeError
+import keras
+import tensorflow as tf
+
+from hiabp_tf import config as config_lib
+from hiabp_tf import methods
+from hiabp_tf.errors import WorkdirError
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
+LEARNING_CURVE_FILE = "learning_curve.jsonl"
+LOCK_FILE = "train.lock"
+# Inside checkpoints/: the files of checkpoints a resumed training could not read, kept intact.
+UNREADABLE_DIR = "unreadable"
+
+
+def _not_writable(workdir: str, error: OSError) -> WorkdirError:
+    return WorkdirError(f"--workdir={workdir} is not a writable folder ({error.strerror or error}); "
+                        "choose a folder you can write to.")
+
+
+def prepare_workdir(workdir: str, config: config_lib.RunConfig, image_shape, num_train_examples: int) -> None:
+    """Creates `workdir` and records `config`; refuses a workdir trained with other networks."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=workdir)
+        probe.close()
+    except OSError as e:
+        raise _not_writable(workdir, e) from None
+    if os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
+        previous, previous_shape, previous_n = load_run(workdir)
+        if (previous.model_fields() != config.model_fields() or tuple(previous_shape) != tuple(image_shape)
+                or (config.method == "abp_persistent" and previous_n != num_train_examples)):
+            raise WorkdirError(
+                f"--workdir={workdir} holds a run of {previous.model_fields()} on {previous_n} images "
+                f"{tuple(previous_shape)}, but the flags ask for {config.model_fields()} on "
+                f"{num_train_examples} images {tuple(image_shape)}; "
+                "its checkpoints cannot be resumed with these flags. "
+                "Use a new --workdir, or the flags of the earlier run to resume it.")
+    save_config(workdir, config, image_shape, num_train_examples)
+
+
+@contextlib.contextmanager
+def training_lock(workdir: str):
+    """Holds the run lock of `workdir` while the block runs: an exclusive flock on <workdir>/train.lock.
+
+    The kernel drops the lock when its file is closed or its process dies (even by SIGKILL), so no
+    lock is ever stale; the file stays, naming the last holder (pid, host, start time). Creates
+    `workdir`. Raises WorkdirError, naming the holder, when another process (or another open of the
+    file in this one) holds the lock, so a second training on one workdir stops before writing."""
+    path = os.path.join(workdir, LOCK_FILE)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise _not_writable(workdir, e) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WorkdirError(_in_use_message(workdir, path, _lock_holder(fd))) from None
+        except OSError as e:  # a file system without flock: train as before, but say so
+            logging.warning("--workdir=%s: cannot lock %s (%s), so a second training into this workdir "
+                            "would not be refused.", workdir, path, e.strerror or e)
+        else:
+            holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                      "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_holder(fd: int) -> dict:
+    for _ in range(40):  # the holder writes its pid just after taking the lock: wait a moment for it
+        try:
+            return json.loads(os.pread(fd, 4096, 0))
+        except ValueError:
+            time.sleep(0.05)
+    return {}
+
+
+def _in_use_message(workdir: str, path: str, holder: dict) -> str:
+    who = (f"process {holder.get('pid')} on {holder.get('host')} (training since {holder.get('since')})"
+           if holder.get("pid") else "another process")
+    return (f"--workdir={workdir} is in use: {who} holds its run lock {path}. Two trainings must not "
+            "write one workdir, so this one stops without writing anything. Wait for that training to "
+            "finish (or stop it), then rerun to resume; or give this one another --workdir. Evaluate, "
+            "export, inpaint and hiabp_tf.load can read the workdir meanwhile.")
+
+
+
+def network_weights(model) -> list:
+    """Every weight of the model's networks (generator, encoder, LVAE prior) and its persistent
+    chains: what must stay finite. (Keras 3 variables are not found by tf.Module's traversal.)"""
+    weights = []
+    for item in model.checkpoint_items().values():
+        if isinstance(item, keras.Model):
+            weights += item.trainable_variables
+        elif isinstance(item, (list, tuple)):
+            weights += list(item)
+    return weights
+
+
+def make_checkpoint(model, data_iterator=None) -> tuple[tf.train.Checkpoint, tf.Variable]:
+    """Checkpoint of the step counter, the model's networks, optimisers (and chains) and, in
+    training, the input pipeline's position (`data_iterator`, a tf.data iterator)."""
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    items = dict(step=step, **model.checkpoint_items())
+    if data_iterator is not None:
+        items["data_iterator"] = data_iterator
+    return tf.train.Checkpoint(**items), step
+
+
+def write_json_atomic(path: str, data) -> None:
+    """Writes JSON to a temporary file in the same folder, then renames it into place, so a
+    reader (or a crash) never sees a half-written file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def append_learning_curve(workdir: str, record: dict) -> None:
+    """Appends one evaluation during training ({"step", "mse_E", ...}) as a JSON line: a crash can
+    at worst leave a partial last line, which `read_learning_curve` skips."""
+    with open(os.path.join(workdir, LEARNING_CURVE_FILE), "a") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_learning_curve(workdir: str) -> list[dict]:
+    """The evaluations during training of `workdir`, by step; a step evaluated twice (a run resumed
+    from a checkpoint older than its last evaluation) keeps its latest record."""
+    path = os.path.join(workdir, LEARNING_CURVE_FILE)
+    if not os.path.isfile(path):
+        return []
+    by_step = {}
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+            by_step[int(record["step"])] = record
+    return [by_step[step] for step in sorted(by_step)]
+
+
+def load_config(workdir: str) -> tuple[config_lib.RunConfig, tuple[int, int, int]]:
+    """(RunConfig, image_shape) saved by train.py in `workdir` (see also `load_run`)."""
+    config, image_shape, _ = load_run(workdir)
+    return config, image_shape
+
+
+def load_run(workdir: str) -> tuple[config_lib.RunConfig, tuple[int, int, int], int]:
+    """(RunConfig, image_shape, num_train_examples) saved by train.py in `workdir`."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise WorkdirError(
+            f"--workdir={workdir}: no {CONFIG_FILE} found, so this is not a training workdir. "
+            "Train first with `python -m hiabp_tf.train --flagfile=flags/NAME.flags --workdir=DIR`, "
+            "or point --workdir at the folder that training wrote.")
+    with open(path) as f:
+        data = json.load(f)
+    return config_lib.RunConfig.from_json(data["config"]), tuple(data["image_shape"]), int(data["num_train_examples"])
+
+
+def save_config(workdir: str, config: config_lib.RunConfig, image_shape, num_train_examples: int) -> None:
+    write_json_atomic(os.path.join(workdir, CONFIG_FILE),
+                      {"config": config.to_json(), "image_shape": list(image_shape),
+                       "num_train_examples": int(num_train_examples)})
+
+
+# What restoring a damaged checkpoint raises: a truncated data file IndexError ("Read less bytes
+# than requested"); a missing, truncated or garbled file a tf.errors.OpError (NotFoundError,
+# DataLossError, ...); a checkpoint lacking some of the model's objects an AssertionError (from
+# assert_existing_objects_matched); a garbled object graph a DecodeError or ValueError.
+UNREADABLE_CHECKPOINT_ERRORS = (tf.errors.OpError, IndexError, ValueError, KeyError, AssertionError, OSError,
+                                DecodeError)
+_CHECKPOINT_INDEX = "checkpoint"  # tf.train.CheckpointManager's list of the checkpoints it keeps
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """What `restore_newest_readable` did."""
+
+    path: str | None  # the checkpoint restored; None when the folder holds none
+    unreadable: tuple[str, ...] = ()  # the newer checkpoints that could not be restored, newest first
+    index_unreadable: bool = False  # the checkpoint index file exists but cannot be parsed
+
+
+def _checkpoint_number(prefix: str) -> int:
+    match = re.search(r"-(\d+)$", prefix)
+    return int(match.group(1)) if match else -1
+
+
+def _read_checkpoint_index(checkpoint_dir: str):
+    """(tf.train.CheckpointState or None, whether the index file exists but cannot be parsed)."""
+    try:
+        state = tf.train.get_checkpoint_state(checkpoint_dir)
+    except ValueError:  # parsed, but without a latest checkpoint (e.g. an emptied file)
+        state = None
+    return state, state is None and os.path.exists(os.path.join(checkpoint_dir, _CHECKPOINT_INDEX))
+
+
+def checkpoint_candidates(checkpoint_dir: str) -> tuple[list[str], bool]:
+    """The checkpoints of `checkpoint_dir`, newest first: those of the index file, then any other
+    complete-looking one (a ckpt-N.index) in the folder; and whether the index file is unreadable."""
+    state, index_unreadable = _read_checkpoint_index(checkpoint_dir)
+    listed = [state.model_checkpoint_path, *reversed(state.all_model_checkpoint_paths)] if state else []
+    indexes = glob.glob(os.path.join(glob.escape(checkpoint_dir), "ckpt-*.index"))
+    found = sorted((path[:-len(".index")] for path in indexes), key=_checkpoint_number, reverse=True)
+    by_file = {}  # the first spelling of each checkpoint, in order (the index may list paths relatively)
+    for path in listed + found:
+        by_file.setdefault(os.path.abspath(path), path)
+    return list(by_file.values()), index_unreadable
+
+
+def _checkpoint_files(prefix: str) -> list[str]:
+    return [path for path in [prefix + ".index", *sorted(glob.glob(glob.escape(prefix) + ".data-*"))]
+            if os.path.exists(path)]
+
+
+def _reason(error: Exception) -> str:
+    text = (getattr(error, "message", None) or str(error) or "").strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
+
+
+def restore_newest_readable(restore_fn, checkpoint_dir: str, workdir: str) -> Restored:
+    """Restores the newest checkpoint of `checkpoint_dir` that can be read: calls `restore_fn(path)`
+    on each checkpoint, newest first, until one does not raise an UNREADABLE_CHECKPOINT_ERRORS.
+
+    Each unreadable one is one warning line naming its files. A failed attempt may have assigned
+    some variables; the next restore assigns them all again (restore_fn must check that every
+    object was matched). Never modifies the folder. Raises WorkdirError, listing the files tried and
+    why each failed, when checkpoints exist but none can be read."""
+    candidates, index_unreadable = checkpoint_candidates(checkpoint_dir)
+    if index_unreadable:
+        logging.warning("The checkpoint index %s is unreadable; using the checkpoints found beside it.",
+                        os.path.join(checkpoint_dir, _CHECKPOINT_INDEX))
+    failed = []
+    for path in candidates:
+        try:
+            restore_fn(path)
+        except UNREADABLE_CHECKPOINT_ERRORS as e:
+            files = ", ".join(os.path.basename(f) for f in _checkpoint_files(path)) or "its files are missing"
+            logging.warning("Checkpoint %s (%s) is unreadable (%s); falling back to the checkpoint before it.",
+                            path, files, _reason(e))
+            failed.append((path, _reason(e)))
+            continue
+        return Restored(path, tuple(p for p, _ in failed), index_unreadable)
+    if failed:
+        raise WorkdirError(
+            f"--workdir={workdir}: none of its checkpoints can be read, so there is nothing to restore. Tried, "
+            f"newest first: {'; '.join(f'{p} ({reason})' for p, reason in failed)}. Copy intact checkpoint "
+            f"files back into {checkpoint_dir} (e.g. from a backup), or train again into a new --workdir.")
+    return Restored(None, (), index_unreadable)
+
+
+def set_aside_unreadable(checkpoint_dir: str, restored: Restored) -> str | None:
+    """After a training fell back (`restored`): moves the files of the checkpoints it could not
+    read, and an unreadable index file, intact into checkpoints/unreadable/ (or unreadable/2, ...
+    if those names are taken), then rewrites the index to end at the checkpoint restored. So the
+    CheckpointManager, created afterwards, neither overwrites them when it saves those step numbers
+    again nor counts them among the checkpoints it keeps. Returns the folder they went to, if any.
+
+    Files are moved before the index is rewritten: a crash in between leaves an index naming
+    missing files, which the next start falls back past."""
+    checkpoint_dir = os.path.abspath(checkpoint_dir)
+    state, _ = _read_checkpoint_index(checkpoint_dir)
+    moving = [f for prefix in restored.unreadable for f in _checkpoint_files(prefix)]
+    if restored.index_unreadable:
+        moving.append(os.path.join(checkpoint_dir, _CHECKPOINT_INDEX))
+    target = None
+    if moving:
+        target, n = os.path.join(checkpoint_dir, UNREADABLE_DIR), 1
+        while any(os.path.exists(os.path.join(target, os.path.basename(f))) for f in moving):
+            n += 1
+            target = os.path.join(checkpoint_dir, UNREADABLE_DIR, str(n))
+        os.makedirs(target, exist_ok=True)
+        for f in moving:
+            os.rename(f, os.path.join(target, os.path.basename(f)))
+        logging.warning("Moved the unreadable %s to %s (kept intact); training continues from %s.",
+                        ", ".join(os.path.basename(f) for f in moving), target, restored.path)
+    gone = {os.path.abspath(p) for p in restored.unreadable}
+    latest = os.path.abspath(restored.path)
+    kept = []  # (path, timestamp), oldest first, as the manager lists them
+    if state is not None:
+        stamps = list(state.all_model_checkpoint_timestamps) or [state.last_preserved_timestamp] * len(
+            state.all_model_checkpoint_paths)
+        kept = [(os.path.abspath(p), t) for p, t in zip(state.all_model_checkpoint_paths, stamps)]
+    kept = [(p, t) for p, t in kept if p not in gone]
+    if not kept or kept[-1][0] != latest:  # restored from the folder, not from the index
+        kept = [(p, t) for p, t in kept if p != latest] + [(latest, os.path.getmtime(latest + ".index"))]
+    preserved = state.last_preserved_timestamp if state is not None else min(t for _, t in kept) - 1.0
+    # The function CheckpointManager writes its index with (relative paths); its public v1 alias is
+    # deprecated and says so in the log.
+    tf.__internal__.train.update_checkpoint_state(
+        checkpoint_dir, latest, [p for p, _ in kept], save_relative_paths=True,
+        all_model_checkpoint_timestamps=[t for _, t in kept], last_preserved_timestamp=preserved)
+    return target
+
+
+def restore(workdir: str):
+    """Rebuilds the model of a workdir from its newest readable checkpoint (falling back past
+    unreadable ones, see `restore_newest_readable`; the workdir is not modified):
+    (model, config, image_shape, step)."""
+    config, image_shape, num_train_examples = load_run(workdir)
+    model = methods.build_model(config, image_shape, num_train_examples)
+    checkpoint, step = make_checkpoint(model)
+    checkpoint_dir = os.path.join(workdir, CHECKPOINT_DIR)
+    restored = restore_newest_readable(
+        lambda path: checkpoint.restore(path).expect_partial().assert_existing_objects_matched(),
+        checkpoint_dir, workdir)
+    if restored.path is None:
+        raise WorkdirError(
+            f"--workdir={workdir}: no checkpoint in {checkpoint_dir}. "
+            "Train (or resume training) with the same --workdir first.")
+    return model, config, image_shape, int(step.numpy())
+

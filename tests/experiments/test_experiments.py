@@ -1,0 +1,198 @@
+"""The paper's experiments end to end on tiny runs: Table 2 (masks), Table 3 (T), Figure 1, samples,
+the results index; every number read back from evaluate's JSON."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from hiabp_tf import config as config_lib
+from hiabp_tf import errors
+from hiabp_tf import evaluate
+from hiabp_tf import train
+from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.data import masks
+from hiabp_tf.experiments import report
+
+
+def _run(workdir, steps=2, **overrides):
+    settings = dict(dataset="mnist_5k", num_layers=1, latent_dims=(4,), width=4, batch_size=50, langevin_steps=2)
+    settings.update(overrides)
+    train.train(config_lib.RunConfig(**settings), str(workdir), steps, log_every=1, eval_every=10**6,
+                eval_examples=20, checkpoint_every=steps)
+    return str(workdir)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    out = {"complete": _run(root / "complete"), "abp": _run(root / "abp", method="abp"),
+           "vae": _run(root / "vae", method="vae")}
+    for mask in ("pepper", "region20"):
+        out[mask] = _run(root / mask, mask=mask)
+    out["t5"] = _run(root / "t5", langevin_steps=5)
+    return out
+
+
+@pytest.mark.slow
+def test_training_on_occluded_images_never_sees_occluded_pixels(tmp_path, monkeypatch):
+    """With --mask, every batch the model trains on has its occluded pixels blanked and carries the
+    fixed per-example mask; the same example gets the same mask every time it comes back."""
+    seen = []
+    original = train.methods.build_model
+
+    def recording_build(*args, **kwargs):
+        model = original(*args, **kwargs)
+        step = model.train_step
+
+        def record(batch, seed, mask=None):
+            seen.append({k: np.asarray(v) for k, v in batch.items()} | {"mask_arg": np.asarray(mask)})
+            return step(batch, seed, mask)
+        model.train_step = record
+        return model
+
+    monkeypatch.setattr(train.methods, "build_model", recording_build)
+    _run(tmp_path / "m", steps=3, mask="region20", batch_size=2000)  # 4000 images: epoch of 2 batches
+    for batch in seen:
+        np.testing.assert_array_equal(batch["mask"], batch["mask_arg"])
+        assert np.all(batch["image"][batch["mask"] == 0] == 0)  # occluded pixels never reach the model
+        expected = masks.example_masks("region20", batch["image"].shape, batch["index"], 0).numpy()
+        np.testing.assert_array_equal(batch["mask"], expected)
+
+
+@pytest.mark.slow
+def test_masked_evaluation_reports_recovery_on_occluded_pixels(runs):
+    """evaluate --mask scores recovery error of every reconstruction on the occluded test pixels,
+    writes its own JSON, and leaves the unmasked result alone."""
+    plain = evaluate.evaluate(runs["pepper"])
+    masked = evaluate.evaluate(runs["pepper"], mask="pepper")
+    assert masked["mask"] == "pepper" and masked["trained_with_mask"] == "pepper"
+    for key in ("recovery_mae_E", "recovery_mse_E", "recovery_mae_EL", "recovery_mse_EL"):
+        assert 0.0 < masked[key] < 1.0
+    assert masked["recovery_mse_EL"] <= masked["recovery_mae_EL"]  # errors in [0, 1]: squares are smaller
+    paths = [evaluate.result_path(runs["pepper"], "mnist_5k", "test", m) for m in ("none", "pepper")]
+    assert json.load(open(paths[0])) == plain and json.load(open(paths[1])) == masked
+    vae = evaluate.evaluate(runs["vae"], mask="region20")
+    assert "recovery_mae_E" in vae and "recovery_mae_EL" not in vae
+
+
+@pytest.mark.slow
+def test_table2_report(runs, tmp_path):
+    """Table 2 has one column per mask, rows for occluded- and complete-trained models, and a figure
+    per mask; every cell is the evaluate JSON's recovery error."""
+    for mask in ("pepper", "region20"):
+        evaluate.evaluate(runs[mask], mask=mask)
+        evaluate.evaluate(runs["complete"], mask=mask)
+    path = report.write_table2(str(tmp_path), "table2.md", "T2", {"pepper": runs["pepper"],
+                               "region20": runs["region20"]}, runs["complete"], "pytest", num_images=3)
+    text = open(path).read()
+    pepper = report.load_eval(runs["pepper"], "pepper")
+    complete = report.load_eval(runs["complete"], "region20")
+    assert f"{pepper['recovery_mae_EL']:.5f} ({pepper['recovery_mse_EL']:.5f})" in text
+    assert f"{complete['recovery_mae_EL']:.5f}" in text
+    assert "| Error, trained on complete images |" in text
+    assert os.path.isfile(tmp_path / "table2_pepper.png") and os.path.isfile(tmp_path / "table2_region20.png")
+    numbers = json.load(open(tmp_path / "table2.json"))["rows"]  # what the claims read
+    assert {(r["mask"], r["trained_on"]) for r in numbers} == {
+        (m, t) for m in ("pepper", "region20") for t in ("trained on occluded images", "trained on complete images")}
+    assert next(r for r in numbers if r["mask"] == "pepper" and "occluded" in r["trained_on"])[
+        "recovery_mae"] == pepper["recovery_mae_EL"]
+
+
+@pytest.mark.slow
+def test_table3_report(runs, tmp_path):
+    """Table 3 reads each run's MSE [E+L] at its own T, and refuses a run evaluated at another T."""
+    evaluate.evaluate(runs["complete"])
+    evaluate.evaluate(runs["t5"])
+    path = report.write_table3(str(tmp_path), "table3.md", "T3", {"2": runs["complete"], "5": runs["t5"]}, None)
+    text = open(path).read()
+    assert "| LANGEVIN STEPS | T = 2 | T = 5 |" in text
+    assert f"{report.load_eval(runs['t5'])['mse_EL']:.5f}" in text
+    numbers = json.load(open(tmp_path / "table3.json"))["rows"]
+    assert [(r["langevin_steps"], r["mse"]) for r in numbers] == [
+        (2, report.load_eval(runs["complete"])["mse_EL"]), (5, report.load_eval(runs["t5"])["mse_EL"])]
+    with pytest.raises(errors.WorkdirError, match="T = 5"):
+        report.write_table3(str(tmp_path), "bad.md", "T3", {"3": runs["t5"]}, None)
+
+
+@pytest.mark.slow
+def test_figure1_evaluates_each_test_time_T(runs, tmp_path):
+    """Figure 1: MSE at each test-time T for encoder and noise initialisation, with the numbers;
+    T = 0 for IABP is the encoder sample decoded, and each point has its own JSON."""
+    path = report.write_figure1(str(tmp_path), {"encoder": runs["complete"], "noise": runs["abp"]}, [0, 3], None)
+    text = open(path).read()
+    assert os.path.isfile(tmp_path / "figure1.png")
+    for workdir, key in ((runs["complete"], "mse_EL"), (runs["abp"], "mse_L")):
+        for t in (0, 3):
+            result = report.load_eval(workdir, langevin_steps=t)
+            assert result["langevin_steps"] == t and f"{result[key]:.5f}" in text
+    numbers = json.load(open(tmp_path / "figure1.json"))["rows"]
+    assert {(r["initialisation"], r["langevin_steps"]) for r in numbers} == {
+        (i, t) for i in ("encoder", "noise") for t in (0, 3)}
+
+
+@pytest.mark.slow
+def test_samples_and_index(runs, tmp_path):
+    """The samples page links both figures; the index lists every file with its run.sh command."""
+    out = tmp_path / "results" / "quick"
+    report.write_samples(str(out), [("VAE", runs["vae"]), ("ABP", runs["abp"]), ("HiABP", runs["complete"])],
+                         "pytest", num_images=3)
+    assert os.path.isfile(out / "samples.png") and os.path.isfile(out / "reconstructions.png")
+    (tmp_path / "results" / "memory.md").write_text("# Memory\n")  # a machine-level result
+    index = open(report.write_index(str(out), "pytest")).read()
+    assert "[samples.md](quick/samples.md)" in index
+    assert "[samples.png](quick/samples.png)" in index and "`./run.sh samples quick`" in index
+    assert "| [memory.md](memory.md) |" in index and "`./run.sh memory`" in index
+    assert "performance.md" not in index  # only files that exist are listed
+
+
+@pytest.mark.slow
+def test_learning_curves_come_from_the_evaluations_during_training(tmp_path):
+    """train writes one learning_curve.jsonl line per evaluation; the learning-curve report shows
+    each, the change over the last doubling of updates, and the paper's number, and writes the PNG."""
+    from hiabp_tf.experiments import claims
+    iabp = str(tmp_path / "iabp")
+    train.train(config_lib.RunConfig(dataset="mnist_5k", latent_dims=(4,), width=4, batch_size=50, langevin_steps=2),
+                iabp, 4, log_every=1, eval_every=2, eval_examples=20, checkpoint_every=2)
+    curve = workdir_lib.read_learning_curve(iabp)
+    assert [r["step"] for r in curve] == [2, 4] and all(r["num_examples"] == 20 for r in curve)
+    path = report.write_learning_curves(str(tmp_path / "out"), {("mnist_5k", "iabp"): iabp}, "pytest")
+    text = open(path).read()
+    change = curve[1]["mse_EL"] / curve[0]["mse_EL"] - 1
+    assert f"| IABP [E+L] (L=1) | {curve[0]['mse_EL']:.5f} | {curve[1]['mse_EL']:.5f} | {change:+.1%} (2 → 4) | " \
+           f"{claims.PAPER_TABLE1['MNIST'][('iabp', 'mse_EL')]:.4f} |" in text
+    assert f"| IABP [E] (L=1) | {curve[0]['mse_E']:.5f} |" in text
+    assert os.path.isfile(tmp_path / "out" / "learning_curves.png")
+    with pytest.raises(errors.WorkdirError, match="learning_curve.jsonl"):
+        report.write_learning_curves(str(tmp_path / "out"), {("mnist_5k", "iabp"): str(tmp_path / "none")}, None)
+
+
+class _FlatFeatures:
+    """A cheap stand-in for the FID classifier: 16 pixel means as features."""
+    description = "16 block means of the pixels (test stand-in)"
+
+    def __call__(self, images):
+        x = np.asarray(images, np.float32)
+        return x[:, ::7, ::7, 0].reshape(len(x), -1)
+
+
+@pytest.mark.slow
+def test_fid_in_evaluate_and_table1(runs, tmp_path, monkeypatch):
+    """evaluate --fid adds the FID of generated samples against the training split, and Table 1
+    shows it in the FID column with the feature space named below the table."""
+    from hiabp_tf import fid
+    monkeypatch.setattr(fid.ClassifierFeatures, "load_or_train", classmethod(lambda cls, *a, **k: _FlatFeatures()))
+    result = evaluate.evaluate(runs["vae"], fid="classifier", fid_samples=200, fid_classifier=str(tmp_path / "c.keras"))
+    assert result["fid"] > 0 and result["fid_samples"] == 200 and "stand-in" in result["fid_features"]
+    path = report.write_table1(str(tmp_path), "t1.md", "T1", {("mnist_5k", "vae"): runs["vae"]}, None, num_images=2)
+    text = open(path).read()
+    assert f"| VAE | {result['mse_E']:.5f} | {result['fid']:.2f} |" in text
+    assert "FID of 200 samples against the training split in 16 block means" in text
+    (row,) = json.load(open(tmp_path / "t1.json"))["rows"]
+    assert (row["row"], row["score"], row["mse"], row["fid"]) == ("vae", "mse_E", result["mse_E"], result["fid"])
+    again = evaluate.evaluate(runs["vae"])  # without --fid: the FID of the same checkpoint is kept
+    assert again["fid"] == result["fid"] and again["fid_samples"] == 200
+    assert "fid" not in evaluate.evaluate(runs["vae"], seed=1)  # another sample seed: not the same FID
+    with pytest.raises(errors.ConfigError, match="--inception_weights"):
+        evaluate.evaluate(runs["vae"], fid="inception")

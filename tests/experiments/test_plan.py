@@ -1,0 +1,93 @@
+"""The experiment plan (which runs make each table at each scale) and its runner, `./run.sh`'s engine."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from hiabp_tf.experiments import plan
+from hiabp_tf.experiments import report
+from hiabp_tf.experiments import run as runner
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.parametrize("scale", plan.SCALES)
+def test_every_planned_run_has_a_flag_file(scale):
+    for experiment in plan.EXPERIMENTS:
+        for run in plan.runs(experiment, scale):
+            assert os.path.isfile(os.path.join(REPO, "flags", f"{run.name}.flags")), (experiment, scale, run.name)
+
+
+def test_table1_has_every_row_of_the_paper_once_per_dataset():
+    assert report.TABLE1_ROWS is plan.TABLE1  # one list, read by the runner and the report
+    labels = [label for _, label, _ in plan.TABLE1]
+    assert len(labels) == 10 and "IABP [E] (L=1)" in labels and "HiABP [E+L] (L=4)" in labels
+    for scale, columns in (("cpu", 1), ("paper", 3)):
+        names = [run.name for run in plan.runs("table1", scale)]
+        assert len(names) == len(set(names)) == 9 * columns  # IABP's two scores come from one run
+    assert "mnist5k_iabp" in names or "mnist_hiabp_l1" in names
+
+
+def test_the_pool_holds_each_run_once_longest_first():
+    pool = plan.pool(plan.EXPERIMENTS, "cpu")
+    names = [run.name for run in pool]
+    assert len(names) == len(set(names)) == 15
+    assert names[0] == "mnist5k_hiabp_l3_t30" and names[-1] == "mnist5k_vae"
+    assert [run.cost for run in pool] == sorted((run.cost for run in pool), reverse=True)
+    # Table 1's FID flags survive the dedup (table1 is planned before the experiments that share its runs).
+    by_name = {run.name: run for run in pool}
+    assert "--fid=classifier" in by_name["mnist5k_vae"].evaluate_flags
+
+
+def test_scales_and_masks():
+    assert [run.evaluate_flags for run in plan.runs("table2", "cpu")][1:] == [
+        ("--mask=pepper",), ("--mask=region10",), ("--mask=region20",)]
+    assert [run.name for run in plan.runs("table3", "paper")] == [
+        "svhn_hiabp_l4_t30", "svhn_hiabp_l4", "svhn_hiabp_l4_t10", "svhn_hiabp_l4_t5"]
+    assert runner.flag_args("cpu", "mnist5k_vae") == [
+        "--flagfile=flags/mnist5k_vae.flags", "--flagfile=flags/cpu.flags"]
+    assert runner.flag_args("quick", "mnist5k_vae") == ["--flagfile=flags/mnist5k_vae.flags"]
+    with pytest.raises(ValueError, match="scale 'huge' is unknown"):
+        plan.runs("table1", "huge")
+    with pytest.raises(ValueError, match="experiment 'table9' is unknown"):
+        plan.runs("table9", "quick")
+
+
+@pytest.mark.parametrize("argv", [[], ["table9"], ["table1", "huge"], ["table1", "cpu", "extra"]])
+def test_the_runner_refuses_unknown_commands_with_its_usage(argv, capsys):
+    assert runner.main(argv) == 2
+    assert "usage: ./run.sh {core|table1|" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_resumes_and_evaluates_once_per_checkpoint_and_flags(tmp_path):
+    """A run is trained, then evaluated; rerun, neither is repeated; other evaluation flags are."""
+    flags_dir = tmp_path / "flags"
+    flags_dir.mkdir()
+    (flags_dir / "tiny.flags").write_text(
+        "--method=hiabp\n--num_layers=2\n--latent_dims=2,2\n--width=4\n--batch_size=20\n--langevin_steps=2\n"
+        "--num_steps=2\n--eval_every=2\n--checkpoint_every=2\n--eval_examples=20\n")
+    runs_root = str(tmp_path / "runs")
+    first = runner.train_and_evaluate("quick", plan.Run("tiny"), 1, runs_root, str(flags_dir))
+    assert json.loads(first)["step"] == 2
+    out = os.path.join(runs_root, "quick", "tiny", "evaluate.out")
+    stamp = os.path.getmtime(out)
+    assert runner.train_and_evaluate("quick", plan.Run("tiny"), 1, runs_root, str(flags_dir)) == first
+    assert os.path.getmtime(out) == stamp  # the same checkpoint, the same flags: not evaluated again
+    masked = runner.train_and_evaluate("quick", plan.Run("tiny", ("--mask=pepper",)), 1, runs_root, str(flags_dir))
+    assert json.loads(masked)["mask"] == "pepper" and open(out).readline() == "# evaluate --mask=pepper\n"
+    log = open(os.path.join(runs_root, "quick", "tiny.log")).read()
+    assert "Traceback" not in log
+
+
+def test_run_sh_dispatches_to_the_runner():
+    """run.sh keeps only set-up, test and dispatch: no table's runs are named in it."""
+    text = open(os.path.join(REPO, "run.sh")).read()
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert "hiabp_tf.experiments.run" in body
+    for name in ("mnist5k_hiabp_l3", "celeba_hiabp_l4", "TABLE1_ROWS", "train_all"):
+        assert name not in body, name
+    done = subprocess.run(["bash", os.path.join(REPO, "run.sh"), "table1", "huge"], capture_output=True, text=True)
+    assert done.returncode == 2 and "usage" in done.stderr

@@ -1,0 +1,81 @@
+"""The soak script's log reading (the soak itself runs as `python -m hiabp_tf.tools.soak`)."""
+
+from hiabp_tf.tools import soak
+
+LOG = """I1124 08:00:00.0 1 train.py:150] Resumed from runs/x/checkpoints/ckpt-65 at step 65.
+I1124 08:00:01.0 1 train.py:160] Training hiabp (L=2, latent dims [8, 8]) on mnist_5k for 200 steps.
+I1124 08:00:02.0 1 train.py:170] step 66/200  3.1 steps/s  ETA 0m43s  generator_loss=400
+I1124 08:00:03.0 1 train.py:170] step 67/200  3.1 steps/s  ETA 0m43s  generator_loss=399
+I1124 08:00:04.0 1 train.py:180] step 100: test mse_E=0.1  (100 examples)
+"""
+
+
+def test_log_reading():
+    """The last training step, the resume point, a fresh start and a kill during start-up."""
+    assert soak._last_step(LOG) == 67
+    assert soak._resumed_from(LOG) == 65
+    fresh = LOG.split("\n", 1)[1]
+    assert soak._resumed_from(fresh) == 0
+    assert soak._resumed_from("I1124 loading...\n") is None and soak._last_step("") == 0
+
+
+def test_kill_plan_mixes_random_steps_and_checkpoint_saves():
+    import random
+    plan = soak.kill_plan(random.Random(0), kills=5, save_kills=2, num_steps=200, checkpoint_every=5)
+    steps = [step for step, _ in plan]
+    assert steps == sorted(steps) and len(set(steps)) == 7 and all(0 < s < 200 for s in steps)
+    saves = [step for step, kind in plan if kind == "save"]
+    assert len(saves) == 2 and all(s % 5 == 0 for s in saves)
+
+
+def test_what_a_kill_during_a_save_left():
+    outcome = soak.save_kill_outcome
+    assert outcome({"ckpt-60_temp", "ckpt-55.index"}, "ckpt-60", False) == "while writing ckpt-60 (its temporary files)"
+    assert outcome({"ckpt-60.index", "ckpt-60.data-00000-of-00001"}, "ckpt-60", False).startswith(
+        "after writing ckpt-60, before the checkpoint index")
+    assert outcome({"ckpt-60.index"}, "ckpt-60", True).startswith("just after the save")
+
+
+def test_corrupting_the_newest_checkpoint(tmp_path):
+    """The newest checkpoint of the index is the one truncated, to half its size."""
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "ckpt-10"\nall_model_checkpoint_paths: "ckpt-5"\n'
+                                         'all_model_checkpoint_paths: "ckpt-10"\n')
+    for n in (5, 10):
+        (tmp_path / f"ckpt-{n}.data-00000-of-00001").write_bytes(bytes(range(100)))
+        (tmp_path / f"ckpt-{n}.index").write_bytes(b"index")
+    done = soak._corrupt_newest(str(tmp_path))
+    assert done["checkpoint"] == "ckpt-10" and (done["size"], done["truncated_to"]) == (100, 50)
+    assert (tmp_path / "ckpt-10.data-00000-of-00001").read_bytes() == bytes(range(50))
+    assert (tmp_path / "ckpt-5.data-00000-of-00001").read_bytes() == bytes(range(100))
+    assert soak._index_lists(str(tmp_path), "ckpt-5") and not soak._index_lists(str(tmp_path), "ckpt-15")
+
+
+def _result(kept=True, refused=2):
+    scores = {"mse_E": 0.1, "mse_EL": 0.09, "step": 20}
+    events = [{"run": 1, "kind": "random", "target": 7, "returncode": -9, "resumed_from": 0, "reached": 7,
+               "outcome": None, "warnings": []},
+              {"run": 2, "kind": "save", "target": 15, "returncode": -9, "resumed_from": 5, "reached": 15,
+               "outcome": "while writing ckpt-15 (its temporary files)", "warnings": []},
+              {"run": 3, "kind": None, "target": None, "returncode": 0, "resumed_from": 5, "reached": 20,
+               "outcome": None, "warnings": ["Checkpoint /w/killed/checkpoints/ckpt-10 (...) is unreadable (...)"]}]
+    return {"reference": scores, "soaked": dict(scores), "events": events, "redone": 12, "restore_ok": True,
+            "restored": ["ckpt-20", "20"], "reference_seconds": 3.0, "workdir": "/w",
+            "second": {"returncode": refused, "error": "error: --workdir=/w/killed is in use: process 1 on h",
+                       "names_pid": True, "untouched": True},
+            "corruption": {"checkpoint": "ckpt-10", "file": "ckpt-10.data-00000-of-00001", "size": 100,
+                           "truncated_to": 50, "kept": kept, "aside": ["ckpt-10.data-00000-of-00001"]}}
+
+
+def test_report_says_nothing_was_lost_only_when_every_check_passed(tmp_path):
+    settings = dict(kills=1, save_kills=1, num_steps=20, checkpoint_every=5, seed=0, corrupt=True,
+                    second_training=True)
+    path = str(tmp_path / "reliability.md")
+    assert soak.write_report(path, _result(), settings)
+    text = open(path).read()
+    assert "Nothing was lost." in text and "killed during a save: while writing ckpt-15" in text
+    assert "refused (exit status 2" in text and "`error: --workdir=killed is in use" in text
+    assert "fell back to step 5 and finished" in text and "kept byte for byte" in text
+    assert "--save_kills=1" in text and "--corrupt" in text
+    for broken in (_result(kept=False), _result(refused=0)):
+        assert not soak.write_report(path, broken, settings)
+        assert "SOMETHING WAS LOST OR NOT REFUSED" in open(path).read()
