@@ -30,8 +30,6 @@ def exit_with_user_error(error: Exception) -> None:
     sys.exit(2)
 
 
-
-
 def run(main, define_flags=None, *, workdir_flag: str | None = "workdir", workdir_is: str = TRAINED_WORKDIR) -> None:
     """Runs a command: `define_flags()`, then absl's app.run, checking that no positional argument
     is given and (unless `workdir_flag` is None) that --workdir is; `main()` takes no argument.

@@ -138,8 +138,6 @@ def check_seed(seed, flag: str = "--seed") -> int:
     return int(seed)
 
 
-
-
 # --------------------------------------------------------------------------------- flags
 
 # The flags of `python -m hiabp_tf.train` that are not RunConfig fields: train()'s bookkeeping

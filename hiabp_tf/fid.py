@@ -60,8 +60,6 @@ LABELLED_DATASETS = ("mnist_5k", "mnist")
 _RANGE_TOLERANCE = 1e-3
 
 
-
-
 # --------------------------------------------------------------------------- the distance
 
 

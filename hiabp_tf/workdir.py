@@ -118,7 +118,6 @@ def _in_use_message(workdir: str, path: str, holder: dict) -> str:
             "export, inpaint and hiabp_tf.load can read the workdir meanwhile.")
 
 
-
 def network_weights(model) -> list:
     """Every weight of the model's networks (generator, encoder, LVAE prior) and its persistent
     chains: what must stay finite. (Keras 3 variables are not found by tf.Module's traversal.)"""

@@ -60,8 +60,6 @@ _MAX_SHUFFLE_BUFFER = 60_000
 _AUTOTUNE = tf.data.AUTOTUNE
 
 
-
-
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
     name: str  # as given, e.g. "mnist_5k", "npz:/path/x.npz"

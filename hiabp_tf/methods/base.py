@@ -88,7 +88,6 @@ def _mse(x, x_hat, batch_slice=None):
     return algorithm.batch_mean(tf.reduce_mean(tf.square(x - x_hat), axis=[1, 2, 3]), batch_slice)
 
 
-
 class Method(tf.Module):
     """The interface every method of Table 1 shares, so training, evaluation, the API, export,
     inpainting and the benchmark use any method by name without branching on it.
