@@ -52,3 +52,14 @@ def test_readme_example_runs(tmp_path, monkeypatch, capsys):
     assert os.path.isfile(tmp_path / "exported/mnist5k_hiabp_l3/saved_model.pb")
     assert os.path.isfile(tmp_path / "inpainted/before_after.png")
     assert len([n for n in os.listdir(tmp_path / "inpainted") if n.endswith("_recovered.png")]) == 10
+
+
+def test_the_first_screen_shows_the_two_commands_and_the_headline_results():
+    """What HiABP is, the two commands and the generated results table, all in the README's first 60 lines."""
+    with open(os.path.join(REPO, "README.md")) as f:
+        first = f.read().splitlines()[:60]
+    commands = [line.split("#")[0].strip() for line in first if line.startswith("./run.sh")]
+    assert commands == ["./run.sh", "./run.sh test"]
+    assert "<!-- results:start -->" in first and "<!-- results:end -->" in first
+    assert any(line.startswith("| HiABP [E+L] (L=3) |") for line in first)
+    assert any(line.startswith("![learning curves](results/cpu/learning_curves.png)") for line in first)
