@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from absl import app
+from absl import flags
 from absl import logging
 
 from hiabp_tf.errors import USER_ERRORS
@@ -34,7 +35,6 @@ def run(main, define_flags=None, *, workdir_flag: str | None = "workdir", workdi
     """Runs a command: `define_flags()`, then absl's app.run, checking that no positional argument
     is given and (unless `workdir_flag` is None) that --workdir is; `main()` takes no argument.
     A USER_ERRORS exception ends the command with `exit_with_user_error`."""
-    from absl import flags  # pylint: disable=import-outside-toplevel
     if define_flags is not None:
         define_flags()
 

@@ -43,6 +43,14 @@ def flag_args(scale: str, name: str, flags_dir: str = "flags") -> list[str]:
     return args + [f"--flagfile={flags_dir}/cpu.flags"] if scale == "cpu" else args
 
 
+def _read(path: str) -> str:
+    """The text of `path`, or "" if there is none."""
+    if not os.path.isfile(path):
+        return ""
+    with open(path) as f:
+        return f.read()
+
+
 def _tail(log: str, lines: int = 5) -> str:
     with open(log, errors="replace") as f:
         return "".join(f.readlines()[-lines:])
@@ -64,7 +72,8 @@ def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, ru
     # evaluate.out: the evaluate flags on its first line, then evaluate's output.
     marker = "# evaluate " + " ".join(run.evaluate_flags)
     result, checkpoint_index = os.path.join(workdir, "evaluate.out"), os.path.join(workdir, "checkpoints", "checkpoint")
-    up_to_date = (os.path.isfile(result) and open(result).readline().rstrip("\n") == marker
+    previous = _read(result)
+    up_to_date = (previous.split("\n", 1)[0] == marker
                   and os.path.getmtime(checkpoint_index) <= os.path.getmtime(result))
     if not up_to_date:
         with open(log, "a") as err:
@@ -76,7 +85,7 @@ def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, ru
         with open(result + ".tmp", "w") as f:
             f.write(marker + "\n" + done.stdout)
         os.replace(result + ".tmp", result)
-    line = open(result).read().strip().splitlines()[-1]
+    line = _read(result).strip().splitlines()[-1]
     _say(f"{run.name}: {line}")
     return line
 

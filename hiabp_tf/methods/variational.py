@@ -217,14 +217,11 @@ class LVAE(_VariationalMethod):
         sigma = self.hparams.sigma
 
         def energy(z):
-            residual = x - self.generator(z)
-            if mask is not None:
-                residual = residual * mask
             prior = tf.reduce_sum(tf.square(z[-1])) / 2.0
             for l in range(len(z) - 1):
                 mu_p, sigma_p = self.prior.conditional(l, z[l + 1])
                 prior += tf.reduce_sum(tf.square((z[l] - mu_p) / sigma_p)) / 2.0 + tf.reduce_sum(tf.math.log(sigma_p))
-            return prior + tf.reduce_sum(tf.square(residual)) / (2.0 * sigma**2)
+            return prior + tf.reduce_sum(reconstruction_nll(x, self.generator(z), sigma, mask))
         return energy
 
     @tf.function
@@ -243,8 +240,7 @@ class LVAE(_VariationalMethod):
         z[top] = tf.random.stateless_normal([num_samples, self.arch.latent_dims[top]],
                                             tf.random.experimental.stateless_fold_in(seed, top))
         for l in range(top - 1, -1, -1):
-            mu_p, sigma_p = self.prior.conditional(l, z[l + 1])
-            z[l] = reparameterize(mu_p, sigma_p, seed, l)
+            z[l] = self.resample_layer(z, l, seed)
         return self.generator(z)
 
 
