@@ -86,17 +86,36 @@ def spread_images(dataset: str, n: int, split: str = "test", data_dir=None) -> n
     return next(iter(ds.shard(stride, 0).take(n).batch(n)))["image"].numpy()
 
 
-def mean_image_mse(dataset: str, data_dir=None) -> float:
-    """Test MSE of the trivial model that predicts the mean training image: a baseline that any
-    model using its latents should beat."""
+def mean_training_image(dataset: str, data_dir=None) -> tf.Tensor:
+    """The per-pixel mean of the training split, (H, W, C)."""
     total, count = None, 0
     for batch in input_pipeline.make_eval_dataset(dataset, "train", data_dir=data_dir)[0]:
         x = batch["image"]
         total = tf.reduce_sum(x, 0) if total is None else total + tf.reduce_sum(x, 0)
         count += int(x.shape[0])
-    mean = total / count
+    return total / count
+
+
+def mean_image_mse(dataset: str, data_dir=None) -> float:
+    """Test MSE of the trivial model that predicts the mean training image: a baseline that any
+    model using its latents should beat."""
+    mean = mean_training_image(dataset, data_dir)
     sq, n = 0.0, 0
     for batch in input_pipeline.make_eval_dataset(dataset, "test", data_dir=data_dir)[0]:
         sq += float(tf.reduce_sum(tf.reduce_mean(tf.square(batch["image"] - mean), axis=[1, 2, 3])))
         n += int(batch["image"].shape[0])
     return sq / n
+
+
+def mean_image_recovery(dataset: str, mask_spec, data_dir=None) -> dict:
+    """Table 2's no-model reference: the recovery error ({"recovery_mae", "recovery_mse"}) of filling
+    every occluded test pixel with the mean training image, on the same fixed test masks as the
+    models (`TEST_MASK_SEED`). A model that learned from incomplete data should recover better."""
+    mean = mean_training_image(dataset, data_dir)
+    sums = (0.0, 0.0, 0.0)
+    for batch in input_pipeline.make_eval_dataset(dataset, "test", data_dir=data_dir)[0]:
+        x = batch["image"]
+        mask = masks.example_masks(mask_spec, x.shape, batch["index"], TEST_MASK_SEED)
+        x_hat = tf.broadcast_to(mean, tf.shape(x))
+        sums = tuple(a + b for a, b in zip(sums, masks.recovery_sums(x, x_hat, mask)))
+    return masks.recovery_errors_from_sums(*sums)

@@ -30,6 +30,8 @@ TABLE1 = (
 )
 TABLE1_ROWS = tuple(dict.fromkeys(row for row, _, _ in TABLE1))  # one run per row key
 MASKS = ("pepper", "region10", "region20")  # Table 2
+# Table 2's no-model reference row: every occluded pixel filled with the mean training image.
+MEAN_IMAGE_REFERENCE = "mean training image (no model)"
 LANGEVIN_STEPS = (30, 15, 10, 5)  # Table 3, longest first
 FIGURE1_STEPS = (0, 1, 2, 5, 10, 15, 30, 60)  # test-time T of Figure 1
 

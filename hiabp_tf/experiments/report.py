@@ -223,6 +223,9 @@ def _headline(workdir: str) -> str:
     return metrics.SCORE_NAMES[key][len("mse_"):]
 
 
+MEAN_IMAGE_REFERENCE = plan.MEAN_IMAGE_REFERENCE  # Table 2's reference row
+
+
 def write_table2(out_dir: str, table: str, title: str, occluded: dict, complete: str | None,
                  command: str | None, num_images: int = 10) -> str:
     """Table 2: recovery error on occluded test pixels per mask type, for models trained on
@@ -249,11 +252,22 @@ def write_table2(out_dir: str, table: str, title: str, occluded: dict, complete:
         datasets.add(workdir_lib.load_config(workdir)[0].dataset)
         details.append(_run_details(f"trained with mask {mask}", workdir, mask))
         inpainting_figure(workdir, mask, os.path.join(out_dir, f"table2_{_slug(mask)}.png"), num_images)
+    # The no-model reference: what learning from the observed pixels has to beat.
+    for dataset in sorted(datasets):
+        cells = []
+        for mask in mask_names:
+            result = metrics.mean_image_recovery(dataset, mask)
+            cells.append(f"{result['recovery_mae']:.5f} ({result['recovery_mse']:.5f})")
+            numbers.append(dict(mask=mask, trained_on=MEAN_IMAGE_REFERENCE, recovery_mae=result["recovery_mae"],
+                                recovery_mse=result["recovery_mse"], step=None, dataset=dataset, workdir=None))
+        lines.append(f"| Error, {MEAN_IMAGE_REFERENCE}{'' if len(datasets) == 1 else f' ({dataset})'} | "
+                     + " | ".join(cells) + " |")
     if complete:
         details.append(_run_details("trained on complete images", complete, mask_names[0]))
     lines += ["", "Each cell: recovery error = mean |x - x_hat| over the occluded pixels of every test image "
               "(pixels in [0, 1]), with the MSE over the same pixels in brackets; x_hat is the method's "
-              "headline reconstruction ([E+L] for HiABP) computed from the occluded test image. Every test "
+              "headline reconstruction ([E+L] for HiABP) computed from the occluded test image; the "
+              f"{MEAN_IMAGE_REFERENCE} row fills every occluded pixel with the mean training image. Every test "
               "image has one fixed mask (`masks.example_masks`, seed `metrics.TEST_MASK_SEED`), the same for "
               "every model (the model is given 0 at occluded pixels). Figures: `table2_<mask>.png` (rows: test "
               "images, occluded pixels in grey, recovered)."]

@@ -8,6 +8,7 @@ import pytest
 
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.experiments import claims
+from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import report
 
 # Made-up Table 1 numbers: every claim holds except "L = 4 < L = 3" and "IABP [E+L] < ABP (persistent)".
@@ -16,7 +17,7 @@ MSE = {("vae", "mse_E"): 0.030, ("lvae", "mse_E"): 0.032, ("vlae", "mse_E"): 0.0
        ("hiabp_l2", "mse_EL"): 0.014, ("hiabp_l3", "mse_EL"): 0.012, ("hiabp_l4", "mse_EL"): 0.0121}
 
 
-def _write_results(out, table3=None, figure1=None, still_improving=("hiabp_l4",)):
+def _write_results(out, table3=None, figure1=None, still_improving=("hiabp_l4",), mean_image=0.15):
     os.makedirs(out, exist_ok=True)
     rows = [dict(column="mnist_5k", row=row, label=label, score=score, mse=MSE[(row, score)], fid=None, step=4000,
                  dataset="mnist_5k", num_examples=1000, workdir=f"runs/cpu/{row}")
@@ -34,10 +35,13 @@ def _write_results(out, table3=None, figure1=None, still_improving=("hiabp_l4",)
     workdir_lib.write_json_atomic(os.path.join(out, "figure1.json"), {"command": "t", "rows": [
         dict(init=i, initialisation=i, langevin_steps=t, mse=v[k]) for t, v in figure1.items()
         for k, i in enumerate(("encoder", "noise"))]})
-    workdir_lib.write_json_atomic(os.path.join(out, "table2.json"), {"command": "t", "rows": [
-        dict(mask=m, trained_on=f"trained on {kind} images", recovery_mae=0.1 + k, recovery_mse=0.05, step=4000,
-             dataset="mnist_5k", workdir="w") for m in ("pepper", "region10", "region20")
-        for k, kind in enumerate(("occluded", "complete"))]})
+    table2 = [dict(mask=m, trained_on=f"trained on {kind} images", recovery_mae=0.1 + k, recovery_mse=0.05, step=4000,
+                   dataset="mnist_5k", workdir="w") for m in ("pepper", "region10", "region20")
+              for k, kind in enumerate(("occluded", "complete"))]
+    if mean_image is not None:  # the no-model reference row; the models' occluded recovery is 0.1
+        table2 += [dict(mask=m, trained_on=plan.MEAN_IMAGE_REFERENCE, recovery_mae=mean_image, recovery_mse=0.05,
+                        step=None, dataset="mnist_5k", workdir=None) for m in ("pepper", "region10", "region20")]
+    workdir_lib.write_json_atomic(os.path.join(out, "table2.json"), {"command": "t", "rows": table2})
     return out
 
 
@@ -69,7 +73,9 @@ def test_verdicts_follow_the_numbers(tmp_path):
     f1 = by["Figure 1: encoder initialisation beats noise initialisation at every test-time T"]
     assert f1["verdict"] == "holds" and "3 of 3 T" in f1["ours"] and "1.80x (T=0)" in f1["ours"]
     assert next(c for k, c in by.items() if k.startswith("Table 2"))["verdict"] == "not comparable"
-    assert "10 claims hold, 2 do not, 1 cannot be compared here." in text
+    learns = by[claims.LEARNS_FROM_INCOMPLETE_DATA[0]]
+    assert learns["verdict"] == "holds" and learns["ours"].startswith("pepper 0.1000 vs 0.1500 (-33.3%)")
+    assert "11 claims hold, 2 do not, 1 cannot be compared here." in text
     assert "| HiABP [E+L] (L=3) | 0.0120 | 0.0162 | lower |" in text
     assert "Command: `pytest`" in text
 
@@ -83,6 +89,21 @@ def test_failing_table3_and_figure1_claims(tmp_path):
     assert next(c for k, c in by.items() if k.startswith("Table 3: little"))["verdict"] == "does not hold"
     f1 = by["Figure 1: encoder initialisation beats noise initialisation at every test-time T"]
     assert f1["verdict"] == "does not hold" and "T = [60]" in f1["note"]
+
+
+def test_incomplete_data_claim_fails_when_a_mask_is_no_better_than_the_mean_image(tmp_path):
+    out = _write_results(str(tmp_path / "cpu"), mean_image=0.1)  # a tie with the models' 0.1 is no better
+    claims.write_claims(out)
+    learns = _by_claim(out)[claims.LEARNS_FROM_INCOMPLETE_DATA[0]]
+    assert learns["verdict"] == "does not hold"
+    assert learns["note"] == "no better than the mean image for pepper, region10, region20"
+
+
+def test_incomplete_data_claim_without_the_reference_row_asks_for_a_rerun(tmp_path):
+    out = _write_results(str(tmp_path / "cpu"), mean_image=None)  # a table2.json written before the row existed
+    claims.write_claims(out)
+    learns = _by_claim(out)[claims.LEARNS_FROM_INCOMPLETE_DATA[0]]
+    assert learns["verdict"] == claims.NOT_MEASURED and "`./run.sh table2 cpu`" in learns["note"]
 
 
 def test_missing_results_name_the_command(tmp_path):
@@ -102,7 +123,8 @@ def test_experiments_not_run_yet_are_claims_not_measured_naming_their_command(tm
     assert "`./run.sh table3 cpu` measures it" in by["Table 3: the MSE falls as T grows"]["note"]
     assert next(c for k, c in by.items() if k.startswith("Table 2"))["note"].startswith("table2.json is not")
     assert "`./run.sh figure1 cpu`" in next(c for k, c in by.items() if k.startswith("Figure 1"))["note"]
-    assert "7 claims hold, 2 do not, 0 cannot be compared here, 4 are not measured yet at this scale." in text
+    assert by[claims.LEARNS_FROM_INCOMPLETE_DATA[0]]["verdict"] == claims.NOT_MEASURED
+    assert "7 claims hold, 2 do not, 0 cannot be compared here, 5 are not measured yet at this scale." in text
 
 
 def test_readme_block_is_replaced_between_the_markers(tmp_path):

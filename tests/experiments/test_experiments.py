@@ -10,6 +10,7 @@ import pytest
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
 from hiabp_tf import evaluate
+from hiabp_tf import metrics
 from hiabp_tf import train
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import masks
@@ -95,9 +96,14 @@ def test_table2_report(runs, tmp_path):
     assert os.path.isfile(tmp_path / "table2_pepper.png") and os.path.isfile(tmp_path / "table2_region20.png")
     numbers = json.load(open(tmp_path / "table2.json"))["rows"]  # what the claims read
     assert {(r["mask"], r["trained_on"]) for r in numbers} == {
-        (m, t) for m in ("pepper", "region20") for t in ("trained on occluded images", "trained on complete images")}
+        (m, t) for m in ("pepper", "region20")
+        for t in ("trained on occluded images", "trained on complete images", report.MEAN_IMAGE_REFERENCE)}
     assert next(r for r in numbers if r["mask"] == "pepper" and "occluded" in r["trained_on"])[
         "recovery_mae"] == pepper["recovery_mae_EL"]
+    reference = metrics.mean_image_recovery("mnist_5k", "region20")  # the no-model row, on the same masks
+    assert next(r for r in numbers if r["mask"] == "region20" and r["trained_on"] == report.MEAN_IMAGE_REFERENCE)[
+        "recovery_mae"] == reference["recovery_mae"]
+    assert f"| Error, {report.MEAN_IMAGE_REFERENCE} |" in text and f"{reference['recovery_mae']:.5f}" in text
 
 
 @pytest.mark.slow
