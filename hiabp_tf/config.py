@@ -60,12 +60,17 @@ class RunConfig:
         None, "Clip every component of the Langevin gradient dE/dz to [-c, c] (off by default: the "
         "paper has no clipping).")
     precision: str = _field(
-        "float32", "Arithmetic of the networks: float32 (exact) or bfloat16 (Keras mixed_bfloat16: faster "
-        "on CPUs with AVX512_BF16, slightly different results; see results/performance.md).",
-        enum_values=models.PRECISIONS)
+        "float32", "Arithmetic of the networks: float32 (exact), bfloat16 (Keras mixed_bfloat16: faster "
+        "on CPUs with AVX512_BF16 or AMX, slightly different results, see results/performance.md; emulated "
+        "and several times slower on other CPUs) or auto (bfloat16 where the CPU has it in hardware, else "
+        "float32; the run's config.json records which).",
+        enum_values=models.PRECISIONS + (models.AUTO_PRECISION,))
 
     def __post_init__(self):
         object.__setattr__(self, "latent_dims", tuple(int(d) for d in self.latent_dims))
+        # `auto` is settled here, on the machine that builds the run, so config.json and every
+        # network built from this config say which arithmetic the run used.
+        object.__setattr__(self, "precision", models.resolve_precision(self.precision))
         try:
             self._validate()
         except ValueError as e:
@@ -90,7 +95,8 @@ class RunConfig:
             raise ValueError(f"--eval_langevin_steps must be >= 0, got {self.eval_langevin_steps}.")
         masks.parse_mask(self.mask)  # a ValueError naming --mask
         if self.precision not in models.PRECISIONS:
-            raise ValueError(f"--precision={self.precision!r} is unknown: use one of {', '.join(models.PRECISIONS)}.")
+            raise ValueError(f"--precision={self.precision!r} is unknown: use one of "
+                             f"{', '.join(models.PRECISIONS + (models.AUTO_PRECISION,))}.")
         if self.method == "vae" and self.num_layers != 1:
             raise ValueError(f"--method=vae has one latent layer: --num_layers must be 1, got "
                              f"{self.num_layers} (use --method=vlae or lvae for hierarchical latents).")

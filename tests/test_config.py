@@ -46,6 +46,25 @@ def test_flags_become_the_run_config():
         config_lib.config_from_flags(_parsed("--latent_dims=4,x"))
 
 
+def test_auto_precision_is_settled_when_the_run_is_built_and_recorded(monkeypatch):
+    """--precision=auto becomes the arithmetic this machine computes fast, and config.json says which."""
+    from hiabp_tf.core import models  # pylint: disable=import-outside-toplevel
+    for cpu, expected in ((frozenset({"avx2"}), "float32"), (frozenset({"avx2", "avx512_bf16"}), "bfloat16")):
+        monkeypatch.setattr(models, "cpu_flags", lambda cpu=cpu: cpu)
+        config = config_lib.config_from_flags(_parsed("--precision=auto"))
+        assert config.precision == expected
+        assert config_lib.RunConfig.from_json(config.to_json()).to_json()["precision"] == expected
+    with pytest.raises(flags.IllegalFlagValueError):
+        _parsed("--precision=float16")
+
+
+def test_bfloat16_without_hardware_for_it_is_flagged():
+    from hiabp_tf import train  # pylint: disable=import-outside-toplevel
+    assert train.emulated_bfloat16("bfloat16", frozenset({"avx2"}))
+    assert not train.emulated_bfloat16("bfloat16", frozenset({"avx2", "amx_bf16"}))
+    assert not train.emulated_bfloat16("float32", frozenset({"avx2"}))
+
+
 def _experiment_files():
     return sorted(p for p in glob.glob(os.path.join(FLAGS_DIR, "*.flags")) if not p.endswith("cpu.flags"))
 

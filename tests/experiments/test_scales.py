@@ -30,7 +30,8 @@ def test_every_mnist5k_experiment_is_on_equal_terms(name):
     assert sum(config.latent_dims) == sum(reference.latent_dims) == 48
     assert (config.learning_rate, config.batch_size, config.sigma, config.step_size) == (
         reference.learning_rate, reference.batch_size, reference.sigma, reference.step_size)
-    assert config.precision == reference.precision == "bfloat16"
+    assert config.precision == reference.precision  # `auto`: settled the same way for every method
+    assert config_lib.flagfile_values(os.path.join(FLAGS, name)).get("precision", "auto") == "auto"
     assert train_kwargs["num_steps"] == reference_kwargs["num_steps"]
 
 
@@ -47,7 +48,7 @@ def test_absl_reads_the_cpu_overlay_after_the_experiment():
     assert done.returncode == 0, done.stderr[-2000:]
     overlay = config_lib.flagfile_values(os.path.join(FLAGS, "cpu.flags"))
     config, _ = config_lib.load_flagfile(os.path.join(FLAGS, "mnist5k_hiabp_l3.flags"))
-    assert done.stdout.split() == [overlay["num_steps"], overlay["eval_every"], str(config.width), config.precision]
+    assert done.stdout.split() == [overlay["num_steps"], overlay["eval_every"], str(config.width), "auto"]
 
 
 @pytest.mark.parametrize("args", [["table1", "huge"], ["budget", "cpu"], ["nonsense"]])
