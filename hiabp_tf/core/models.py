@@ -34,7 +34,7 @@ PRECISIONS = ("float32", "bfloat16")
 _KERAS_POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 # --precision=auto: bfloat16 where the CPU computes it natively, float32 elsewhere. Without these
 # instructions Keras' bfloat16 is emulated: 7x slower than float32 on a 2-core AMD EPYC (Zen 3), where
-# on a Xeon with AVX512_BF16 it is 1.3-1.6x faster (results/performance.md).
+# on a CPU with AVX512_BF16 it is 1.3-1.6x faster (results/performance.md).
 AUTO_PRECISION = "auto"
 NATIVE_BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
