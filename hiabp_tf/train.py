@@ -28,7 +28,7 @@ from hiabp_tf import errors
 from hiabp_tf import methods
 from hiabp_tf import metrics
 from hiabp_tf import workdir as workdir_lib
-from hiabp_tf.core import models
+from hiabp_tf.core import hardware
 from hiabp_tf.data import images
 from hiabp_tf.data import input_pipeline
 from hiabp_tf.data import masks
@@ -171,7 +171,7 @@ def emulated_bfloat16(precision: str, flags_=None) -> bool:
     """Whether this run would compute bfloat16 without hardware for it (no GPU, a CPU without
     AVX512_BF16 or AMX): worth a warning, as it is several times slower than float32."""
     return (precision == "bfloat16" and not tf.config.list_physical_devices("GPU")
-            and not models.native_bfloat16(flags_))
+            and not hardware.native_bfloat16(flags_))
 
 
 def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples, checkpoint_every,
@@ -223,7 +223,7 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
         logging.warning("--precision=bfloat16 on a CPU without bfloat16 instructions (none of %s in "
                         "/proc/cpuinfo): Keras emulates it, several times slower than float32 on such a CPU. "
                         "Use --precision=auto (or float32) unless you need bfloat16's numbers.",
-                        "/".join(models.NATIVE_BFLOAT16_CPU_FLAGS))
+                        "/".join(hardware.NATIVE_BFLOAT16_CPU_FLAGS))
     window_start, window_step = time.perf_counter(), int(step.numpy())
     loop_start, first_step, eval_seconds = window_start, window_step, 0.0
 

@@ -48,9 +48,9 @@ def test_flags_become_the_run_config():
 
 def test_auto_precision_is_settled_when_the_run_is_built_and_recorded(monkeypatch):
     """--precision=auto becomes the arithmetic this machine computes fast, and config.json says which."""
-    from hiabp_tf.core import models  # pylint: disable=import-outside-toplevel
+    from hiabp_tf.core import hardware  # pylint: disable=import-outside-toplevel
     for cpu, expected in ((frozenset({"avx2"}), "float32"), (frozenset({"avx2", "avx512_bf16"}), "bfloat16")):
-        monkeypatch.setattr(models, "cpu_flags", lambda cpu=cpu: cpu)
+        monkeypatch.setattr(hardware, "cpu_flags", lambda cpu=cpu: cpu)
         config = config_lib.config_from_flags(_parsed("--precision=auto"))
         assert config.precision == expected
         assert config_lib.RunConfig.from_json(config.to_json()).to_json()["precision"] == expected

@@ -27,33 +27,16 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from hiabp_tf.core import hardware
+
 # Side of the smallest feature map and number of doublings to reach each supported image side.
 _DOUBLINGS = {28: 2, 32: 3, 64: 4}
 SUPPORTED_IMAGE_SHAPES = ((28, 28, 1), (32, 32, 3), (64, 64, 3))
 PRECISIONS = ("float32", "bfloat16")
 _KERAS_POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
-# --precision=auto: bfloat16 where the CPU computes it natively, float32 elsewhere. Without these
-# instructions Keras' bfloat16 is emulated: 7x slower than float32 on a 2-core AMD EPYC (Zen 3), where
-# on a CPU with AVX512_BF16 it is 1.3-1.6x faster (results/performance.md).
+# --precision=auto: bfloat16 where the CPU computes it natively (`hardware.native_bfloat16`), float32
+# elsewhere, where Keras' bfloat16 is emulated and several times slower than float32.
 AUTO_PRECISION = "auto"
-NATIVE_BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset:
-    """The instruction-set flags the CPU reports (Linux); empty where /proc/cpuinfo cannot be read."""
-    try:
-        with open(cpuinfo) as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return frozenset()
-    return frozenset(flag for line in lines if line.startswith("flags") and ":" in line
-                     for flag in line.split(":", 1)[1].split())
-
-
-def native_bfloat16(flags_=None) -> bool:
-    """Whether the CPU has bfloat16 arithmetic in hardware (AVX512_BF16 or AMX-BF16)."""
-    flags_ = cpu_flags() if flags_ is None else flags_
-    return any(flag in flags_ for flag in NATIVE_BFLOAT16_CPU_FLAGS)
 
 
 def resolve_precision(precision: str, flags_=None) -> str:
@@ -61,7 +44,7 @@ def resolve_precision(precision: str, flags_=None) -> str:
     bfloat16 and float32 elsewhere; float32 and bfloat16 stay as they are."""
     if precision != AUTO_PRECISION:
         return precision
-    return "bfloat16" if native_bfloat16(flags_) else "float32"
+    return "bfloat16" if hardware.native_bfloat16(flags_) else "float32"
 LEAK = 0.1
 # He initialisation keeps the signal (and d x / d z) from shrinking through the deep ladder.
 INIT = "he_normal"

@@ -45,6 +45,7 @@ from hiabp_tf import errors
 from hiabp_tf import evaluate as evaluate_lib
 from hiabp_tf import metrics
 from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.core import hardware
 from hiabp_tf.experiments import plan
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # hiabp_tf/<group>/x.py
@@ -173,24 +174,6 @@ def budget_statement(iabp_mse: dict, abp_mse: dict, iabp_seconds=None, abp_secon
 # --------------------------------------------------------------------------- runs
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def load_timing(workdir: str) -> dict:
     """The training-time record of a workdir: {"calls": [{steps, train_seconds, ...}, ...]}."""
     path = os.path.join(workdir, TIMING_FILE)
@@ -229,7 +212,7 @@ def train_timed(config: config_lib.RunConfig, workdir: str, train_kwargs: dict, 
     if timing["steps"] > 0:
         record = load_timing(workdir)
         record["calls"].append({**timing, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-                                "cpu_cores": cpu_cores(), "host": platform.node()})
+                                "cpu_cores": hardware.cpu_cores(), "host": platform.node()})
         workdir_lib.write_json_atomic(os.path.join(workdir, TIMING_FILE), record)
     return timing
 
@@ -320,7 +303,7 @@ def write_report(out_dir: str, rows: list[dict], command: str, scale: str, elaps
         f"base flagfiles {flagfile_text}, each with `--langevin_steps=T` and test-time T = training T.",
         f"- Seeds: training seed {', '.join(str(s) for s in sorted({r['seed'] for r in rows}))} (weights, data "
         f"order, Langevin noise), evaluation seed {', '.join(str(s) for s in sorted({r['eval_seed'] for r in rows}))}.",
-        f"- Machine: {cpu_cores()} CPU cores ({_cpu_model()}), no GPU; TensorFlow {tf.__version__}, Python "
+        f"- Machine: {hardware.describe()}, no GPU; TensorFlow {tf.__version__}, Python "
         f"{platform.python_version()}; written {datetime.date.today().isoformat()}. Wall times are of one run "
         "each on a machine that may be shared with other work: indicative, not benchmarks.",
         "", f"![langevin budget]({os.path.basename(png)})", "",

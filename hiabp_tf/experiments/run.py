@@ -19,6 +19,7 @@ import sys
 import time
 
 from hiabp_tf import errors
+from hiabp_tf.core import hardware
 from hiabp_tf.experiments import plan
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # hiabp_tf/<group>/x.py
@@ -110,12 +111,12 @@ class Provenance:
         self.scale, self.pool_seconds, self.start = scale, pool_seconds, time.monotonic()
 
     def __str__(self) -> str:
-        cores, jobs = os.cpu_count(), jobs_for(self.scale)
+        machine, jobs = hardware.describe(), jobs_for(self.scale)
         if self.pool_seconds is not None:
             return (f"its runs trained in the pool of `./run.sh all {self.scale}`: {self.pool_seconds} s wall time "
-                    f"for every run of every experiment on {cores} CPU cores, {jobs} trainings at a time")
+                    f"for every run of every experiment on {machine}, {jobs} trainings at a time")
         threads = os.environ.get("TF_NUM_INTRAOP_THREADS")
-        return (f"{round(time.monotonic() - self.start)} s wall time on {cores} CPU cores, {jobs} trainings at a "
+        return (f"{round(time.monotonic() - self.start)} s wall time on {machine}, {jobs} trainings at a "
                 f"time{f', TF_NUM_INTRAOP_THREADS={threads}' if threads else ''}; runs already trained to their "
                 "steps are only re-evaluated")
 
@@ -214,7 +215,7 @@ def run(command: str, scale: str) -> None:
         claims(scale)
         from hiabp_tf.experiments import report as report_lib  # pylint: disable=import-outside-toplevel
         report_lib.write_index(f"results/{scale}", f"./run.sh all {scale}  ({round(time.monotonic() - start)} s "
-                               f"wall time on {os.cpu_count()} CPU cores, {jobs_for(scale)} trainings at a time)")
+                               f"wall time on {hardware.describe()}, {jobs_for(scale)} trainings at a time)")
 
 
 def main(argv=None) -> int:

@@ -29,6 +29,7 @@ from absl import flags
 
 from hiabp_tf import cli
 from hiabp_tf import errors
+from hiabp_tf.core import hardware
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # hiabp_tf/<group>/x.py
 MEASURED_FLAGFILES = (
@@ -197,16 +198,13 @@ def _mib(n) -> str:
 
 
 def _machine() -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    model, ram = platform.processor() or platform.machine(), None
+    ram = None
     try:
-        with open("/proc/cpuinfo") as f:
-            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), model)
         with open("/proc/meminfo") as f:
             ram = next((int(l.split()[1]) * 1024 for l in f if l.startswith("MemTotal:")), None)
     except OSError:
         pass
-    return f"{cores} CPU cores ({model})" + (f", {ram / 2**30:.1f} GiB RAM" if ram else "") + ", no GPU"
+    return hardware.describe() + (f", {ram / 2**30:.1f} GiB RAM" if ram else "") + ", no GPU"
 
 
 def run(out: str, flagfile_paths=MEASURED_FLAGFILES, train_steps: int = 3, command=None) -> str:

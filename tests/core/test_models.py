@@ -186,24 +186,3 @@ def test_generator_output_block_is_the_depthwise_form():
     assert isinstance(generator.output_block, models.OutputDeconv) and generator.output_block.strides == (1, 1)
     assert generator.output_block.formulation == "depthwise_then_sum"
 
-
-ZEN3_FLAGS = frozenset("fpu sse2 avx avx2 fma f16c vaes".split())  # an AMD EPYC (Zen 3): no bfloat16
-SAPPHIRE_RAPIDS_FLAGS = ZEN3_FLAGS | {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
-
-
-@pytest.mark.parametrize("flags_, expected", [
-    (ZEN3_FLAGS, "float32"), (SAPPHIRE_RAPIDS_FLAGS, "bfloat16"), (frozenset({"avx512f", "amx_bf16"}), "bfloat16"),
-    (frozenset(), "float32")])
-def test_auto_precision_is_bfloat16_only_on_cpus_that_have_it(flags_, expected):
-    assert models.resolve_precision("auto", flags_) == expected
-    for explicit in models.PRECISIONS:  # an explicit choice is never changed
-        assert models.resolve_precision(explicit, flags_) == explicit
-
-
-def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu avx2 "
-                       "avx512_bf16\nbugs\t\t: sysret_ss_attrs\n")
-    assert models.cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "avx512_bf16"}
-    assert models.native_bfloat16(models.cpu_flags(str(cpuinfo)))
-    assert models.cpu_flags(str(tmp_path / "missing")) == frozenset()  # not Linux: auto means float32

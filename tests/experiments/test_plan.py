@@ -91,3 +91,13 @@ def test_run_sh_dispatches_to_the_runner():
         assert name not in body, name
     done = subprocess.run(["bash", os.path.join(REPO, "run.sh"), "table1", "huge"], capture_output=True, text=True)
     assert done.returncode == 2 and "usage" in done.stderr
+
+
+def test_every_table_says_which_machine_made_it(monkeypatch):
+    """Wall times differ between 2-core machines (bfloat16 in hardware or not): the provenance names it."""
+    monkeypatch.setattr(runner.hardware, "describe", lambda: "2 CPU cores (AMD EPYC, without bfloat16 instructions)")
+    monkeypatch.setenv("HIABP_JOBS", "2")
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    text = str(runner.Provenance("cpu"))
+    assert "s wall time on 2 CPU cores (AMD EPYC, without bfloat16 instructions), 2 trainings at a time" in text
+    assert "on 2 CPU cores (AMD EPYC" in str(runner.Provenance("cpu", pool_seconds=5))
