@@ -64,7 +64,7 @@ class RunConfig:
         "on CPUs with AVX512_BF16 or AMX, slightly different results, see results/performance.md; emulated "
         "and several times slower on other CPUs) or auto (bfloat16 where the CPU has it in hardware, else "
         "float32; the run's config.json records which).",
-        enum_values=models.PRECISIONS + (models.AUTO_PRECISION,))
+        enum_values=models.PRECISION_CHOICES)
 
     def __post_init__(self):
         object.__setattr__(self, "latent_dims", tuple(int(d) for d in self.latent_dims))
@@ -96,7 +96,7 @@ class RunConfig:
         masks.parse_mask(self.mask)  # a ValueError naming --mask
         if self.precision not in models.PRECISIONS:
             raise ValueError(f"--precision={self.precision!r} is unknown: use one of "
-                             f"{', '.join(models.PRECISIONS + (models.AUTO_PRECISION,))}.")
+                             f"{', '.join(models.PRECISION_CHOICES)}.")
         if self.method == "vae" and self.num_layers != 1:
             raise ValueError(f"--method=vae has one latent layer: --num_layers must be 1, got "
                              f"{self.num_layers} (use --method=vlae or lvae for hierarchical latents).")

@@ -107,11 +107,12 @@ def mean_image_mse(dataset: str, data_dir=None) -> float:
     return sq / n
 
 
-def mean_image_recovery(dataset: str, mask_spec, data_dir=None) -> dict:
+def mean_image_recovery(dataset: str, mask_spec, data_dir=None, mean=None) -> dict:
     """Table 2's no-model reference: the recovery error ({"recovery_mae", "recovery_mse"}) of filling
     every occluded test pixel with the mean training image, on the same fixed test masks as the
-    models (`TEST_MASK_SEED`). A model that learned from incomplete data should recover better."""
-    mean = mean_training_image(dataset, data_dir)
+    models (`TEST_MASK_SEED`). A model that learned from incomplete data should recover better.
+    `mean`: `mean_training_image(dataset)` if already computed (one pass over the training split)."""
+    mean = mean_training_image(dataset, data_dir) if mean is None else mean
     sums = (0.0, 0.0, 0.0)
     for batch in input_pipeline.make_eval_dataset(dataset, "test", data_dir=data_dir)[0]:
         x = batch["image"]

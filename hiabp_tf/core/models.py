@@ -37,6 +37,13 @@ _KERAS_POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 # --precision=auto: bfloat16 where the CPU computes it natively (`hardware.native_bfloat16`), float32
 # elsewhere, where Keras' bfloat16 is emulated and several times slower than float32.
 AUTO_PRECISION = "auto"
+PRECISION_CHOICES = PRECISIONS + (AUTO_PRECISION,)  # what --precision accepts
+LEAK = 0.1
+# He initialisation keeps the signal (and d x / d z) from shrinking through the deep ladder.
+INIT = "he_normal"
+# How the output block r computes a stride-1 transposed convolution (OutputDeconv): the default,
+# or Keras' Conv2DTranspose kernel (the same function; the benchmark times one against the other).
+OUTPUT_FORMULATIONS = ("depthwise_then_sum", "keras")
 
 
 def resolve_precision(precision: str, flags_=None) -> str:
@@ -45,12 +52,6 @@ def resolve_precision(precision: str, flags_=None) -> str:
     if precision != AUTO_PRECISION:
         return precision
     return "bfloat16" if hardware.native_bfloat16(flags_) else "float32"
-LEAK = 0.1
-# He initialisation keeps the signal (and d x / d z) from shrinking through the deep ladder.
-INIT = "he_normal"
-# How the output block r computes a stride-1 transposed convolution (OutputDeconv): the default,
-# or Keras' Conv2DTranspose kernel (the same function; the benchmark times one against the other).
-OUTPUT_FORMULATIONS = ("depthwise_then_sum", "keras")
 
 
 @dataclasses.dataclass(frozen=True)

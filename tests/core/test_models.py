@@ -185,4 +185,3 @@ def test_generator_output_block_is_the_depthwise_form():
     generator, _ = models.build_networks(models.Architecture((28, 28, 1), (6, 4), width=8))
     assert isinstance(generator.output_block, models.OutputDeconv) and generator.output_block.strides == (1, 1)
     assert generator.output_block.formulation == "depthwise_then_sum"
-
