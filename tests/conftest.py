@@ -5,6 +5,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# One intra-op thread per test process (and the trainings it starts, which inherit the environment):
+# `./run.sh test` runs two pytest workers on two cores, the networks of the tests are too small for a
+# second thread to speed an op up, and two workers with two threads each oversubscribe the cores.
+# Set before TensorFlow is imported (hiabp_tf below imports it); an explicit setting wins.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+
 import pytest  # noqa: E402  (after the path setup above)
 
 from hiabp_tf import config as config_lib
