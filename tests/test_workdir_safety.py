@@ -85,10 +85,12 @@ def _unreadable_warnings(caplog):
 def test_a_second_training_is_refused_and_the_first_ends_as_a_lone_run(tmp_path):
     """Two trainings into one workdir: the second (other flags) exits 2 with one `error:` naming the
     workdir and the first's pid, and writes nothing; the first finishes with the weights of a lone
-    run. The first is paused (SIGSTOP) while it holds the lock, so the race is not left to timing."""
+    run. The first is paused (SIGSTOP) while it holds the lock, so the race is not left to timing.
+    Batches of 100: the lock does not need TINY's epoch-crossing 1,500 (a third of the test's time)."""
     workdir = tmp_path / "run"
     with open(tmp_path / "first.log", "w") as log:
-        first = subprocess.Popen(_command(workdir, 6), cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=log)
+        first = subprocess.Popen(_command(workdir, 6, "--batch_size=100"), cwd=REPO, env=ENV,
+                                 stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 300
         while _lock_holder(workdir).get("pid") != first.pid:
@@ -97,7 +99,7 @@ def test_a_second_training_is_refused_and_the_first_ends_as_a_lone_run(tmp_path)
         os.kill(first.pid, signal.SIGSTOP)
         try:
             before = _snapshot(workdir)
-            second = subprocess.run(_command(workdir, 6, "--learning_rate=0.01"), cwd=REPO, env=ENV,
+            second = subprocess.run(_command(workdir, 6, "--batch_size=100", "--learning_rate=0.01"), cwd=REPO, env=ENV,
                                     capture_output=True, text=True, timeout=600)
             after = _snapshot(workdir)
         finally:
@@ -113,7 +115,8 @@ def test_a_second_training_is_refused_and_the_first_ends_as_a_lone_run(tmp_path)
     assert after == before  # the second run wrote nothing
     model, config, _, step = workdir_lib.restore(str(workdir))
     assert step == 6 and config.learning_rate == config_lib.RunConfig().learning_rate
-    _assert_same_weights(model, _train(tmp_path / "lone", 6))
+    assert config.batch_size == 100
+    _assert_same_weights(model, _train(tmp_path / "lone", 6, batch_size=100))
 
 
 @pytest.mark.slow
