@@ -9,6 +9,7 @@ Then score the model with `python -m hiabp_tf.evaluate --workdir=...`.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import shutil
 import signal
@@ -27,6 +28,7 @@ from hiabp_tf import distribute
 from hiabp_tf import errors
 from hiabp_tf import methods
 from hiabp_tf import metrics
+from hiabp_tf import sittings
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.core import hardware
 from hiabp_tf.data import images
@@ -226,6 +228,10 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
                         "/".join(hardware.NATIVE_BFLOAT16_CPU_FLAGS))
     window_start, window_step = time.perf_counter(), int(step.numpy())
     loop_start, first_step, eval_seconds = window_start, window_step, 0.0
+    # This call's record in sittings.json, updated at each checkpoint (a run trained over several
+    # sessions, or machines, says so in its results). Microseconds: two calls in one second differ.
+    sitting = dict(started=datetime.datetime.now().astimezone().isoformat(timespec="microseconds"),
+                   machine=hardware.describe(), precision=config.precision, from_step=first_step)
 
     def save(number):
         if not _all_finite(workdir_lib.network_weights(model)):  # never overwrite good weights with bad ones
@@ -233,6 +239,8 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
         manager.save(checkpoint_number=number)
         if not chief:  # a non-chief worker's copy is not kept
             shutil.rmtree(save_dir, ignore_errors=True)
+        elif number > first_step:
+            sittings.record(workdir, dict(sitting, to_step=number, seconds=round(time.perf_counter() - call_start, 1)))
 
     with writer.as_default(), _StopRequest() as stop:
         while int(step.numpy()) < num_steps:

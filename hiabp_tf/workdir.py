@@ -5,6 +5,8 @@ A workdir holds
     checkpoints/         tf.train.CheckpointManager checkpoints (step counter, networks, optimisers)
     tensorboard/         summaries
     learning_curve.jsonl the test scores of the evaluations during training, one JSON line each
+    sittings.json        each training call ("sitting") that advanced the run: when, on what machine,
+                         in what precision, from which step to which checkpointed step, in how long
     eval_*.json          results of evaluate.py
     train.lock           the run lock: held (flock) by the one training that writes the workdir
 so a model can be rebuilt and scored from the workdir alone. Writes are atomic (a temporary file
@@ -31,6 +33,7 @@ import tensorflow as tf
 
 from hiabp_tf import config as config_lib
 from hiabp_tf import methods
+from hiabp_tf import sittings
 from hiabp_tf.errors import WorkdirError
 
 CONFIG_FILE = "config.json"
@@ -57,6 +60,10 @@ def prepare_workdir(workdir: str, config: config_lib.RunConfig, image_shape, num
         raise _not_writable(workdir, e) from None
     if os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
         previous, previous_shape, previous_n = load_run(workdir)
+        if previous.precision != config.precision:  # allowed (float32 weights either way), but said
+            logging.warning("--workdir=%s was trained in %s until now and continues in %s (--precision, or "
+                            "`auto` on this CPU); %s records the precision of each sitting.", workdir,
+                            previous.precision, config.precision, sittings.SITTINGS_FILE)
         if (previous.model_fields() != config.model_fields() or tuple(previous_shape) != tuple(image_shape)
                 or (config.method == "abp_persistent" and previous_n != num_train_examples)):
             raise WorkdirError(

@@ -11,7 +11,7 @@ PACKAGE = os.path.join(REPO, "hiabp_tf")
 
 # Bottom to top. A module may import a module of a lower layer, or one of its own group.
 LAYERS = (
-    ("errors",),
+    ("errors", "sittings"),
     ("core", "data"),
     ("methods",),
     ("config",),

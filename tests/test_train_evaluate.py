@@ -11,8 +11,10 @@ import pytest
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
 from hiabp_tf import evaluate
+from hiabp_tf import sittings
 from hiabp_tf import train
 from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.core import hardware
 from hiabp_tf.data import input_pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,6 +102,11 @@ def test_resume_continues_step_and_optimizer_state(tmp_path):
     assert step == 8
     names = sorted(os.listdir(workdir / "checkpoints"))
     assert "ckpt-4.index" in names and "ckpt-8.index" in names
+    # Two sittings advanced the run (the restore-only call did not): each says where and how long.
+    recorded = sittings.read(str(workdir))
+    assert [(s["from_step"], s["to_step"], s["precision"]) for s in recorded] == [(0, 4, "float32"), (4, 8, "float32")]
+    assert all(s["seconds"] > 0 and s["machine"] == hardware.describe() for s in recorded)
+    assert recorded[0]["started"] < recorded[1]["started"]
 
 
 @pytest.mark.slow

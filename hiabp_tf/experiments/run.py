@@ -19,6 +19,7 @@ import sys
 import time
 
 from hiabp_tf import errors
+from hiabp_tf import sittings
 from hiabp_tf.core import hardware
 from hiabp_tf.experiments import plan
 
@@ -105,20 +106,25 @@ def train_all(scale: str, runs: list[plan.Run], runs_root: str = "runs") -> None
 
 
 class Provenance:
-    """The note every table carries on how it was made (wall time, cores, trainings at a time)."""
+    """The note every table carries on how it was made: this command's wall time, cores, trainings
+    at a time and, from the runs' sittings.json, what their training cost over every sitting (a
+    table resumed over several sessions, or machines, says so)."""
 
-    def __init__(self, scale: str, pool_seconds: int | None = None):
+    def __init__(self, scale: str, pool_seconds: int | None = None, workdirs: list[str] = ()):
         self.scale, self.pool_seconds, self.start = scale, pool_seconds, time.monotonic()
+        self.workdirs = list(workdirs)
 
     def __str__(self) -> str:
         machine, jobs = hardware.describe(), jobs_for(self.scale)
+        recorded = sittings.summary(self.workdirs)
+        recorded = f"; {recorded}" if recorded else ""
         if self.pool_seconds is not None:
             return (f"its runs trained in the pool of `./run.sh all {self.scale}`: {self.pool_seconds} s wall time "
-                    f"for every run of every experiment on {machine}, {jobs} trainings at a time")
+                    f"for every run of every experiment on {machine}, {jobs} trainings at a time{recorded}")
         threads = os.environ.get("TF_NUM_INTRAOP_THREADS")
         return (f"{round(time.monotonic() - self.start)} s wall time on {machine}, {jobs} trainings at a "
                 f"time{f', TF_NUM_INTRAOP_THREADS={threads}' if threads else ''}; runs already trained to their "
-                "steps are only re-evaluated")
+                f"steps are only re-evaluated{recorded}")
 
 
 def _workdirs(scale: str, names: dict) -> dict:
@@ -208,8 +214,9 @@ def run(command: str, scale: str) -> None:
         train_all(scale, plan.pool(experiments, scale, weights))
         pool_seconds = round(time.monotonic() - pool_start)
     for experiment in experiments:
-        provenance = Provenance(scale, pool_seconds)
-        train_all(scale, plan.runs(experiment, scale, weights))
+        runs = plan.runs(experiment, scale, weights)
+        provenance = Provenance(scale, pool_seconds, [f"runs/{scale}/{run.name}" for run in runs])
+        train_all(scale, runs)
         report(experiment, scale, provenance)
     if command == "all":
         claims(scale)

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from hiabp_tf import sittings
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import report
 from hiabp_tf.experiments import run as runner
@@ -101,3 +102,18 @@ def test_every_table_says_which_machine_made_it(monkeypatch):
     text = str(runner.Provenance("cpu"))
     assert "s wall time on 2 CPU cores (AMD EPYC, without bfloat16 instructions), 2 trainings at a time" in text
     assert "on 2 CPU cores (AMD EPYC" in str(runner.Provenance("cpu", pool_seconds=5))
+
+
+def test_a_table_trained_over_several_sittings_says_what_they_cost(tmp_path):
+    """The provenance adds the runs' recorded sittings (a table resumed over sessions); none: as before."""
+    workdir = str(tmp_path / "mnist5k_hiabp_l3")
+    os.makedirs(workdir)
+    assert "summed over" not in str(runner.Provenance("cpu", workdirs=[workdir]))
+    sittings.record(workdir, dict(started="t1", machine="2 CPU cores (X)", precision="float32", from_step=0,
+                                  to_step=2000, seconds=4000.0))
+    sittings.record(workdir, dict(started="t2", machine="2 CPU cores (X)", precision="float32", from_step=2000,
+                                  to_step=3500, seconds=3000.0))
+    text = str(runner.Provenance("cpu", workdirs=[workdir]))
+    assert text.endswith("are only re-evaluated; training summed over 1 run: 7000 s in 2 sittings on "
+                         "2 CPU cores (X), in float32"), text
+    assert "7000 s in 2 sittings" in str(runner.Provenance("cpu", pool_seconds=5, workdirs=[workdir]))
