@@ -176,6 +176,13 @@ def emulated_bfloat16(precision: str, flags_=None) -> bool:
             and not hardware.native_bfloat16(flags_))
 
 
+def _machine() -> str:
+    """The machine line of a sitting: the CPU (hardware.describe) and the GPUs TensorFlow sees."""
+    gpus = tf.config.list_physical_devices("GPU")
+    names = sorted({tf.config.experimental.get_device_details(gpu).get("device_name", "GPU") for gpu in gpus})
+    return hardware.describe() + (f" and {len(gpus)} GPU{'s' * (len(gpus) != 1)} ({', '.join(names)})" if gpus else "")
+
+
 def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples, checkpoint_every,
            keep_checkpoints, timing, strategy, chief, call_start, train_ds, train_info, test_ds, test_info):
     """train() once the arguments and the data are checked and, on the chief, the run lock is held."""
@@ -231,7 +238,7 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
     # This call's record in sittings.json, updated at each checkpoint (a run trained over several
     # sessions, or machines, says so in its results). Microseconds: two calls in one second differ.
     sitting = dict(started=datetime.datetime.now().astimezone().isoformat(timespec="microseconds"),
-                   machine=hardware.describe(), precision=config.precision, from_step=first_step)
+                   machine=_machine(), precision=config.precision, from_step=first_step)
 
     def save(number):
         if not _all_finite(workdir_lib.network_weights(model)):  # never overwrite good weights with bad ones

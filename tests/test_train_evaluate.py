@@ -105,7 +105,7 @@ def test_resume_continues_step_and_optimizer_state(tmp_path):
     # Two sittings advanced the run (the restore-only call did not): each says where and how long.
     recorded = sittings.read(str(workdir))
     assert [(s["from_step"], s["to_step"], s["precision"]) for s in recorded] == [(0, 4, "float32"), (4, 8, "float32")]
-    assert all(s["seconds"] > 0 and s["machine"] == hardware.describe() for s in recorded)
+    assert all(s["seconds"] > 0 and s["machine"].startswith(hardware.describe()) for s in recorded)
     assert recorded[0]["started"] < recorded[1]["started"]
 
 
