@@ -86,7 +86,7 @@ def test_a_second_training_is_refused_and_the_first_ends_as_a_lone_run(tmp_path)
     """Two trainings into one workdir: the second (other flags) exits 2 with one `error:` naming the
     workdir and the first's pid, and writes nothing; the first finishes with the weights of a lone
     run. The first is paused (SIGSTOP) while it holds the lock, so the race is not left to timing.
-    Batches of 100: the lock does not need TINY's epoch-crossing 1,500 (a third of the test's time)."""
+    Batches of 100: the lock does not need TINY's epoch-crossing 1,500, which took most of the test's time."""
     workdir = tmp_path / "run"
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen(_command(workdir, 6, "--batch_size=100"), cwd=REPO, env=ENV,
