@@ -19,7 +19,7 @@ from hiabp_tf.data import input_pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Small enough for CI (about 0.1 s per step on 2 cores); lr 1e-3 so that 150 steps learn clearly.
+# Small enough for CI (0.1 to 0.3 s per step on one thread, CPU depending); lr 1e-3 so that 150 steps learn clearly.
 TINY = dict(dataset="mnist_5k", num_layers=1, latent_dims=(16,), width=8, batch_size=100, seed=0,
             learning_rate=1e-3)
 
