@@ -72,13 +72,19 @@ def table1_name(prefix: str, row: str) -> str:
     return f"{prefix}_{row}"
 
 
+def fid_classifier_path(scale: str, prefix: str) -> str:
+    """Where Table 1's FID classifier for MNIST-like data is trained once (run.prepare) and read by
+    every Table 1 run of the scale (fid_flags)."""
+    return f"runs/{scale}/fid_classifier_{prefix}.keras"
+
+
 def fid_flags(scale: str, prefix: str, inception_weights: str | None) -> tuple[str, ...]:
     """Table 1's FID: in a classifier's feature space for MNIST-like data (Inception is meaningless
     there and cannot be downloaded here), in Inception-v3 features from `inception_weights` otherwise
     (none without them)."""
     if prefix in ("mnist5k", "mnist"):
         return ("--fid=classifier", f"--fid_samples={40000 if scale == 'paper' else 4000}",
-                f"--fid_classifier=runs/{scale}/fid_classifier_{prefix}.keras")
+                f"--fid_classifier={fid_classifier_path(scale, prefix)}")
     if inception_weights:
         return ("--fid=inception", "--fid_samples=40000", f"--inception_weights={inception_weights}")
     return ()

@@ -58,11 +58,17 @@ def _tail(log: str, lines: int = 5) -> str:
         return "".join(f.readlines()[-lines:])
 
 
+def run_dir(scale: str, name: str, runs_root: str = "runs") -> str:
+    """A run's workdir: runs_root/SCALE/NAME (its log is beside it, NAME.log)."""
+    return os.path.join(runs_root, scale, name)
+
+
 def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, runs_root: str = "runs",
                        flags_dir: str = "flags") -> str:
     """Trains (or resumes) runs_root/SCALE/NAME, then writes its eval_*.json (skipped when the same
     evaluation of the same checkpoint is already there); returns evaluate's JSON line."""
-    workdir, log = os.path.join(runs_root, scale, run.name), os.path.join(runs_root, scale, f"{run.name}.log")
+    workdir = run_dir(scale, run.name, runs_root)
+    log = f"{workdir}.log"
     os.makedirs(os.path.dirname(log), exist_ok=True)
     env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": str(threads)} if threads else {}))
     _say(f"{run.name}: training and evaluating (workdir {workdir}, log {log})")
@@ -117,7 +123,7 @@ class Provenance:
     def __str__(self) -> str:
         machine, jobs = hardware.describe(), jobs_for(self.scale)
         recorded = sittings.summary(self.workdirs)
-        recorded = f"; {recorded}" if recorded else ""
+        recorded = recorded and f"; {recorded}"
         if self.pool_seconds is not None:
             return (f"its runs trained in the pool of `./run.sh all {self.scale}`: {self.pool_seconds} s wall time "
                     f"for every run of every experiment on {machine}, {jobs} trainings at a time{recorded}")
@@ -128,7 +134,7 @@ class Provenance:
 
 
 def _workdirs(scale: str, names: dict) -> dict:
-    return {label: f"runs/{scale}/{name}" for label, name in names.items()}
+    return {label: run_dir(scale, name) for label, name in names.items()}
 
 
 def report(experiment: str, scale: str, provenance: Provenance) -> None:
@@ -143,7 +149,7 @@ def report(experiment: str, scale: str, provenance: Provenance) -> None:
                                     list(_workdirs(scale, plan.core_names(scale)).items()), command)
     elif experiment == "table1":
         titles = {"mnist5k": "mnist_5k", "mnist": "MNIST", "svhn": "SVHN", "celeba": "CelebA"}
-        keyed = {(titles[prefix], row): f"runs/{scale}/{plan.table1_name(prefix, row)}"
+        keyed = {(titles[prefix], row): run_dir(scale, plan.table1_name(prefix, row))
                  for prefix in plan.prefixes(scale) for row in plan.TABLE1_ROWS}
         overlay = " + flags/cpu.flags" if scale == "cpu" else ""
         report_lib.write_table1(out, "table1.md", f"Table 1: test reconstruction MSE of every method ({scale} scale, "
@@ -155,24 +161,24 @@ def report(experiment: str, scale: str, provenance: Provenance) -> None:
     elif experiment == "table2":
         base = plan.table2_base(scale)
         for mask in plan.MASKS:  # the model trained on complete images, tested on occluded ones
-            subprocess.run([sys.executable, "-m", "hiabp_tf.evaluate", f"--workdir=runs/{scale}/{base}",
+            subprocess.run([sys.executable, "-m", "hiabp_tf.evaluate", f"--workdir={run_dir(scale, base)}",
                             f"--mask={mask}"], check=True, stdout=subprocess.DEVNULL)
         report_lib.write_table2(out, "table2.md", f"Table 2: learning from incomplete data, recovery error on "
                                 f"occluded test pixels ({scale} scale, {base})",
-                                {mask: f"runs/{scale}/{base}_{mask}" for mask in plan.MASKS}, f"runs/{scale}/{base}",
+                                {mask: run_dir(scale, f"{base}_{mask}") for mask in plan.MASKS}, run_dir(scale, base),
                                 f"./run.sh table2 {scale}  ({provenance})")
     elif experiment == "table3":
         report_lib.write_table3(out, "table3.md", f"Table 3: the effect of the number of Langevin steps T on HiABP "
                                 f"({scale} scale, {plan.table3_base(scale)})",
-                                {str(t): f"runs/{scale}/{plan.table3_name(scale, t)}" for t in plan.LANGEVIN_STEPS},
+                                {str(t): run_dir(scale, plan.table3_name(scale, t)) for t in plan.LANGEVIN_STEPS},
                                 f"./run.sh table3 {scale}  ({provenance})")
     elif experiment == "figure1":
         iabp, abp = (run.name for run in plan.runs("figure1", scale))
-        report_lib.write_figure1(out, {"encoder": f"runs/{scale}/{iabp}", "noise": f"runs/{scale}/{abp}"},
+        report_lib.write_figure1(out, {"encoder": run_dir(scale, iabp), "noise": run_dir(scale, abp)},
                                  list(plan.FIGURE1_STEPS), f"./run.sh figure1 {scale}  ({provenance})")
     elif experiment == "figure7":
         from hiabp_tf.experiments import disentangle  # pylint: disable=import-outside-toplevel
-        for path in disentangle.disentangle(f"runs/{scale}/{plan.runs('figure7', scale)[0].name}", f"{out}/figure7"):
+        for path in disentangle.disentangle(run_dir(scale, plan.runs("figure7", scale)[0].name), f"{out}/figure7"):
             print(path, flush=True)
     elif experiment == "samples":
         report_lib.write_samples(out, list(_workdirs(scale, plan.samples_names(scale)).items()),
@@ -186,7 +192,7 @@ def prepare(experiments, scale: str) -> None:
     from hiabp_tf import fid  # pylint: disable=import-outside-toplevel
     for prefix in plan.prefixes(scale):
         if prefix in ("mnist5k", "mnist"):
-            fid.ClassifierFeatures.load_or_train(f"runs/{scale}/fid_classifier_{prefix}.keras",
+            fid.ClassifierFeatures.load_or_train(plan.fid_classifier_path(scale, prefix),
                                                  dataset="mnist" if prefix == "mnist" else "mnist_5k")
 
 
@@ -215,7 +221,7 @@ def run(command: str, scale: str) -> None:
         pool_seconds = round(time.monotonic() - pool_start)
     for experiment in experiments:
         runs = plan.runs(experiment, scale, weights)
-        provenance = Provenance(scale, pool_seconds, [f"runs/{scale}/{run.name}" for run in runs])
+        provenance = Provenance(scale, pool_seconds, [run_dir(scale, run.name) for run in runs])
         train_all(scale, runs)
         report(experiment, scale, provenance)
     if command == "all":
