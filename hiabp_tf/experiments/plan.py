@@ -3,7 +3,10 @@
 A run is a flag file, flags/<name>.flags, trained into runs/<scale>/<name>. The scales:
 
     quick   the flag files as they are (mnist5k_*: the offline mnist_5k, 650 updates; the main job)
-    cpu     the same mnist5k_* experiments trained to 3,500 updates: flags/cpu.flags after each file
+    cpu     the paper's MNIST experiments (mnist_*: the standard 60,000 / 10,000 split) with the quick
+            scale's networks, trained to 3,500 updates: flags/cpu.flags after each file; every
+            Table 1 row with SEEDS training seeds (runs NAME, NAME_seed1, ...), and LONG_ROWS also
+            trained LONG_STEPS updates (NAME_long)
     paper   the paper's datasets and 3e5 updates (mnist_*, svhn_*, celeba_*; a GPU and tfds data)
 
 `hiabp_tf.experiments.run` trains and evaluates what this plan lists, then writes the results.
@@ -34,33 +37,67 @@ MASKS = ("pepper", "region10", "region20")  # Table 2
 MEAN_IMAGE_REFERENCE = "mean training image (no model)"
 LANGEVIN_STEPS = (30, 15, 10, 5)  # Table 3, longest first
 FIGURE1_STEPS = (0, 1, 2, 5, 10, 15, 30, 60)  # test-time T of Figure 1
+# Table 1's training seeds at each scale: the cpu scale's margins are small, so three seeds each.
+SEEDS = {"quick": (0,), "cpu": (0, 1, 2), "paper": (0,)}
+# Does Table 1's ordering hold as training goes on? These rows trained LONG_STEPS updates too (cpu).
+LONG_ROWS = ("vae", "iabp", "hiabp_l4")
+LONG_STEPS = 14_000
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One training run and the flags of its evaluation (e.g. --mask=pepper, the FID of Table 1)."""
+    """One training run: the workdir's name, the flag file it trains from (default: flags/<name>.flags),
+    flags added after it (e.g. --seed=1) and the flags of its evaluation (e.g. --mask=pepper)."""
 
     name: str
     evaluate_flags: tuple[str, ...] = ()
+    flagfile: str | None = None
+    train_flags: tuple[str, ...] = ()
+
+    @property
+    def experiment(self) -> str:
+        """The flag file's name, flags/<experiment>.flags."""
+        return self.flagfile or self.name
 
     @property
     def cost(self) -> int:
-        """Rough cost, to start the longest runs first: Langevin steps x (ladder depth + 1)."""
-        steps = 1 if "vae" in self.name or "vlae" in self.name else 15  # the variational methods run no Langevin
+        """Rough cost, to start the longest runs first: Langevin steps x (ladder depth + 1), x 4 for a
+        long run."""
+        name = self.experiment
+        steps = 1 if "vae" in name or "vlae" in name else 15  # the variational methods run no Langevin
         for t in (5, 10, 30):
-            if self.name.endswith(f"_t{t}"):
+            if name.endswith(f"_t{t}"):
                 steps = t
-        depth = next((l for l in (2, 3, 4) if f"_l{l}" in self.name), 1)
-        return steps * (depth + 1)
+        depth = next((l for l in (2, 3, 4) if f"_l{l}" in name), 1)
+        return steps * (depth + 1) * (LONG_STEPS // 3500 if self.name.endswith("_long") else 1)
+
+
+def seeded(run: Run, seed: int) -> Run:
+    """`run` trained with --seed=`seed` into NAME_seed<seed> (seed 0 is the run itself)."""
+    if seed == 0:
+        return run
+    return dataclasses.replace(run, name=f"{run.name}_seed{seed}", flagfile=run.experiment,
+                               train_flags=run.train_flags + (f"--seed={seed}",))
+
+
+def seed_names(scale: str, name: str) -> list[str]:
+    """The workdir names of run `name`'s training seeds at `scale`."""
+    return [seeded(Run(name), seed).name for seed in SEEDS[scale]]
+
+
+def long_run(run: Run) -> Run:
+    """`run` trained LONG_STEPS updates into NAME_long."""
+    return dataclasses.replace(run, name=f"{run.name}_long", flagfile=run.experiment,
+                               train_flags=run.train_flags + (f"--num_steps={LONG_STEPS}",))
 
 
 def prefixes(scale: str) -> tuple[str, ...]:
     """The flag file prefix of each dataset column at `scale` (Table 1 has one column per dataset)."""
-    return ("mnist", "svhn", "celeba") if scale == "paper" else ("mnist5k",)
+    return {"paper": ("mnist", "svhn", "celeba"), "cpu": ("mnist",)}.get(scale, ("mnist5k",))
 
 
 def main_prefix(scale: str) -> str:
-    return "mnist" if scale == "paper" else "mnist5k"
+    return "mnist5k" if scale == "quick" else "mnist"
 
 
 def table1_name(prefix: str, row: str) -> str:
@@ -95,7 +132,7 @@ def table2_base(scale: str) -> str:
 
 
 def table3_base(scale: str) -> str:
-    return "svhn_hiabp_l4" if scale == "paper" else "mnist5k_hiabp_l3"
+    return "svhn_hiabp_l4" if scale == "paper" else f"{main_prefix(scale)}_hiabp_l3"
 
 
 def table3_name(scale: str, steps: int) -> str:
@@ -106,14 +143,16 @@ def samples_names(scale: str) -> dict:
     """{label: run} of the samples page: VAE, ABP and HiABP side by side."""
     if scale == "paper":
         return {"VAE": "celeba_vae", "ABP (non-persistent)": "celeba_abp", "HiABP": "celeba_hiabp_l4"}
-    return {"VAE": "mnist5k_vae", "ABP (non-persistent)": "mnist5k_abp", "HiABP": "mnist5k_hiabp_l3"}
+    prefix = main_prefix(scale)
+    return {"VAE": f"{prefix}_vae", "ABP (non-persistent)": f"{prefix}_abp", "HiABP": f"{prefix}_hiabp_l3"}
 
 
 def core_names(scale: str) -> dict:
     """{label: run} of the main job's table (paper: HiABP L = 1..4 on every dataset)."""
     if scale == "paper":
         return {f"{data} HiABP (L={l})": f"{data}_hiabp_l{l}" for data in prefixes(scale) for l in (1, 2, 3, 4)}
-    return {"IABP (L=1)": "mnist5k_iabp", "HiABP (L=3)": "mnist5k_hiabp_l3"}
+    prefix = main_prefix(scale)
+    return {"IABP (L=1)": table1_name(prefix, "iabp"), "HiABP (L=3)": f"{prefix}_hiabp_l3"}
 
 
 def runs(experiment: str, scale: str, inception_weights: str | None = None) -> list[Run]:
@@ -123,8 +162,10 @@ def runs(experiment: str, scale: str, inception_weights: str | None = None) -> l
     if experiment == "core":
         return [Run(name) for name in core_names(scale).values()]
     if experiment == "table1":
-        return [Run(table1_name(prefix, row), fid_flags(scale, prefix, inception_weights))
+        rows = [(row, Run(table1_name(prefix, row), fid_flags(scale, prefix, inception_weights)))
                 for prefix in prefixes(scale) for row in TABLE1_ROWS]
+        seeds = [seeded(run, seed) for seed in SEEDS[scale] for _, run in rows]
+        return seeds + ([long_run(run) for row, run in rows if row in LONG_ROWS] if scale == "cpu" else [])
     if experiment == "table2":
         base = table2_base(scale)
         return [Run(base)] + [Run(f"{base}_{mask}", (f"--mask={mask}",)) for mask in MASKS]

@@ -63,20 +63,29 @@ def run_dir(scale: str, name: str, runs_root: str = "runs") -> str:
     return os.path.join(runs_root, scale, name)
 
 
+def train_args(scale: str, run: plan.Run, runs_root: str = "runs", flags_dir: str = "flags") -> list[str]:
+    """The arguments of `python -m hiabp_tf.train` that train (or resume) `run` at `scale`."""
+    return [*flag_args(scale, run.experiment, flags_dir), *run.train_flags,
+            f"--workdir={run_dir(scale, run.name, runs_root)}"]
+
+
 def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, runs_root: str = "runs",
-                       flags_dir: str = "flags") -> str:
-    """Trains (or resumes) runs_root/SCALE/NAME, then writes its eval_*.json (skipped when the same
-    evaluation of the same checkpoint is already there); returns evaluate's JSON line."""
+                       flags_dir: str = "flags", evaluate: bool = True) -> str:
+    """Trains (or resumes) runs_root/SCALE/NAME, then (if `evaluate`) writes its eval_*.json (skipped
+    when the same evaluation of the same checkpoint is already there); returns evaluate's JSON line."""
     workdir = run_dir(scale, run.name, runs_root)
     log = f"{workdir}.log"
     os.makedirs(os.path.dirname(log), exist_ok=True)
     env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": str(threads)} if threads else {}))
-    _say(f"{run.name}: training and evaluating (workdir {workdir}, log {log})")
+    _say(f"{run.name}: training{' and evaluating' * evaluate} (workdir {workdir}, log {log})")
     with open(log, "a") as out:
-        done = subprocess.run([sys.executable, "-m", "hiabp_tf.train", *flag_args(scale, run.name, flags_dir),
-                               f"--workdir={workdir}"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        done = subprocess.run([sys.executable, "-m", "hiabp_tf.train", *train_args(scale, run, runs_root, flags_dir)],
+                              stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     if done.returncode != 0:
         raise RunFailed(f"{run.name} FAILED; the end of {log}:\n{_tail(log)}")
+    if not evaluate:
+        _say(f"{run.name}: trained")
+        return ""
     # evaluate.out: the evaluate flags on its first line, then evaluate's output.
     marker = "# evaluate " + " ".join(run.evaluate_flags)
     result, checkpoint_index = os.path.join(workdir, "evaluate.out"), os.path.join(workdir, "checkpoints", "checkpoint")
@@ -98,13 +107,13 @@ def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, ru
     return line
 
 
-def train_all(scale: str, runs: list[plan.Run], runs_root: str = "runs") -> None:
-    """Every run trained and evaluated, `jobs_for(scale)` at a time, longest first; finished
-    runs are kept when another fails (RunFailed names every failure)."""
+def train_all(scale: str, runs: list[plan.Run], runs_root: str = "runs", evaluate: bool = True) -> None:
+    """Every run trained and (if `evaluate`) evaluated, `jobs_for(scale)` at a time, longest first;
+    finished runs are kept when another fails (RunFailed names every failure)."""
     jobs = jobs_for(scale)
     threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS") or max(1, (os.cpu_count() or 1) // jobs))
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as executor:
-        futures = [executor.submit(train_and_evaluate, scale, run, threads, runs_root)
+        futures = [executor.submit(train_and_evaluate, scale, run, threads, runs_root, evaluate=evaluate)
                    for run in plan.longest_first(runs)]
         failures = [str(f.exception()) for f in futures if f.exception() is not None]
     if failures:
@@ -204,7 +213,9 @@ def claims(scale: str) -> None:
     print(open(path).read(), flush=True)
 
 
-def run(command: str, scale: str) -> None:
+def run(command: str, scale: str, train_only: bool = False) -> None:
+    """Trains, evaluates and reports `command` ("all": every experiment) at `scale`; with
+    `train_only`, only trains its runs (e.g. in the background, to report later)."""
     os.chdir(REPO)  # flag files, runs/ and results/ are relative to the repository
     weights = os.environ.get("INCEPTION_WEIGHTS")
     if command == "claims":
@@ -212,6 +223,8 @@ def run(command: str, scale: str) -> None:
     if scale == "paper" and not weights and command in ("table1", "all"):
         _say("INCEPTION_WEIGHTS is not set: no FID for svhn and celeba (see README)")
     experiments = plan.EXPERIMENTS if command == "all" else (command,)
+    if train_only:
+        return train_all(scale, plan.pool(experiments, scale, weights), evaluate=False)
     start = time.monotonic()
     prepare(experiments, scale)
     pool_seconds = None
@@ -233,12 +246,14 @@ def run(command: str, scale: str) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    usage = f"usage: ./run.sh {{{'|'.join(COMMANDS)}}} [{'|'.join(plan.SCALES)}]"
+    usage = f"usage: ./run.sh {{{'|'.join(COMMANDS)}}} [{'|'.join(plan.SCALES)}] [--train_only]"
+    train_only = "--train_only" in argv
+    argv = [arg for arg in argv if arg != "--train_only"]
     if not 1 <= len(argv) <= 2 or argv[0] not in COMMANDS or (len(argv) == 2 and argv[1] not in plan.SCALES):
         print(usage, file=sys.stderr)
         return 2
     try:
-        run(argv[0], argv[1] if len(argv) == 2 else "quick")
+        run(argv[0], argv[1] if len(argv) == 2 else "quick", train_only)
     except RunFailed as e:
         _say(str(e))
         return 1

@@ -303,3 +303,59 @@ def test_unknown_dataset_name():
 def test_unknown_split():
     with pytest.raises(ip.DataError, match="validation"):
         ip.get_dataset("mnist_5k", "validation")
+
+
+# --------------------------------------------------------------------------- mnist from its npz copy
+
+SHARED_MNIST = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "..", "shared", "data", "mnist.npz")
+
+
+def _write_mnist_npz(folder, **replace):
+    """An npz copy of MNIST in keras.datasets.mnist's format (standard shapes, blank digits)."""
+    arrays = dict(x_train=np.zeros((60_000, 28, 28), np.uint8), y_train=np.zeros(60_000, np.uint8),
+                  x_test=np.zeros((10_000, 28, 28), np.uint8), y_test=np.zeros(10_000, np.uint8))
+    arrays["x_test"][7, 3, 4] = 255  # a pixel to find again
+    np.savez(os.path.join(folder, ip.MNIST_NPZ), **{**arrays, **replace})
+
+
+def test_mnist_npz_copy_gives_what_tfds_mnist_gives(tmp_path, monkeypatch):
+    npz_dir, tfds_dir = tmp_path / "npz", tmp_path / "tfds"
+    npz_dir.mkdir()
+    _write_mnist_npz(str(npz_dir))
+    ip.mnist_npz_arrays.cache_clear()
+    with tfds.testing.mock_data(num_examples=3):
+        mock, mock_info = ip.get_dataset("mnist", "test", data_dir=str(tfds_dir))
+    for route in ("flag", "environment"):  # --data_dir, or tensorflow-datasets' own TFDS_DATA_DIR
+        if route == "environment":
+            monkeypatch.setenv("TFDS_DATA_DIR", str(npz_dir))
+        data_dir = str(npz_dir) if route == "flag" else None
+        for split, n in (("train", 60_000), ("test", 10_000)):
+            ds, info = ip.get_dataset("mnist", split, data_dir=data_dir)
+            assert info == ip.DatasetInfo("mnist", split, n, mock_info.image_shape)
+            assert ds.element_spec == mock.element_spec  # same shapes and dtypes as the tfds route
+        assert ip.describe_source("mnist", data_dir).endswith(os.path.join("npz", ip.MNIST_NPZ))
+    example = next(iter(ds.skip(7)))
+    assert int(example["index"]) == 7 and float(example["image"][3, 4, 0]) == 1.0
+    x_train, y_train, x_test, _ = ip.mnist_npz_arrays(ip.mnist_npz_path())
+    assert x_train.shape == (60_000, 28, 28, 1) and x_test.dtype == np.uint8 and y_train.dtype == np.int64
+
+
+def test_a_wrong_mnist_npz_is_refused_naming_the_file(tmp_path):
+    _write_mnist_npz(str(tmp_path), x_test=np.zeros((100, 28, 28), np.uint8))
+    ip.mnist_npz_arrays.cache_clear()
+    with pytest.raises(ip.DataError, match=r"mnist\.npz.*x_test is uint8 \(100, 28, 28\).*expected uint8 "
+                                            r"\(10000, 28, 28\)"):
+        ip.get_dataset("mnist", "test", data_dir=str(tmp_path))
+
+
+@pytest.mark.skipif(not os.path.isfile(SHARED_MNIST), reason="../shared/data/mnist.npz (the standard MNIST "
+                    "split, not part of the project) is not on this machine")
+def test_the_real_mnist_npz_is_the_standard_split():
+    ip.mnist_npz_arrays.cache_clear()
+    x_train, y_train, x_test, y_test = ip.mnist_npz_arrays(os.path.abspath(SHARED_MNIST))
+    assert x_train.shape == (60_000, 28, 28, 1) and x_test.shape == (10_000, 28, 28, 1)
+    assert round(float(x_train.mean()), 3) == 33.318  # the published mean of the training pixels
+    assert np.bincount(y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    ds, info = ip.make_eval_dataset("mnist", "test", data_dir=os.path.dirname(SHARED_MNIST))
+    assert info.num_examples == 10_000 and sum(int(b["image"].shape[0]) for b in ds) == 10_000

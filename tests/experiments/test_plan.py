@@ -18,21 +18,34 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_every_planned_run_has_a_flag_file(scale):
     for experiment in plan.EXPERIMENTS:
         for run in plan.runs(experiment, scale):
-            assert os.path.isfile(os.path.join(REPO, "flags", f"{run.name}.flags")), (experiment, scale, run.name)
+            assert os.path.isfile(os.path.join(REPO, "flags", f"{run.experiment}.flags")), (experiment, scale, run.name)
 
 
-def test_table1_has_every_row_of_the_paper_once_per_dataset():
+def test_table1_has_every_row_of_the_paper_once_per_dataset_and_seed():
     assert report.TABLE1_ROWS is plan.TABLE1  # one list, read by the runner and the report
     labels = [label for _, label, _ in plan.TABLE1]
     assert len(labels) == 10 and "IABP [E] (L=1)" in labels and "HiABP [E+L] (L=4)" in labels
-    for scale, columns in (("cpu", 1), ("paper", 3)):
+    for scale, columns, seeds, long in (("quick", 1, 1, 0), ("cpu", 1, 3, 3), ("paper", 3, 1, 0)):
         names = [run.name for run in plan.runs("table1", scale)]
-        assert len(names) == len(set(names)) == 9 * columns  # IABP's two scores come from one run
-    assert "mnist5k_iabp" in names or "mnist_hiabp_l1" in names
+        assert len(names) == len(set(names)) == 9 * columns * seeds + long  # IABP's two scores: one run
+    assert "mnist_hiabp_l1_seed2" in [run.name for run in plan.runs("table1", "cpu")]
+
+
+def test_seeds_and_long_runs_train_the_same_flag_file_with_one_flag_more():
+    by_name = {run.name: run for run in plan.runs("table1", "cpu")}
+    seed2, long = by_name["mnist_hiabp_l4_seed2"], by_name["mnist_hiabp_l4_long"]
+    assert seed2.experiment == long.experiment == "mnist_hiabp_l4"
+    assert seed2.train_flags == ("--seed=2",) and long.train_flags == (f"--num_steps={plan.LONG_STEPS}",)
+    assert seed2.evaluate_flags == by_name["mnist_hiabp_l4"].evaluate_flags
+    assert runner.train_args("cpu", seed2) == [
+        "--flagfile=flags/mnist_hiabp_l4.flags", "--flagfile=flags/cpu.flags", "--seed=2",
+        "--workdir=runs/cpu/mnist_hiabp_l4_seed2"]
+    assert plan.seed_names("cpu", "mnist_vae") == ["mnist_vae", "mnist_vae_seed1", "mnist_vae_seed2"]
+    assert long.cost == 4 * by_name["mnist_hiabp_l4"].cost
 
 
 def test_the_pool_holds_each_run_once_longest_first():
-    pool = plan.pool(plan.EXPERIMENTS, "cpu")
+    pool = plan.pool(plan.EXPERIMENTS, "quick")
     names = [run.name for run in pool]
     assert len(names) == len(set(names)) == 15
     assert names[0] == "mnist5k_hiabp_l3_t30" and names[-1] == "mnist5k_vae"
@@ -47,8 +60,10 @@ def test_scales_and_masks():
         ("--mask=pepper",), ("--mask=region10",), ("--mask=region20",)]
     assert [run.name for run in plan.runs("table3", "paper")] == [
         "svhn_hiabp_l4_t30", "svhn_hiabp_l4", "svhn_hiabp_l4_t10", "svhn_hiabp_l4_t5"]
-    assert runner.flag_args("cpu", "mnist5k_vae") == [
-        "--flagfile=flags/mnist5k_vae.flags", "--flagfile=flags/cpu.flags"]
+    assert [run.name for run in plan.runs("table3", "cpu")] == [
+        "mnist_hiabp_l3_t30", "mnist_hiabp_l3", "mnist_hiabp_l3_t10", "mnist_hiabp_l3_t5"]
+    assert runner.flag_args("cpu", "mnist_vae") == [
+        "--flagfile=flags/mnist_vae.flags", "--flagfile=flags/cpu.flags"]
     assert runner.flag_args("quick", "mnist5k_vae") == ["--flagfile=flags/mnist5k_vae.flags"]
     with pytest.raises(ValueError, match="scale 'huge' is unknown"):
         plan.runs("table1", "huge")
