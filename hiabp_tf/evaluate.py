@@ -6,7 +6,7 @@ r"""Scores a trained workdir: test reconstruction MSE over a whole split.
     python -m hiabp_tf.evaluate --workdir=runs/hiabp_l3 [--dataset=npz:held_out.npz]
 
 Writes the result as JSON in the workdir (eval_<dataset>_<split>.json) and prints it as one JSON
-object on the last line of stdout. The protocol is in hiabp_tf/metrics.py and the README.
+object on the last line of stdout. The protocol is in hiabp_tf/evaluation/metrics.py and the README.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from absl import logging
 from hiabp_tf import cli
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
-from hiabp_tf import fid as fid_lib
-from hiabp_tf import metrics
+from hiabp_tf.evaluation import fid as fid_lib
+from hiabp_tf.evaluation import metrics
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import input_pipeline
 from hiabp_tf.data import masks

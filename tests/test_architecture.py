@@ -16,7 +16,7 @@ LAYERS = (
     ("methods",),
     ("config",),
     ("workdir", "cli"),
-    ("metrics", "fid", "distribute"),
+    ("evaluation", "distribute"),
     ("train", "evaluate"),
     ("serving",),
     ("experiments", "tools"),
@@ -56,7 +56,7 @@ def _imports(path: str):
 def test_every_module_has_a_layer():
     groups = {_group(module) for module, _ in _modules()}
     assert groups <= set(RANK), f"modules without a layer: {sorted(groups - set(RANK))}"
-    for folder in ("core", "methods", "data", "serving", "experiments", "tools"):
+    for folder in ("core", "methods", "data", "evaluation", "serving", "experiments", "tools"):
         doc = ast.get_docstring(ast.parse(open(os.path.join(PACKAGE, folder, "__init__.py")).read()))
         assert doc and "import" in doc.lower(), f"hiabp_tf/{folder}/__init__.py must say what it may import"
 
@@ -72,6 +72,6 @@ def test_imports_point_down(module, path):
 def test_the_top_level_shows_the_concerns():
     entries = sorted(name for name in os.listdir(PACKAGE) if not name.startswith(("_", ".")) or name == "__init__.py")
     folders = [name for name in entries if os.path.isdir(os.path.join(PACKAGE, name))]
-    assert set(folders) >= {"core", "methods", "data", "serving", "experiments", "tools"}
+    assert set(folders) >= {"core", "methods", "data", "evaluation", "serving", "experiments", "tools"}
     modules = [name for name in entries if name.endswith(".py")]
     assert len(modules) <= 15, f"the top level should hold a handful of entry and library modules: {modules}"

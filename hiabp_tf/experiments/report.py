@@ -31,7 +31,7 @@ from hiabp_tf import cli
 from hiabp_tf import errors
 from hiabp_tf import evaluate as evaluate_lib
 from hiabp_tf import methods
-from hiabp_tf import metrics
+from hiabp_tf.evaluation import metrics
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import images
 from hiabp_tf.data import masks

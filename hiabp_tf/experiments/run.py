@@ -198,7 +198,7 @@ def prepare(experiments, scale: str) -> None:
     """What must exist before the parallel evaluations: Table 1's FID classifier, trained once."""
     if "table1" not in experiments:
         return
-    from hiabp_tf import fid  # pylint: disable=import-outside-toplevel
+    from hiabp_tf.evaluation import fid  # pylint: disable=import-outside-toplevel
     for prefix in plan.prefixes(scale):
         if prefix in ("mnist5k", "mnist"):
             fid.ClassifierFeatures.load_or_train(plan.fid_classifier_path(scale, prefix),

@@ -10,7 +10,7 @@ import pytest
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
 from hiabp_tf import evaluate
-from hiabp_tf import metrics
+from hiabp_tf.evaluation import metrics
 from hiabp_tf import train
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import masks
@@ -187,7 +187,7 @@ class _FlatFeatures:
 def test_fid_in_evaluate_and_table1(runs, tmp_path, monkeypatch):
     """evaluate --fid adds the FID of generated samples against the training split, and Table 1
     shows it in the FID column with the feature space named below the table."""
-    from hiabp_tf import fid
+    from hiabp_tf.evaluation import fid
     monkeypatch.setattr(fid.ClassifierFeatures, "load_or_train", classmethod(lambda cls, *a, **k: _FlatFeatures()))
     result = evaluate.evaluate(runs["vae"], fid="classifier", fid_samples=200, fid_classifier=str(tmp_path / "c.keras"))
     assert result["fid"] > 0 and result["fid_samples"] == 200 and "stand-in" in result["fid_features"]

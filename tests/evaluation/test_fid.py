@@ -1,4 +1,4 @@
-"""Tests for hiabp_tf.fid. Offline: Inception runs with random weights, the classifier trains
+"""Tests for hiabp_tf.evaluation.fid. Offline: Inception runs with random weights, the classifier trains
 for seconds on mnist_5k."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from hiabp_tf import fid
+from hiabp_tf.evaluation import fid
 from hiabp_tf.data import input_pipeline as ip
 
 # Keras' own saving code trips numpy 2's "__array__ ... copy" deprecation (save_weights below).

@@ -4,7 +4,7 @@ data whose answer is known."""
 import numpy as np
 import pytest
 
-from hiabp_tf import metrics
+from hiabp_tf.evaluation import metrics
 from hiabp_tf.data import masks
 
 
