@@ -59,6 +59,9 @@ class RunConfig:
     langevin_clip: float | None = _field(
         None, "Clip every component of the Langevin gradient dE/dz to [-c, c] (off by default: the "
         "paper has no clipping).")
+    kl_warmup_steps: int = _field(
+        0, "Variational methods: the KL term's weight rises linearly from 0 to 1 over this many updates "
+        "(the warm-up of Sonderby et al. 2016's LVAE); 0 = none.")
     precision: str = _field(
         "float32", "Arithmetic of the networks: float32 (exact), bfloat16 (Keras mixed_bfloat16: faster "
         "on CPUs with AVX512_BF16 or AMX, slightly different results, see results/performance.md; emulated "
@@ -97,6 +100,9 @@ class RunConfig:
         if self.precision not in models.PRECISIONS:
             raise ValueError(f"--precision={self.precision!r} is unknown: use one of "
                              f"{', '.join(models.PRECISION_CHOICES)}.")
+        if self.kl_warmup_steps and self.method not in methods.VARIATIONAL:
+            raise ValueError(f"--kl_warmup_steps={self.kl_warmup_steps} is for the variational methods "
+                             f"({', '.join(methods.VARIATIONAL)}): --method={self.method} has no KL term. Drop it.")
         if self.method == "vae" and self.num_layers != 1:
             raise ValueError(f"--method=vae has one latent layer: --num_layers must be 1, got "
                              f"{self.num_layers} (use --method=vlae or lvae for hierarchical latents).")
@@ -105,7 +111,7 @@ class RunConfig:
     def hyperparameters(self) -> algorithm.Hyperparameters:
         return algorithm.Hyperparameters(
             langevin_steps=self.langevin_steps, step_size=self.step_size, sigma=self.sigma,
-            learning_rate=self.learning_rate, langevin_clip=self.langevin_clip)
+            learning_rate=self.learning_rate, langevin_clip=self.langevin_clip, kl_warmup_steps=self.kl_warmup_steps)
 
     @property
     def test_langevin_steps(self) -> int:
@@ -133,6 +139,10 @@ class RunConfig:
     @classmethod
     def from_json(cls, data: dict) -> "RunConfig":
         known = {f.name for f in dataclasses.fields(cls)}
+        if data.get("method") == "lvae" and "kl_warmup_steps" not in data:
+            # Written before the published LVAE existed: "lvae" was then the variant that decodes
+            # x from every layer, now "lvae_all_layers".
+            data = dict(data, method="lvae_all_layers")
         return cls(**{k: v for k, v in data.items() if k in known})
 
 

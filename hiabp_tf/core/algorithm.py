@@ -36,6 +36,7 @@ class Hyperparameters:
     sigma: float = 0.3  # standard deviation of the Gaussian likelihood p(x | z)
     learning_rate: float = 3e-4  # eta_theta = eta_phi, Adamax
     langevin_clip: float | None = None  # optional clip of dE/dz per component (not in the paper)
+    kl_warmup_steps: int = 0  # the variational baselines: KL weight 0 -> 1 over this many updates (LVAE's)
 
     def __post_init__(self):
         if self.langevin_steps < 0:
@@ -48,6 +49,8 @@ class Hyperparameters:
             raise ValueError(f"--learning_rate must be > 0, got {self.learning_rate}.")
         if self.langevin_clip is not None and not self.langevin_clip > 0:
             raise ValueError(f"--langevin_clip must be > 0 when given, got {self.langevin_clip}.")
+        if self.kl_warmup_steps < 0:
+            raise ValueError(f"--kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}.")
 
 
 def batch_mean(per_example, batch_slice=None):

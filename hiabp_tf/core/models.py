@@ -160,40 +160,46 @@ class OutputDeconv(keras.layers.Conv2DTranspose):
         return self.activation(outputs) if self.activation is not None else outputs
 
 
+def projection(arch: Architecture, layer: int) -> keras.Sequential:
+    """The projection of z^layer (1-based) to a feature map at the resolution where it joins the
+    ladder: z^L starts it (f^L's input map), z^l (l < L) joins h^{l+1} (f^l's input)."""
+    side, channels = arch.resolutions()[layer], arch.block_channels(layer)
+    return keras.Sequential([
+        keras.layers.Dense(side * side * channels, kernel_initializer=INIT),
+        keras.layers.LeakyReLU(LEAK),
+        keras.layers.Reshape((side, side, channels)),
+    ], name=f"project_z{layer}")
+
+
+def ladder_block(arch: Architecture, layer: int) -> keras.Sequential:
+    """f^layer (1-based): two deconv2d + LeakyReLU; its output channels feed f^{layer-1} (or r)."""
+    first, second = arch.strides()[0][layer - 1]
+    return keras.Sequential([
+        keras.layers.Conv2DTranspose(arch.block_channels(layer), 4, strides=first, padding="same",
+                                     kernel_initializer=INIT),
+        keras.layers.LeakyReLU(LEAK),
+        keras.layers.Conv2DTranspose(arch.block_channels(max(layer - 1, 1)), 4, strides=second, padding="same",
+                                     kernel_initializer=INIT),
+        keras.layers.LeakyReLU(LEAK),
+    ], name=f"f{layer}")
+
+
+def output_block(arch: Architecture) -> OutputDeconv:
+    """r: one deconv2d with a sigmoid, so pixels are in [0, 1]."""
+    return OutputDeconv(arch.image_shape[-1], 4, strides=arch.strides()[1], padding="same", activation="sigmoid",
+                        name="r")
+
+
 class Generator(keras.Model):
     """g_theta: list of latents [z^1 (B, d_1), ..., z^L (B, d_L)] -> images (B, H, W, C) in [0, 1]."""
 
     def __init__(self, arch: Architecture, name="generator"):
         super().__init__(name=name)
         self.arch = arch
-        blocks, r_stride = arch.strides()
-        sides = arch.resolutions()
-        num_layers = arch.num_layers
-        # Projection of each z^l to a feature map at the resolution where it joins the ladder:
-        # z^L starts the ladder (f^L's input map), z^l (l < L) joins h^{l+1}.
-        self.projections = []
-        for l in range(1, num_layers + 1):
-            side = sides[l]
-            channels = arch.block_channels(l)
-            self.projections.append(keras.Sequential([
-                keras.layers.Dense(side * side * channels, kernel_initializer=INIT),
-                keras.layers.LeakyReLU(LEAK),
-                keras.layers.Reshape((side, side, channels)),
-            ], name=f"project_z{l}"))
-        # f^l: two deconv2d + LeakyReLU; the output channels of f^l feed f^{l-1} (or r).
-        self.ladder = []
-        for l in range(1, num_layers + 1):
-            out_channels = arch.block_channels(max(l - 1, 1))
-            first, second = blocks[l - 1]
-            self.ladder.append(keras.Sequential([
-                keras.layers.Conv2DTranspose(arch.block_channels(l), 4, strides=first, padding="same",
-                                             kernel_initializer=INIT),
-                keras.layers.LeakyReLU(LEAK),
-                keras.layers.Conv2DTranspose(out_channels, 4, strides=second, padding="same", kernel_initializer=INIT),
-                keras.layers.LeakyReLU(LEAK),
-            ], name=f"f{l}"))
-        self.output_block = OutputDeconv(
-            arch.image_shape[-1], 4, strides=r_stride, padding="same", activation="sigmoid", name="r")
+        layers = range(1, arch.num_layers + 1)
+        self.projections = [projection(arch, l) for l in layers]
+        self.ladder = [ladder_block(arch, l) for l in layers]
+        self.output_block = output_block(arch)
 
     def call(self, latents):
         latents = list(latents)
@@ -257,10 +263,11 @@ class precision_policy:
         keras.config.set_dtype_policy(self.previous)
 
 
-def build_networks(arch: Architecture) -> tuple[Generator, Encoder]:
-    """Builds both networks and creates their weights (so checkpoints restore eagerly)."""
+def build_networks(arch: Architecture, generator_class=Generator) -> tuple[keras.Model, Encoder]:
+    """Builds both networks and creates their weights (so checkpoints restore eagerly); the
+    generator is `generator_class(arch)` (the ladder Generator unless a method has its own)."""
     with precision_policy(arch.precision):
-        generator, encoder = Generator(arch), Encoder(arch)
+        generator, encoder = generator_class(arch), Encoder(arch)
         generator([tf.zeros((1, d)) for d in arch.latent_dims])
         encoder(tf.zeros((1,) + arch.image_shape))
     return generator, encoder

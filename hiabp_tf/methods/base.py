@@ -128,11 +128,12 @@ class _Method(Method):
 
 
     def __init__(self, arch: models.Architecture, hparams: algorithm.Hyperparameters,
-                 num_train_examples: int | None = None, with_encoder: bool = True):
+                 num_train_examples: int | None = None, with_encoder: bool = True,
+                 generator_class=models.Generator):
         super().__init__(name=self.method)
         self.arch, self.hparams = arch, hparams
         self.num_train_examples = num_train_examples
-        self.generator, encoder = models.build_networks(arch)
+        self.generator, encoder = models.build_networks(arch, generator_class)
         self.encoder = encoder if with_encoder else None
         self.generator_optimizer = keras.optimizers.Adamax(hparams.learning_rate)
         self.encoder_optimizer = keras.optimizers.Adamax(hparams.learning_rate) if with_encoder else None

@@ -11,22 +11,25 @@ ladder Encoder gives q(z^l | x) = N(mu^l(h^l), sigma^l(h^l)^2) for every rung, t
 decodes all z^l together, the prior is p(z^l) = N(0, I) independently per layer, and the KL is summed
 over layers. It is the same class as the VAE (`VAE` is `VLAE` restricted to L = 1).
 
-LVAE (Sonderby et al. 2016), method "lvae". Hierarchical prior p(z^L) = N(0, I),
-p(z^l | z^{l+1}) = N(mu_p^l(z^{l+1}), sigma_p^l(z^{l+1})^2), each given by a small Keras MLP
-(`GaussianConditional`: Dense(2 d_l) + LeakyReLU(0.1), then linear heads for mu and log sigma).
-The bottom-up pass is the same ladder Encoder: its (mu_q^l, sigma_q^l) are the bottom-up Gaussians.
-Inference runs top-down: q(z^L | x) is the bottom-up Gaussian of layer L; for l < L, q(z^l | z^{l+1}, x)
-is the `precision_weighted_merge` of the bottom-up N(mu_q^l, sigma_q^l^2) and the top-down
-N(mu_p^l(z^{l+1}), sigma_p^l^2), where z^{l+1} is the reparameterised sample of the layer above.
-Loss = reconstruction + sum_l KL(q(z^l | .) || p(z^l | z^{l+1})), each KL analytic given the sampled
-z^{l+1}. Choice: the original LVAE decodes x from z^1 only; ours decodes x with the same ladder
-Generator as HiABP, fed all layers z^1..z^L, so that the networks are equal across methods (the
-generator then sees every layer both through the prior chain and directly). The top-down prior nets
-belong to the generative model: the generator's Adamax trains them with the generator, and they are
-checkpointed as "prior". With L = 1 there are no prior nets and the LVAE is the VAE. [E]
-reconstructions decode every layer at its posterior mean, computed top-down with the means
-(z^{l+1} = its mean when it conditions the prior of layer l); samples are ancestral from the
-hierarchical prior.
+LVAE (Sonderby et al. 2016), method "lvae", as published. The generative model is the Markov chain
+    p(z^L) = N(0, I),   p(z^l | z^{l+1}) = N(mu_p^l(d^{l+1}), sigma_p^l(d^{l+1})^2),   p(x | z^1)
+where d^{l+1} = f^{l+1}(z^{l+1}) is the top-down path (`ChainGenerator`): HiABP's blocks (the
+projection of z^l, then f^l, two deconv2d + LeakyReLU(0.1)) with linear heads for mu_p^l and
+log sigma_p^l on d^{l+1}, and x = r(f^1(z^1)) with HiABP's output block; so x depends on z^1 only,
+every layer on the one above only, with the same blocks and total latent size as HiABP. Inference:
+the bottom-up ladder Encoder gives the Gaussians N(mu_q^l, sigma_q^l^2); it runs top-down, q(z^L | x)
+is the bottom-up Gaussian of layer L and for l < L q(z^l | z^{l+1}, x) is the
+`precision_weighted_merge` of the bottom-up Gaussian and the generative model's own top-down
+N(mu_p^l, sigma_p^l^2) given the sample z^{l+1} (prior and posterior share one top-down path).
+Loss = reconstruction + beta * sum_l KL(q(z^l | .) || p(z^l | z^{l+1})), each KL analytic given the
+sampled z^{l+1}; beta is the KL warm-up of the LVAE paper, rising linearly from 0 to 1 over
+--kl_warmup_steps updates (then 1; 0 = no warm-up). [E] reconstructions decode the top-down posterior
+mean (z^{l+1} = its mean when it conditions layer l); samples are ancestral.
+
+The earlier LVAE of this project, method "lvae_all_layers", keeps LVAE's inference and hierarchical
+prior (separate small MLPs, `LadderPrior`) but decodes x from every layer with HiABP's ladder
+Generator; it has its own row, and workdirs trained with it before the published LVAE existed (their
+config.json says "lvae" and has no kl_warmup_steps) load as it.
 """
 
 from __future__ import annotations
@@ -77,7 +80,8 @@ class _VariationalMethod(_Method):
         generator_vars, encoder_vars = self.generator_variables, self.encoder.trainable_variables
         with tf.GradientTape() as tape:
             terms = self.loss(x, seed, mask, batch_slice)
-        grads = tape.gradient(terms["loss"], generator_vars + encoder_vars)
+        # "objective": what is minimised when it differs from the negative ELBO (the LVAE's warm-up).
+        grads = tape.gradient(terms.get("objective", terms["loss"]), generator_vars + encoder_vars)
         self.generator_optimizer.apply_gradients(zip(grads[:len(generator_vars)], generator_vars))
         self.encoder_optimizer.apply_gradients(zip(grads[len(generator_vars):], encoder_vars))
         return {"loss": terms["loss"], "reconstruction": terms["reconstruction"], "kl": terms["kl"],
@@ -120,8 +124,47 @@ class VAE(VLAE):
 
 # ------------------------------------------------------------------------------------------ LVAE
 
+class ChainGenerator(keras.Model):
+    """The LVAE's generative model, z^L -> ... -> z^1 -> x, built from HiABP's blocks.
+
+    d^l = f^l(projection(z^l)); x = r(d^1); p(z^l | z^{l+1}) has mean and log sigma linear in the
+    flattened d^{l+1}. Called on [z^1, ..., z^L] like the ladder Generator, it decodes z^1 alone."""
+
+    def __init__(self, arch: models.Architecture, name="generator"):
+        super().__init__(name=name)
+        self.arch = arch
+        layers = range(1, arch.num_layers + 1)
+        self.projections = [models.projection(arch, l) for l in layers]
+        self.ladder = [models.ladder_block(arch, l) for l in layers]
+        self.output_block = models.output_block(arch)
+        if arch.num_layers > 1:  # (an unused layer would be left unbuilt)
+            self.flatten = keras.layers.Flatten()
+        # Heads of p(z^l | z^{l+1}) for l = 1..L-1 (0-based l < L-1), on d^{l+1}.
+        self.mu_heads = [keras.layers.Dense(d, name=f"prior_mu{l + 1}") for l, d in enumerate(arch.latent_dims[:-1])]
+        self.log_sigma_heads = [keras.layers.Dense(d, name=f"prior_log_sigma{l + 1}")
+                                for l, d in enumerate(arch.latent_dims[:-1])]
+
+    def top_down(self, layer: int, z):
+        """d^{layer+1} (0-based `layer`): the block of z^{layer+1}, f(projection(z))."""
+        return self.ladder[layer](self.projections[layer](z))
+
+    def conditional(self, layer: int, z_above):
+        """(mu_p, sigma_p) of p(z^l | z^{l+1}) for 0-based layer l < L-1, given z^{l+1} = `z_above`."""
+        h = self.flatten(self.top_down(layer + 1, z_above))
+        mu = tf.cast(self.mu_heads[layer](h), tf.float32)  # casts are no-ops in float32
+        return mu, tf.exp(tf.cast(self.log_sigma_heads[layer](h), tf.float32))
+
+    def call(self, latents):
+        latents = list(latents)
+        for layer in range(self.arch.num_layers - 1):  # creates the prior heads on the first call
+            if not self.mu_heads[layer].built:
+                self.conditional(layer, latents[layer + 1])
+        return tf.cast(self.output_block(self.top_down(0, latents[0])), tf.float32)
+
+
 class GaussianConditional(keras.Model):
-    """Top-down prior p(z^l | z^{l+1}) = N(mu(z^{l+1}), exp(log_sigma(z^{l+1}))^2): a small MLP."""
+    """Top-down prior p(z^l | z^{l+1}) = N(mu(z^{l+1}), exp(log_sigma(z^{l+1}))^2): a small MLP
+    (the "lvae_all_layers" variant's)."""
 
     def __init__(self, latent_dim: int, hidden: int, name=None):
         super().__init__(name=name)
@@ -136,7 +179,7 @@ class GaussianConditional(keras.Model):
 
 
 class LadderPrior(keras.Model):
-    """The LVAE's top-down priors: conditionals[l] gives p(z^{l+1} | z^{l+2}) (0-based l < L-1)."""
+    """The variant's top-down priors: conditionals[l] gives p(z^{l+1} | z^{l+2}) (0-based l < L-1)."""
 
     def __init__(self, arch: models.Architecture, name="prior"):
         super().__init__(name=name)
@@ -153,22 +196,19 @@ class LadderPrior(keras.Model):
 
 
 class LVAE(_VariationalMethod):
-    """Ladder VAE: hierarchical prior and top-down precision-weighted inference."""
+    """Ladder VAE as published: the chain generative model, top-down precision-weighted inference
+    sharing the generative model's top-down path, KL warm-up."""
 
     method = "lvae"
     reconstructions = ("E",)
 
     def __init__(self, arch, hparams, num_train_examples=None):
-        super().__init__(arch, hparams, num_train_examples)
-        self.prior = LadderPrior(arch)
+        super().__init__(arch, hparams, num_train_examples, generator_class=ChainGenerator)
         self._build_optimizers()
 
-    @property
-    def generator_variables(self):
-        return self.generator.trainable_variables + self.prior.trainable_variables
-
-    def checkpoint_items(self) -> dict:
-        return dict(super().checkpoint_items(), prior=self.prior)
+    def conditional(self, layer, z_above):
+        """(mu_p, sigma_p) of p(z^l | z^{l+1}), 0-based layer l < L-1."""
+        return self.generator.conditional(layer, z_above)
 
     def posterior(self, x, seed=None, batch_slice=None):
         """Top-down inference. Returns (z, kls) as lists over layers (bottom first); kls[l] is the
@@ -183,19 +223,29 @@ class LVAE(_VariationalMethod):
                 mu, sigma = mus_q[l], sigma_q
                 mu_p, sigma_p = 0.0, 1.0
             else:
-                mu_p, sigma_p = self.prior.conditional(l, z[l + 1])
+                mu_p, sigma_p = self.conditional(l, z[l + 1])
                 mu, sigma = precision_weighted_merge(mus_q[l], sigma_q, mu_p, sigma_p)
             z[l] = mu if seed is None else reparameterize(mu, sigma, seed, l, batch_slice)
             kls[l] = gaussian_kl(mu, sigma, mu_p, sigma_p)
         return z, kls
 
+    def kl_weight(self):
+        """beta of the KL warm-up: min(1, updates so far / --kl_warmup_steps) (1 without warm-up);
+        the generator optimiser's update count is checkpointed, so a resumed run continues it."""
+        warmup = self.hparams.kl_warmup_steps
+        if not warmup:
+            return tf.constant(1.0)
+        return tf.minimum(1.0, tf.cast(self.generator_optimizer.iterations, tf.float32) / float(warmup))
+
     def loss(self, x, seed, mask=None, batch_slice=None):
-        """Negative ELBO of the LVAE on a batch; returns {"loss", "reconstruction", "kl", "x_hat"}."""
+        """Negative ELBO of the LVAE on a batch; returns {"loss", "objective" (with the warm-up's
+        beta on the KL), "reconstruction", "kl", "x_hat"}."""
         z, kls = self.posterior(x, seed, batch_slice)
         x_hat = self.generator(z)
         reconstruction = algorithm.batch_mean(reconstruction_nll(x, x_hat, self.hparams.sigma, mask), batch_slice)
         kl = algorithm.batch_mean(tf.add_n(kls), batch_slice)
-        return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl, "x_hat": x_hat}
+        return {"loss": reconstruction + kl, "objective": reconstruction + self.kl_weight() * kl,
+                "reconstruction": reconstruction, "kl": kl, "x_hat": x_hat}
 
     def initial_latents(self, x, seed):
         """(z_0 sampled top-down from the posterior, the top-down posterior mean)."""
@@ -207,7 +257,7 @@ class LVAE(_VariationalMethod):
         """z^layer redrawn from p(z^l | z^{l+1}) given the layer above (the top layer from N(0, I))."""
         if layer == self.arch.num_layers - 1:
             return super().resample_layer(z, layer, seed)
-        mu_p, sigma_p = self.prior.conditional(layer, z[layer + 1])
+        mu_p, sigma_p = self.conditional(layer, z[layer + 1])
         return reparameterize(mu_p, sigma_p, seed, layer)
 
     def energy_fn(self, x, mask=None):
@@ -219,7 +269,7 @@ class LVAE(_VariationalMethod):
         def energy(z):
             prior = tf.reduce_sum(tf.square(z[-1])) / 2.0
             for l in range(len(z) - 1):
-                mu_p, sigma_p = self.prior.conditional(l, z[l + 1])
+                mu_p, sigma_p = self.conditional(l, z[l + 1])
                 prior += tf.reduce_sum(tf.square((z[l] - mu_p) / sigma_p)) / 2.0 + tf.reduce_sum(tf.math.log(sigma_p))
             return prior + tf.reduce_sum(reconstruction_nll(x, self.generator(z), sigma, mask))
         return energy
@@ -244,3 +294,23 @@ class LVAE(_VariationalMethod):
         return self.generator(z)
 
 
+class LVAEAllLayers(LVAE):
+    """The earlier LVAE of this project: LVAE's inference and hierarchical prior (separate MLPs),
+    with HiABP's ladder Generator decoding x from every layer."""
+
+    method = "lvae_all_layers"
+
+    def __init__(self, arch, hparams, num_train_examples=None):
+        _VariationalMethod.__init__(self, arch, hparams, num_train_examples)
+        self.prior = LadderPrior(arch)
+        self._build_optimizers()
+
+    def conditional(self, layer, z_above):
+        return self.prior.conditional(layer, z_above)
+
+    @property
+    def generator_variables(self):
+        return self.generator.trainable_variables + self.prior.trainable_variables
+
+    def checkpoint_items(self) -> dict:
+        return dict(super().checkpoint_items(), prior=self.prior)

@@ -34,15 +34,17 @@ def _arch_for(method):
     return ONE_LAYER if method == "vae" else TWO_LAYERS
 
 
-RECONSTRUCTION_KEYS = {"vae": {"E"}, "vlae": {"E"}, "lvae": {"E"}, "abp": {"L"}, "abp_persistent": {"L"}}
-LOSS_KEY = {"vae": "loss", "vlae": "loss", "lvae": "loss", "abp": "generator_loss",
+RECONSTRUCTION_KEYS = {"vae": {"E"}, "vlae": {"E"}, "lvae": {"E"}, "lvae_all_layers": {"E"}, "abp": {"L"},
+                       "abp_persistent": {"L"}}
+LOSS_KEY = {"vae": "loss", "vlae": "loss", "lvae": "loss", "lvae_all_layers": "loss", "abp": "generator_loss",
             "abp_persistent": "generator_loss"}
 METRIC_KEYS = {"vae": {"loss", "reconstruction", "kl", "train_mse"},
                "abp": {"generator_loss", "energy_z0", "energy_zT", "train_mse"}}
-METRIC_KEYS.update(vlae=METRIC_KEYS["vae"], lvae=METRIC_KEYS["vae"], abp_persistent=METRIC_KEYS["abp"])
+METRIC_KEYS.update(vlae=METRIC_KEYS["vae"], lvae=METRIC_KEYS["vae"], lvae_all_layers=METRIC_KEYS["vae"],
+                   abp_persistent=METRIC_KEYS["abp"])
 
 
-BASELINES = ("vae", "vlae", "lvae", "abp", "abp_persistent")
+BASELINES = ("vae", "vlae", "lvae", "lvae_all_layers", "abp", "abp_persistent")
 
 
 def test_registry_names_match_the_classes():
@@ -172,10 +174,11 @@ def test_merge_with_an_infinitely_broad_prior_is_the_bottom_up_gaussian():
 
 
 @pytest.mark.slow
-def test_lvae_with_one_layer_is_the_vae():
-    """L = 1: no prior nets; with the same weights and seed the LVAE loss is the VAE loss."""
-    lvae, vae = variational.LVAE(ONE_LAYER, FAST, NUM_TRAIN), variational.VAE(ONE_LAYER, FAST, NUM_TRAIN)
-    assert not lvae.prior.trainable_variables
+@pytest.mark.parametrize("cls", [variational.LVAE, variational.LVAEAllLayers])
+def test_lvae_with_one_layer_is_the_vae(cls):
+    """L = 1: no top-down prior; with the same weights and seed the LVAE loss is the VAE loss."""
+    lvae, vae = cls(ONE_LAYER, FAST, NUM_TRAIN), variational.VAE(ONE_LAYER, FAST, NUM_TRAIN)
+    assert len(lvae.generator_variables) == len(vae.generator_variables)
     vae.generator.set_weights(lvae.generator.get_weights())
     vae.encoder.set_weights(lvae.encoder.get_weights())
     x = _batch(4)["image"]
@@ -184,26 +187,65 @@ def test_lvae_with_one_layer_is_the_vae():
                                    rtol=1e-6)
 
 
-@pytest.mark.slow
-def test_lvae_kl_uses_the_top_down_prior_and_the_prior_nets_learn_with_the_generator():
-    model = variational.LVAE(TWO_LAYERS, FAST, NUM_TRAIN)
-    x = _batch(4)["image"]
-    seed = _seed(3, 1)
-    # By hand, top-down: z^2 from the bottom-up Gaussian (KL to N(0, I)); layer 1 merges the
-    # bottom-up Gaussian with p(z^1 | z^2) and pays its KL to that conditional prior.
+def _lvae_kl_by_hand(model, conditional, x, seed):
+    """The LVAE's KL computed by hand, top-down: z^2 from the bottom-up Gaussian (KL to N(0, I));
+    layer 1 merges the bottom-up Gaussian with p(z^1 | z^2) and pays its KL to that prior."""
     mus, log_sigmas = [[t.numpy().astype(np.float64) for t in ts] for ts in model.encoder(x)]
     eps = [tf.random.stateless_normal(mu.shape, tf.random.experimental.stateless_fold_in(seed, l)).numpy()
            for l, mu in enumerate(mus)]
     z2 = mus[1] + np.exp(log_sigmas[1]) * eps[1]
     kl2 = 0.5 * np.sum(np.exp(2 * log_sigmas[1]) + mus[1] ** 2 - 1 - 2 * log_sigmas[1], axis=1)
-    conditional = model.prior.conditionals[0](tf.constant(z2, tf.float32))
-    mu_p, log_sigma_p = (t.numpy().astype(np.float64) for t in conditional)
+    mu_p, log_sigma_p = (t.numpy().astype(np.float64) for t in conditional(tf.constant(z2, tf.float32)))
     s_q2, s_p2 = np.exp(2 * log_sigmas[0]), np.exp(2 * log_sigma_p)
     var = 1 / (1 / s_q2 + 1 / s_p2)
     mu1 = (mus[0] / s_q2 + mu_p / s_p2) * var
     kl1 = 0.5 * np.sum(np.log(s_p2 / var) + (var + (mu1 - mu_p) ** 2) / s_p2 - 1, axis=1)
-    np.testing.assert_allclose(model.loss(x, seed)["kl"].numpy(), np.mean(kl1 + kl2), rtol=1e-4)
+    return np.mean(kl1 + kl2)
 
+
+@pytest.mark.slow
+def test_the_published_lvae_is_a_chain_whose_top_down_path_serves_prior_and_posterior():
+    model = variational.LVAE(TWO_LAYERS, FAST, NUM_TRAIN)
+    assert isinstance(model.generator, variational.ChainGenerator) and "prior" not in model.checkpoint_items()
+    z1, z2, other_z2 = (tf.random.stateless_normal((4, d), [7, i]) for i, d in enumerate((2, 3, 3)))
+    # x depends on z^1 only; p(z^1 | z^2) on z^2.
+    np.testing.assert_array_equal(model.generator([z1, z2]).numpy(), model.generator([z1, other_z2]).numpy())
+    assert not np.allclose(model.conditional(0, z2)[0].numpy(), model.conditional(0, other_z2)[0].numpy())
+    # The posterior merges the bottom-up Gaussian with the generative model's own top-down conditional.
+    x, seed = _batch(4)["image"], _seed(3, 1)
+
+    def conditional(z):
+        h = model.generator.flatten(model.generator.top_down(1, z))
+        return model.generator.mu_heads[0](h), model.generator.log_sigma_heads[0](h)
+    np.testing.assert_allclose(model.loss(x, seed)["kl"].numpy(), _lvae_kl_by_hand(model, conditional, x, seed),
+                               rtol=1e-4)
+    heads = model.generator.mu_heads[0].trainable_variables + model.generator.log_sigma_heads[0].trainable_variables
+    before = [v.numpy() for v in heads]
+    model.train_step({"image": x, "index": tf.range(4, dtype=tf.int64)}, seed)
+    assert all(np.any(b != v.numpy()) for b, v in zip(before, heads))  # the prior learns with the generator
+
+
+def test_the_kl_warm_up_rises_linearly_from_0_to_1():
+    hparams = algorithm.Hyperparameters(langevin_steps=5, learning_rate=3e-3, kl_warmup_steps=200)
+    model, x, seed = variational.LVAE(TWO_LAYERS, hparams, NUM_TRAIN), _batch(4)["image"], _seed(3, 1)
+    for updates, beta in ((0, 0.0), (50, 0.25), (200, 1.0), (5000, 1.0)):
+        model.generator_optimizer.iterations.assign(updates)
+        terms = model.loss(x, seed)
+        np.testing.assert_allclose(terms["objective"].numpy(),
+                                   (terms["reconstruction"] + beta * terms["kl"]).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(terms["loss"].numpy(), (terms["reconstruction"] + terms["kl"]).numpy(), rtol=1e-6)
+    no_warmup = variational.LVAE(TWO_LAYERS, FAST, NUM_TRAIN)
+    assert float(no_warmup.kl_weight()) == 1.0
+    with pytest.raises(ValueError, match="--kl_warmup_steps must be >= 0"):
+        algorithm.Hyperparameters(kl_warmup_steps=-1)
+
+
+@pytest.mark.slow
+def test_the_all_layers_variant_keeps_its_own_prior_nets_that_learn_with_the_generator():
+    model = variational.LVAEAllLayers(TWO_LAYERS, FAST, NUM_TRAIN)
+    x, seed = _batch(4)["image"], _seed(3, 1)
+    np.testing.assert_allclose(model.loss(x, seed)["kl"].numpy(),
+                               _lvae_kl_by_hand(model, model.prior.conditionals[0], x, seed), rtol=1e-4)
     assert model.prior.trainable_variables
     before = [v.numpy() for v in model.prior.trainable_variables]
     model.train_step({"image": x, "index": tf.range(4, dtype=tf.int64)}, seed)
