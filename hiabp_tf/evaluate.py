@@ -1,7 +1,8 @@
 r"""Scores a trained workdir: test reconstruction MSE over a whole split.
 
-[E] (encoder mean decoded) and [E+L] (encoder, then Langevin) for IABP / HiABP, [E] for the VAEs,
-[L] (Langevin from N(0, I)) for ABP; keys absent for a method are null in the JSON.
+[E] (encoder mean decoded), [E+L] (encoder sample, then noisy Langevin, as the paper) and its
+deterministic variant mse_EL_det (encoder mean, Langevin without noise) for IABP / HiABP, [E] for the
+VAEs, [L] (Langevin from N(0, I)) for ABP; keys absent for a method are null in the JSON.
 
     python -m hiabp_tf.evaluate --workdir=runs/hiabp_l3 [--dataset=npz:held_out.npz]
 
@@ -112,6 +113,9 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
         raise errors.ConfigError(str(e)) from None
     start = time.perf_counter()
     scores = metrics.reconstruction_mse(model, eval_ds, seed=seed, langevin_steps=steps, mask_spec=mask_spec)
+    if "E+L" in model.reconstructions:  # the protocol reports [E+L] both ways (metrics.py)
+        scores.update(metrics.reconstruction_mse(model, eval_ds, seed=seed, langevin_steps=steps,
+                                                 mask_spec=mask_spec, deterministic=True))
     result = {
         "method": config.method,
         "num_layers": config.num_layers,

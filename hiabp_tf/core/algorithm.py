@@ -77,15 +77,16 @@ def initializing(encoder, x, seed, batch_slice=None):
 
 
 def improving(generator, x, z0, hparams: Hyperparameters, seed, mask=None, langevin_steps=None,
-              batch_slice=None):
+              batch_slice=None, noise: bool = True):
     """Slow thinking: T Langevin steps from z_0 on the posterior p_theta(z | x) (eq. 3).
 
-    Returns (z_T, batch-summed energy at z_0). With a mask only observed pixels count.
+    Returns (z_T, batch-summed energy at z_0). With a mask only observed pixels count. noise=False:
+    the steps without their noise (gradient descent on the energy, a test-time variant).
     """
     steps = hparams.langevin_steps if langevin_steps is None else langevin_steps
     energy_fn = langevin.gaussian_generator_energy(generator, x, hparams.sigma, mask)
     return langevin.langevin_dynamics(energy_fn, z0, steps, hparams.step_size, seed, hparams.langevin_clip,
-                                      batch_slice)
+                                      batch_slice, noise=noise)
 
 
 def generator_loss(generator, x, z, sigma, mask=None, batch_slice=None):

@@ -42,7 +42,8 @@ def per_example_normal(shape, seed, dtype=tf.float32, batch_slice=None) -> tf.Te
 
 
 def langevin_dynamics(energy_fn: EnergyFn, z0: Sequence[tf.Tensor], num_steps, step_size,
-                      seed, clip=None, batch_slice=None, unroll=False) -> tuple[list[tf.Tensor], tf.Tensor]:
+                      seed, clip=None, batch_slice=None, unroll=False,
+                      noise: bool = True) -> tuple[list[tf.Tensor], tf.Tensor]:
     """Runs `num_steps` Langevin steps from the latents `z0`.
 
     Args:
@@ -57,6 +58,8 @@ def langevin_dynamics(energy_fn: EnergyFn, z0: Sequence[tf.Tensor], num_steps, s
       batch_slice: (offset, global_size) when z0 holds rows [offset, offset + B) of a larger global
         batch (one replica under tf.distribute): the noise is drawn for the global batch and sliced
         (see `per_example_normal`). None (one device): the noise is drawn for z0's own shape.
+      noise: False drops the noise term s * eps_t: gradient descent on the energy with step s^2/2,
+        the mode-seeking variant of the test-time [E+L] (the protocol reports both).
       unroll: trace the steps as straight-line code (num_steps must be a Python int) instead of a
         graph while-loop: the same values up to float round-off, a T-times larger graph, and no
         faster on the CPU (measured by the benchmark, results/performance.md), so off by default.
@@ -83,9 +86,11 @@ def langevin_dynamics(energy_fn: EnergyFn, z0: Sequence[tf.Tensor], num_steps, s
         step_seed = tf.random.experimental.stateless_fold_in(seed, t)
         new_z = []
         for layer, (z_l, g_l) in enumerate(zip(z, grads)):
-            noise = per_example_normal(tf.shape(z_l), tf.random.experimental.stateless_fold_in(step_seed, layer),
-                                       z_l.dtype, batch_slice)
-            new_z.append(z_l - 0.5 * step_size**2 * g_l + step_size * noise)
+            z_l = z_l - 0.5 * step_size**2 * g_l
+            if noise:
+                z_l += step_size * per_example_normal(
+                    tf.shape(z_l), tf.random.experimental.stateless_fold_in(step_seed, layer), z_l.dtype, batch_slice)
+            new_z.append(z_l)
         return t + 1, new_z, energy_0
 
     if unroll:

@@ -4,6 +4,9 @@ MSE = mean over pixels and channels of (x - x_hat)^2, averaged over every exampl
     [E]    x_hat = g(mu_phi(x))                       (the initializer alone)
     [E+L]  z_0 ~ q_phi(z|x) (eq. 2), T Langevin steps on the test image with the training T, s and
            sigma, x_hat = g(z_T)
+    [E+L] deterministic (mode-seeking, reported beside it): z_0 = mu_phi(x), the T steps without
+           their noise (gradient descent on the energy with step s^2 / 2), x_hat = g(z_T)
+    [L]    the ABP baselines: z_0 ~ N(0, I), T Langevin steps, x_hat = g(z_T)
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from hiabp_tf.data import masks
 
 # Name of each reconstruction's score: "E" (encoder), "E+L" (encoder, then Langevin), "L" (Langevin
 # from N(0, I), the ABP baselines).
-SCORE_NAMES = {"E": "mse_E", "E+L": "mse_EL", "L": "mse_L"}
+SCORE_NAMES = {"E": "mse_E", "E+L": "mse_EL", "L": "mse_L", "E+L det": "mse_EL_det"}
+DETERMINISTIC = "E+L det"  # the deterministic [E+L] (methods with "E+L" in their reconstructions)
 
 
 # Seed of the test masks: fixed, so every method and model is scored on the same occlusions.
@@ -24,8 +28,9 @@ TEST_MASK_SEED = 1
 
 
 def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_examples=None,
-                       mask_spec=None) -> dict:
-    """Test MSE of every reconstruction `model.reconstruct` gives, over a batched eval `dataset`.
+                       mask_spec=None, deterministic=False) -> dict:
+    """Test MSE of every reconstruction `model.reconstruct` gives, over a batched eval `dataset`
+    (with `deterministic`, only the deterministic [E+L], "mse_EL_det", of a method that has [E+L]).
 
     The noise of batch b is seeded by (seed, b), so a result is reproducible.
     Returns {"mse_E": ..., "mse_EL": ... (the method's reconstructions), "num_examples": N}.
@@ -38,6 +43,9 @@ def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_e
     count = 0
     base_seed = tf.constant([seed, 1], tf.int32)
     masked = mask_spec is not None and masks.parse_mask(mask_spec).kind != "none"
+    if deterministic and "E+L" not in model.reconstructions:
+        raise ValueError(f"{model.method} has no [E+L] reconstruction, so no deterministic variant of it")
+    options = {"deterministic": True} if deterministic else {}
     for b, batch in enumerate(dataset):
         x, mask = batch["image"], None
         if max_examples is not None:
@@ -49,7 +57,9 @@ def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_e
             mask = masks.example_masks(mask_spec, x.shape, batch["index"][:x.shape[0]], TEST_MASK_SEED)
             model_input = masks.occlude(x, mask)
         recon = model.reconstruct(model_input, tf.random.experimental.stateless_fold_in(base_seed, b),
-                                  langevin_steps=langevin_steps, mask=mask)
+                                  langevin_steps=langevin_steps, mask=mask, **options)
+        if deterministic:
+            recon = {DETERMINISTIC: recon["E+L"]}
         for key, x_hat in recon.items():
             error = float(tf.reduce_sum(tf.reduce_mean(tf.square(x - x_hat), axis=[1, 2, 3])))
             sums[key] = sums.get(key, 0.0) + error

@@ -95,6 +95,8 @@ class Method(tf.Module):
       train_step(batch, seed, mask)          one update; returns scalar metrics (compiled)
       replica_step(batch, seed, mask, batch_slice)   its body, per replica under tf.distribute
       reconstruct(x, seed, langevin_steps, mask)     {"E", "E+L"} / {"E"} / {"L"}: `reconstructions`
+                                             (methods with "E+L" also take deterministic=True:
+                                             z_0 = the encoder mean, Langevin without noise)
       sample(num_samples, seed)              unconditional samples from the model's prior
       initial_latents(x, seed)               (z_0, mean): the initializer's sample and mean, lists
                                              over layers (None for methods without an encoder)

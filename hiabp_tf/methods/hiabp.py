@@ -78,11 +78,15 @@ class HiABP(base.Method):
         }
 
     @tf.function
-    def reconstruct(self, x, seed, langevin_steps=None, mask=None):
-        """Test-time reconstructions: {"E": g(mu_phi(x)), "E+L": g(z_T)} with z_0 from the encoder."""
+    def reconstruct(self, x, seed, langevin_steps=None, mask=None, deterministic=False):
+        """Test-time reconstructions: {"E": g(mu_phi(x)), "E+L": g(z_T)} with z_0 from the encoder.
+
+        As the paper (and training): z_0 a sample of q_phi(z | x), T noisy Langevin steps. With
+        `deterministic`, the mode-seeking variant: z_0 = mu_phi(x) and the steps without noise."""
         init_seed, langevin_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         z0, mus, _ = algorithm.initializing(self.encoder, x, init_seed)
-        z_t, _ = algorithm.improving(self.generator, x, z0, self.hparams, langevin_seed, mask, langevin_steps)
+        z_t, _ = algorithm.improving(self.generator, x, mus if deterministic else z0, self.hparams, langevin_seed,
+                                     mask, langevin_steps, noise=not deterministic)
         return {"E": self.generator(mus), "E+L": self.generator(z_t)}
 
     @tf.function

@@ -275,3 +275,17 @@ def test_reconstruct_and_sample_shapes_and_range(trained):
     assert samples.shape == (5, 28, 28, 1)
     assert 0.0 <= float(tf.reduce_min(samples)) and float(tf.reduce_max(samples)) <= 1.0
     assert np.std(samples.numpy(), axis=0).max() > 0  # the samples are not all the same image
+
+
+def test_the_deterministic_reconstruction_starts_at_the_encoder_mean_and_draws_no_noise():
+    arch = models.Architecture((28, 28, 1), (3, 3), width=4)
+    model = methods.HiABP(arch, algorithm.Hyperparameters(langevin_steps=4))
+    x = tf.random.stateless_uniform((3, 28, 28, 1), [0, 3])
+    first, second = (model.reconstruct(x, tf.constant(seed, tf.int32), deterministic=True) for seed in ([1, 1], [2, 7]))
+    np.testing.assert_array_equal(first["E+L"].numpy(), second["E+L"].numpy())  # no randomness left
+    _, mus, _ = algorithm.initializing(model.encoder, x, tf.constant([0, 0], tf.int32))
+    z_t, _ = algorithm.improving(model.generator, x, mus, model.hparams, tf.constant([0, 0], tf.int32), noise=False)
+    np.testing.assert_allclose(first["E+L"].numpy(), model.generator(z_t).numpy(), atol=1e-6)
+    stochastic = model.reconstruct(x, tf.constant([1, 1], tf.int32))
+    assert not np.allclose(stochastic["E+L"].numpy(), first["E+L"].numpy())
+    np.testing.assert_array_equal(stochastic["E"].numpy(), first["E"].numpy())

@@ -295,3 +295,22 @@ def test_unrolled_steps_equal_the_while_loop():
     for a, b in zip(looped, unrolled):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
     np.testing.assert_allclose(energy_looped.numpy(), energy_unrolled.numpy(), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------- without noise
+
+def test_without_noise_the_steps_are_gradient_descent_to_the_posterior_mode():
+    """noise=False (the deterministic [E+L]): z_{t+1} - m = A (z_t - m) with A = I - s^2 P / 2 on the
+    linear target, exactly, whatever the seed; so the chain converges to the posterior mean m."""
+    w, x, precision, mean = _linear_target()
+    s, steps = 0.3, 7
+    z0 = np.array([[3.0, -2.0], [0.0, 1.0]])
+    a = np.eye(2) - s**2 * precision / 2
+    expected = mean + (z0 - mean) @ np.linalg.matrix_power(a, steps).T
+    for seed in ([0, 1], [5, 9]):
+        (z_t,), _ = _run(_hand_energy(w, x), [tf.constant(z0, tf.float32)], steps, s, tf.constant(seed, tf.int32),
+                         noise=False)
+        np.testing.assert_allclose(z_t.numpy(), expected, rtol=1e-4, atol=1e-5)
+    (far,), _ = _run(_hand_energy(w, x), [tf.constant(z0, tf.float32)], 400, s, tf.constant([0, 1], tf.int32),
+                     noise=False)
+    np.testing.assert_allclose(far.numpy(), np.tile(mean, (2, 1)), atol=1e-4)
