@@ -23,11 +23,11 @@ from absl import logging
 from hiabp_tf import cli
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
-from hiabp_tf.evaluation import fid as fid_lib
-from hiabp_tf.evaluation import metrics
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import input_pipeline
 from hiabp_tf.data import masks
+from hiabp_tf.evaluation import fid as fid_lib
+from hiabp_tf.evaluation import metrics
 
 
 def define_flags():

@@ -27,13 +27,13 @@ from hiabp_tf import config as config_lib
 from hiabp_tf import distribute
 from hiabp_tf import errors
 from hiabp_tf import methods
-from hiabp_tf.evaluation import metrics
 from hiabp_tf import sittings
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.core import hardware
 from hiabp_tf.data import images
 from hiabp_tf.data import input_pipeline
 from hiabp_tf.data import masks
+from hiabp_tf.evaluation import metrics
 
 
 def define_flags():

@@ -355,10 +355,11 @@ def _tfds_dataset(name, split, data_dir):
 
 def _download_and_load(tfds, builder, name, split, data_dir):
     where = data_dir or "the default tfds data_dir (~/tensorflow_datasets)"
+    npz_copy = "; for mnist, a copy of keras.datasets.mnist.npz as DIR/mnist.npz does too" if name == "mnist" else ""
     advice = (
         f"To supply it, either prepare it with tensorflow-datasets on a machine with internet "
         f"(e.g. `tfds build {name} --data_dir=DIR`), copy DIR here and pass --data_dir=DIR (or set "
-        f"TFDS_DATA_DIR=DIR){'; for mnist, a copy of keras.datasets.mnist.npz as DIR/mnist.npz does too' if name == 'mnist' else ''}; or "
+        f"TFDS_DATA_DIR=DIR){npz_copy}; or "
         f"convert the images to an .npz file with uint8 arrays x_train and x_test of shape "
         f"(N,H,W) or (N,H,W,C) and pass --dataset=npz:PATH. The offline dataset "
         f"--dataset=mnist_5k needs no download."

@@ -5,9 +5,14 @@
 Reads only the JSON files the other reports wrote beside their tables (table1.json, table2.json,
 table3.json, figure1.json, learning_curves.json), so it needs no trained run, and no number in it is
 typed by hand: the paper's numbers are the constants below, transcribed from its tables; ours come
-from the JSON files. Each claim gets a verdict, `holds`, `does not hold` or `not comparable`, and
-where one does not hold, the learning curves say whether the methods compared were still improving
-when training stopped (the likely reason at a fixed budget) or had flattened out.
+from the JSON files. Each claim "A < B" on Table 1 is decided on the training seeds by Welch's
+t-test (scipy.stats.ttest_ind, equal_var=False, two-sided) at p < ALPHA: `holds` (A lower,
+significant), `does not hold` (A higher, significant), `tie` (not significant; a tie never counts
+as holding); with one seed per side there is no test and the note says so. Claims on other data
+than the paper's are `not comparable`. Table 1's claims are also decided with every Langevin method
+scored at the second test-time T (60) and with the deterministic [E+L], to show whether a verdict
+depends on those choices; where one does not hold or is a tie, the learning curves say whether the
+methods compared were still improving when training stopped.
 
 With --readme, the block between the README's `<!-- results:start -->` and `<!-- results:end -->`
 markers is replaced by `readme_block` (Table 1 beside the paper's MNIST column, one line per claim),
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+
+from scipy import stats
 
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.experiments import plan
@@ -44,9 +51,12 @@ PAPER_TABLE3 = {5: 0.0216, 10: 0.0183, 15: 0.0168, 30: 0.0166}
 # "Gains little beyond T = 15": the relative fall of the MSE from T = 15 to T = 30 below this (the
 # paper's is 1.2%, against 8.2% from T = 10 to 15).
 LITTLE_GAIN = 0.05
-# Two MSEs closer than this (relative) are called a tie in the notes: the [E+L] scores carry
-# Langevin noise and the test split has 1,000 images.
-TIE = 0.01
+# Significance level of the seed tests: a difference with p >= ALPHA is a tie.
+ALPHA = 0.05
+# Where one side has a single seed (Table 3's T other than 15), a difference smaller than this many
+# seed standard deviations of the row that has several seeds is a tie.
+ONE_SEED_SIGMAS = 2.0
+VERDICTS = ("holds", "does not hold", "tie", "not comparable")
 # A method whose MSE still fell by more than this over its last doubling of updates is called
 # "still improving" in the notes.
 STILL_IMPROVING = -0.05
@@ -79,6 +89,13 @@ def _pct(x: float) -> str:
     return f"{x:+.1%}"
 
 
+def _summary(value) -> dict | None:
+    """A table1.json score as {"mean", "std", "seeds"} (a bare number: one seed)."""
+    if value is None or isinstance(value, dict):
+        return value
+    return dict(mean=float(value), std=None, seeds=[float(value)])
+
+
 class Results:
     """The numbers of one results/<scale>/ folder, by what the claims ask of them."""
 
@@ -93,21 +110,60 @@ class Results:
         self.table3 = _load(out_dir, "table3.json", self.commands["table3"], required=False)
         self.figure1 = _load(out_dir, "figure1.json", self.commands["figure1"], required=False)
         self.column = self.table1["rows"][0]["column"]
+        self.second_t = self.table1.get("second_t")
 
-    def mse(self, row: str, score: str) -> float:
+    def entry(self, row: str, score: str) -> dict:
         for r in self.table1["rows"]:
             if r["row"] == row and r["score"] == score and r["column"] == self.column:
-                return r["mse"]
+                return r
         raise MissingResultError(f"table1.json has no {row} {score}: rerun ./run.sh table1.")
+
+    def summary(self, row: str, score: str, variant: str = "mse") -> dict:
+        """A row's score over its seeds; a variant the row does not have (T = 60 of a VAE, the
+        deterministic [E+L] of ABP) falls back to its headline score, which it then is."""
+        entry = self.entry(row, score)
+        return _summary(entry.get(variant)) or _summary(entry["mse"])
+
+    def mse(self, row: str, score: str, variant: str = "mse") -> float:
+        return self.summary(row, score, variant)["mean"]
 
     def label(self, row: str, score: str) -> str:
         return next(r["label"] for r in self.table1["rows"] if r["row"] == row and r["score"] == score)
 
     def curve(self, row: str, score: str) -> dict | None:
-        return next((c for c in self.curves["curves"] if c["row"] == row and c["score"] == score), None)
+        return next((c for c in self.curves["curves"] if c["row"] == row and c["score"] == score
+                     and not c.get("long")), None)
 
     def step(self) -> int:
         return self.table1["rows"][0]["step"]
+
+    def num_seeds(self) -> int:
+        return max(len(self.summary(r["row"], r["score"])["seeds"]) for r in self.table1["rows"])
+
+
+def compare(smaller: list[float], larger: list[float], reference_std: float | None = None) -> dict:
+    """Is mean(smaller) < mean(larger)? {"verdict": holds / does not hold / tie, "p", "test"}.
+
+    Several seeds on both sides: Welch's t-test, significant at p < ALPHA. One seed on a side: with
+    `reference_std` (the seed std of a comparable row), a difference beyond ONE_SEED_SIGMAS of it
+    decides, else a tie; without one, the sign decides and the test says no test was possible."""
+    mean_a, mean_b = sum(smaller) / len(smaller), sum(larger) / len(larger)
+    direction = "holds" if mean_a < mean_b else "does not hold"
+    if len(smaller) >= 2 and len(larger) >= 2:
+        if len(set(smaller)) == len(set(larger)) == 1:  # no spread on either side: the means alone decide
+            p = 0.0 if mean_a != mean_b else 1.0
+        else:
+            p = float(stats.ttest_ind(smaller, larger, equal_var=False).pvalue)
+        return dict(verdict=direction if p < ALPHA else "tie", p=p, test="Welch's t-test")
+    if reference_std is not None:
+        decisive = abs(mean_a - mean_b) > ONE_SEED_SIGMAS * reference_std
+        return dict(verdict=direction if decisive else "tie", p=None,
+                    test=f"one seed: |difference| vs {ONE_SEED_SIGMAS:g} x seed std {reference_std:.5f}")
+    return dict(verdict=direction, p=None, test="one seed: no test")
+
+
+def _fmt_summary(summary: dict) -> str:
+    return f"{summary['mean']:.4f}" + ("" if summary["std"] is None else f" ± {summary['std']:.4f}")
 
 
 def _improving_note(results: Results, keys) -> str:
@@ -123,23 +179,33 @@ def _improving_note(results: Results, keys) -> str:
     return "; ".join(notes)
 
 
+# Table 1's claims are decided on each of these scores: (variant key of table1.json, what it is).
+TABLE1_VARIANTS = (("mse", "training T"), ("mse_second_t", "T = 60"), ("mse_det", "deterministic [E+L]"))
+
+
 def _less_than(results: Results, smaller: tuple[str, str], larger: tuple[str, str], paper=PAPER_TABLE1["MNIST"]):
-    """A claim 'smaller < larger' on Table 1: (paper text, our text, verdict, note)."""
-    ours_a, ours_b = results.mse(*smaller), results.mse(*larger)
-    paper_text = f"{paper[smaller]:.4f} < {paper[larger]:.4f}"
-    ours_text = f"{ours_a:.4f} vs {ours_b:.4f} ({_pct(ours_a / ours_b - 1)})"
-    holds = ours_a < ours_b
-    note = ""
-    if abs(ours_a / ours_b - 1) < TIE:
-        note = f"a tie within {TIE:.0%}"
-    if not holds:
-        note = "; ".join(filter(None, [note, _improving_note(results, [smaller, larger])]))
-    return paper_text, ours_text, "holds" if holds else "does not hold", note
+    """A claim 'smaller < larger' on Table 1: {"paper", "ours", "verdict", "p", "test", the verdict
+    under each other variant ("verdict_<variant>"), "note"}."""
+    a, b = results.summary(*smaller), results.summary(*larger)
+    decided = compare(a["seeds"], b["seeds"])
+    p = "" if decided["p"] is None else f", p = {decided['p']:.3g}"
+    out = dict(paper=f"{paper[smaller]:.4f} < {paper[larger]:.4f}",
+               ours=f"{_fmt_summary(a)} vs {_fmt_summary(b)} ({_pct(a['mean'] / b['mean'] - 1)}{p})",
+               verdict=decided["verdict"], p=decided["p"], test=decided["test"])
+    for variant, _ in TABLE1_VARIANTS[1:]:
+        out[f"verdict_{variant}"] = compare(results.summary(*smaller, variant)["seeds"],
+                                            results.summary(*larger, variant)["seeds"])["verdict"]
+    notes = [] if decided["p"] is not None else [decided["test"]]
+    if decided["verdict"] != "holds":
+        notes.append(_improving_note(results, [smaller, larger]))
+    out["note"] = "; ".join(filter(None, notes))
+    return out
 
 
 def table1_claims(results: Results) -> list[dict]:
-    best_l = min((2, 3, 4), key=lambda l: results.mse(f"hiabp_l{l}", "mse_EL"))
-    best = (f"hiabp_l{best_l}", "mse_EL")
+    # HiABP against the VAEs at L = 4, the paper's own choice (the best L on the test split would be
+    # chosen on test data).
+    best = ("hiabp_l4", "mse_EL")
     claims = [
         ("IABP: Langevin improves on the initializer, [E+L] < [E]", ("iabp", "mse_EL"), ("iabp", "mse_E")),
         ("HiABP L = 2 < IABP [E+L]", ("hiabp_l2", "mse_EL"), ("iabp", "mse_EL")),
@@ -147,16 +213,9 @@ def table1_claims(results: Results) -> list[dict]:
         ("HiABP L = 4 < L = 3", ("hiabp_l4", "mse_EL"), ("hiabp_l3", "mse_EL")),
         ("IABP [E+L] < ABP (non-persistent)", ("iabp", "mse_EL"), ("abp", "mse_L")),
         ("IABP [E+L] < ABP (persistent)", ("iabp", "mse_EL"), ("abp_persistent", "mse_L")),
-    ] + [(f"HiABP (best L: {best_l}) < {results.label(row, 'mse_E')}", best, (row, "mse_E"))
+    ] + [(f"HiABP L = 4 < {results.label(row, 'mse_E')}", best, (row, "mse_E"))
          for row in ("vae", "lvae", "vlae")]
-    rows = []
-    for text, smaller, larger in claims:
-        paper_text, ours_text, verdict, note = _less_than(results, smaller, larger)
-        if text.startswith("HiABP (best L"):  # the paper's best L is 4
-            paper_text = (f"{PAPER_TABLE1['MNIST'][('hiabp_l4', 'mse_EL')]:.4f} (L = 4) < "
-                          f"{PAPER_TABLE1['MNIST'][larger]:.4f}")
-        rows.append(dict(claim=text, paper=paper_text, ours=ours_text, verdict=verdict, note=note))
-    return rows
+    return [dict(claim=text, **_less_than(results, smaller, larger)) for text, smaller, larger in claims]
 
 
 def _not_measured(results: Results, name: str, claim: str, paper: str) -> dict:
@@ -170,17 +229,26 @@ def table3_claims(results: Results) -> list[dict]:
         return [_not_measured(results, "table3", "Table 3: the MSE falls as T grows", paper + " (SVHN)"),
                 _not_measured(results, "table3", f"Table 3: little to gain beyond T = 15 (T = 15 → 30 takes "
                               f"less than {LITTLE_GAIN:.0%} off)", _pct(PAPER_TABLE3[30] / PAPER_TABLE3[15] - 1))]
-    by_t = {r["langevin_steps"]: r["mse"] for r in results.table3["rows"]}
+    by_t = {r["langevin_steps"]: r for r in results.table3["rows"]}
+    seeds = {t: r.get("mse_seeds") or [r["mse"]] for t, r in by_t.items()}
+    mean = {t: r["mse"] for t, r in by_t.items()}
+    stds = [r["mse_std"] for r in by_t.values() if r.get("mse_std") is not None]
+    reference = max(stds) if stds else None  # the seed spread of the T that has several seeds
     steps = sorted(by_t)
-    ours = ", ".join(f"T={t}: {by_t[t]:.4f}" for t in steps)
+    ours = ", ".join(f"T={t}: {mean[t]:.4f}" + (f" ± {by_t[t]['mse_std']:.4f}" if by_t[t].get("mse_std") else "")
+                     for t in steps)
     paper = ", ".join(f"T={t}: {v:.4f}" for t, v in sorted(PAPER_TABLE3.items()))
-    falls = all(by_t[a] > by_t[b] for a, b in zip(steps, steps[1:]))
-    rows = [dict(claim="Table 3: the MSE falls as T grows", paper=paper + " (SVHN)", ours=ours,
-                 verdict="holds" if falls else "does not hold",
-                 note="" if falls else "not monotone in T at this budget")]
+    pairs = {(a, b): compare(seeds[b], seeds[a], reference) for a, b in zip(steps, steps[1:])}
+    verdicts = {d["verdict"] for d in pairs.values()}
+    verdict = "does not hold" if "does not hold" in verdicts else "tie" if "tie" in verdicts else "holds"
+    tests = sorted({d["test"] for d in pairs.values()})
+    note = "; ".join([f"T = {a} → {b}: {d['verdict']}" for (a, b), d in pairs.items() if d["verdict"] != "holds"]
+                     + [f"decided by {', '.join(tests)}"])
+    rows = [dict(claim="Table 3: the MSE falls as T grows", paper=paper + " (SVHN)", ours=ours, verdict=verdict,
+                 note=note)]
     if 15 in by_t and 30 in by_t and 10 in by_t:
-        gain_15_30 = by_t[30] / by_t[15] - 1
-        gain_10_15 = by_t[15] / by_t[10] - 1
+        gain_15_30 = mean[30] / mean[15] - 1
+        gain_10_15 = mean[15] / mean[10] - 1
         paper_gain = PAPER_TABLE3[30] / PAPER_TABLE3[15] - 1
         little = -gain_15_30 < LITTLE_GAIN
         rows.append(dict(
@@ -188,8 +256,8 @@ def table3_claims(results: Results) -> list[dict]:
             paper=f"{_pct(paper_gain)} (T = 10 → 15: {_pct(PAPER_TABLE3[15] / PAPER_TABLE3[10] - 1)})",
             ours=f"{_pct(gain_15_30)} (T = 10 → 15: {_pct(gain_10_15)})",
             verdict="holds" if little else "does not hold",
-            note="" if little else "a longer chain still pays at this budget: each update's latents are further "
-                                   "from the posterior mode with T = 15"))
+            note="on the means" + ("" if little else "; a longer chain still pays at this budget: each update's "
+                                   "latents are further from the posterior mode with T = 15")))
     return rows
 
 
@@ -259,12 +327,16 @@ def learns_from_incomplete_data(results: Results, occluded: dict) -> dict:
 
 
 def absolute_rows(results: Results) -> list[dict]:
-    """Our Table 1 numbers beside the paper's MNIST column (another training-set size)."""
+    """Our Table 1 numbers beside the paper's MNIST column (another budget and network width)."""
     rows = []
     for r in results.table1["rows"]:
         paper = PAPER_TABLE1["MNIST"].get((r["row"], r["score"]))
-        rows.append(dict(label=r["label"], ours=r["mse"], paper=paper,
-                         relation="lower" if r["mse"] < paper else "higher"))
+        ours = results.summary(r["row"], r["score"])
+        second = _summary(r.get("mse_second_t"))
+        det = _summary(r.get("mse_det"))
+        rows.append(dict(label=r["label"], ours=ours["mean"], ours_std=ours["std"], paper=paper,
+                         second_t=second and second["mean"], det=det and det["mean"],
+                         relation="—" if paper is None else "lower" if ours["mean"] < paper else "higher"))
     return rows
 
 
@@ -272,35 +344,74 @@ def all_claims(results: Results) -> list[dict]:
     return table1_claims(results) + table3_claims(results) + figure1_claims(results) + table2_claims(results)
 
 
+def count_line(claims: list[dict]) -> str:
+    """How many claims have each verdict (ties named as ties)."""
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in VERDICTS + (NOT_MEASURED,)}
+    line = (f"{counts['holds']} hold, {counts['does not hold']} do not hold, {counts['tie']} "
+            f"{'is a tie' if counts['tie'] == 1 else 'are ties'} (not significant), {counts['not comparable']} "
+            "cannot be compared here")
+    return line + (f", {counts[NOT_MEASURED]} not measured yet at this scale." if counts[NOT_MEASURED] else ".")
+
+
+def _paper_difference(results: Results) -> str:
+    """How our runs differ from the paper's, read from table1.json."""
+    entry = results.table1["rows"][0]
+    return (f"the paper trains 3e5 updates (networks of unstated width, total latent size not given); here "
+            f"{results.step():,} updates of batch 100 on {entry['dataset']} "
+            f"({entry['num_examples']:,} test images), ladder width 32 and total latent size 48 for every method")
+
+
+def _fmt(value) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _fmt_ours(row: dict) -> str:
+    return _fmt(row["ours"]) + ("" if row["ours_std"] is None else f" ± {row['ours_std']:.4f}")
+
+
 def write_claims(out_dir: str, command: str | None = None, readme: str | None = None) -> str:
     """Writes out_dir/claims.md (and claims.json); with `readme`, refreshes its results block."""
     results = Results(out_dir)
     claims = all_claims(results)
     scale = _scale(out_dir)
+    seeds = results.num_seeds()
+    variants = [label.replace("T = 60", f"T = {results.second_t}") for _, label in TABLE1_VARIANTS[1:]]
     lines = [f"# The paper's claims at `{scale}` scale", "",
              f"Every number below is read from the JSON files beside this one (table1.json, learning_curves.json, "
              f"table2.json, table3.json, figure1.json), which `./run.sh table1|table2|table3|figure1 {scale}` wrote "
              f"from trained runs (a claim whose file is not there yet says so); the "
              f"paper's numbers are those of its Tables 1-3 (MNIST column unless stated). Our runs: "
-             f"{results.step()} updates on {results.column}.", "",
-             "| claim | paper | ours | verdict | note |", "|---|---|---|---|---|"]
-    lines += [f"| {c['claim']} | {c['paper']} | {c['ours']} | **{c['verdict']}** | {c['note']} |" for c in claims]
-    counts = {v: sum(c["verdict"] == v for c in claims)
-              for v in ("holds", "does not hold", "not comparable", NOT_MEASURED)}
-    lines += ["", f"{counts['holds']} claims hold, {counts['does not hold']} do not, "
-              f"{counts['not comparable']} cannot be compared here"
-              + (f", {counts[NOT_MEASURED]} are not measured yet at this scale." if counts[NOT_MEASURED] else "."), "",
+             f"{results.step():,} updates on {results.column}, {seeds} training seed{'s' * (seeds > 1)} per Table 1 "
+             "row.", "",
+             f"**Test**: each Table 1 claim *A < B* is decided on the training seeds by Welch's t-test "
+             f"(`scipy.stats.ttest_ind`, unequal variances, two-sided): **holds** if A is lower with p < {ALPHA}, "
+             f"**does not hold** if A is higher with p < {ALPHA}, **tie** if p ≥ {ALPHA} (a tie never counts as "
+             "holding). The last two verdict columns decide the same claim with every Langevin method scored at "
+             f"T = {results.second_t} instead of its training T, and with the deterministic [E+L] (z_0 = mu_phi(x), "
+             "no Langevin noise) instead of the paper's. Table 3's T other than 15 have one seed: a difference "
+             f"smaller than {ONE_SEED_SIGMAS:g} seed standard deviations of T = 15 is a tie there.", "",
+             "| claim | paper | ours (mean ± std over seeds) | verdict | " + " | ".join(
+                 f"verdict, {v}" for v in variants) + " | note |",
+             "|---|---|---|---|" + "---|" * len(variants) + "---|"]
+    for c in claims:
+        others = [c.get(f"verdict_{variant}", "—") for variant, _ in TABLE1_VARIANTS[1:]]
+        lines.append(f"| {c['claim']} | {c['paper']} | {c['ours']} | **{c['verdict']}** | "
+                     + " | ".join(others) + f" | {c['note']} |")
+    changed = [c["claim"] for c in claims if any(c.get(f"verdict_{v}", c["verdict"]) != c["verdict"]
+                                                 for v, _ in TABLE1_VARIANTS[1:])]
+    lines += ["", f"**{count_line(claims)}**", "",
+              ("Verdicts that change with the test-time choice: " + "; ".join(changed) + "." if changed else
+               f"No verdict changes with the test-time choice (T = {results.second_t}, deterministic [E+L])."), "",
               "## Our Table 1 beside the paper's MNIST column", "",
-              "| method | ours | paper (MNIST) | ours is |", "|---|---|---|---|"]
-    lines += [f"| {r['label']} | {r['ours']:.4f} | {r['paper']:.4f} | {r['relation']} |"
+              f"| method | ours | ours, T = {results.second_t} | ours, deterministic [E+L] | paper (MNIST) | ours is |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {r['label']} | {_fmt_ours(r)} | {_fmt(r['second_t'])} | {_fmt(r['det'])} | {_fmt(r['paper'])} | "
+              f"{r['relation']} |"
               for r in absolute_rows(results)]
-    lines += ["", f"Not the same experiment: the paper trains 3e5 updates on MNIST's 60,000 training digits and "
-              f"tests on its 10,000; here {results.step()} updates on {results.column}'s 4,000 training digits, tested "
-              "on its 1,000 (README, Results). Verdicts compare methods within one table; they do not depend on "
-              "the absolute level.", "",
+    lines += ["", f"Not the same experiment: {_paper_difference(results)} (README, Results). Verdicts compare "
+              "methods within one table; they do not depend on the absolute level.", "",
               f"Notes: *still improving* / *flat*: the method's MSE change over its last doubling of updates "
-              f"(learning_curves.md), below {STILL_IMPROVING:.0%} counts as still improving. "
-              f"A *tie*: within {TIE:.0%}."]
+              f"(learning_curves.md), below {STILL_IMPROVING:.0%} counts as still improving."]
     if command:
         lines += ["", f"Command: `{command}`"]
     path = os.path.join(out_dir, "claims.md")
@@ -308,7 +419,8 @@ def write_claims(out_dir: str, command: str | None = None, readme: str | None = 
     with open(tmp, "w") as f:
         f.write("\n".join(lines) + "\n")
     os.replace(tmp, path)
-    workdir_lib.write_json_atomic(os.path.join(out_dir, "claims.json"), {"command": command, "claims": claims})
+    workdir_lib.write_json_atomic(os.path.join(out_dir, "claims.json"), {"command": command, "alpha": ALPHA,
+                                                                          "claims": claims})
     if readme:
         update_readme(readme, readme_block(out_dir, os.path.dirname(os.path.abspath(readme)), results, claims))
     return path
@@ -322,14 +434,19 @@ def readme_block(out_dir: str, readme_dir: str = ".", results: Results | None = 
     results = results or Results(out_dir)
     claims = claims or all_claims(results)
     rel = os.path.relpath(os.path.abspath(out_dir), os.path.abspath(readme_dir))
+    seeds = results.num_seeds()
     lines = [README_START,
              f"<!-- written by `python -m hiabp_tf.experiments.report --kind=claims --out={rel} "
              "--readme=README.md`; do not edit -->",
-             f"| Table 1 method | ours: {results.column}, {results.step()} updates | paper: MNIST, 3e5 updates |",
-             "|---|---:|---:|"]
-    lines += [f"| {r['label']} | {r['ours']:.4f} | {r['paper']:.4f} |" for r in absolute_rows(results)]
+             f"| Table 1 method | ours: {results.column}, {results.step():,} updates, "
+             f"{'mean ± std of ' + str(seeds) + ' seeds' if seeds > 1 else 'one seed'} | ours, T = {results.second_t} "
+             "| paper: MNIST, 3e5 updates |",
+             "|---|---:|---:|---:|"]
+    lines += [f"| {r['label']} | {_fmt_ours(r)} | {_fmt(r['second_t'])} | {_fmt(r['paper'])} |"
+              for r in absolute_rows(results)]
     lines += ["", f"![learning curves]({rel}/learning_curves.png)", "",
-              f"The paper's claims at this scale ([{rel}/claims.md]({rel}/claims.md)):", ""]
+              f"The paper's claims at this scale, decided on the seeds by Welch's t-test at p < {ALPHA} "
+              f"([{rel}/claims.md]({rel}/claims.md)): {count_line(claims)}", ""]
     lines += [f"- **{c['verdict']}**: {c['claim']} (ours {c['ours']}{'; ' + c['note'] if c['note'] else ''})"
               for c in claims]
     lines.append(README_END)

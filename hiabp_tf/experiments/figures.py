@@ -246,9 +246,11 @@ def save_budget_curves(rows, path: str, title: str) -> str:
 
 
 def save_learning_curves(curves, path: str, title: str) -> str:
-    """Test MSE (log axis) against parameter updates, one line per curve; a curve's paper number,
-    if it has one, is a tick of the same colour right of the last update. `curves`: dicts
-    {"label", "steps", "mse", "paper_mnist" (float or None)}."""
+    """Test MSE (log axis) against parameter updates, one line per curve with a band from "low" to
+    "high" if given (e.g. the lowest and highest seed); a curve's paper number, if it has one, is a
+    tick of the same colour right of the last update. Curves with "long" set go to a second panel
+    (training continued), over the band of their own method's curve. `curves`: dicts {"label",
+    "steps", "mse", optional "low", "high", "paper_mnist" (float or None), "long", "row"}."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -260,24 +262,42 @@ def save_learning_curves(curves, path: str, title: str) -> str:
     for curve in curves:
         if len(curve["steps"]) != len(curve["mse"]) or not curve["steps"]:
             raise ValueError(f"curve {curve['label']!r} needs as many MSE values as steps, at least one.")
-    last = max(max(c["steps"]) for c in curves)
+    short = [c for c in curves if not c.get("long")]
+    long = [c for c in curves if c.get("long")]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    panels = 2 if long and short else 1
+    fig, axes = plt.subplots(1, panels, figsize=(8 * panels, 5), dpi=100, squeeze=False)
     styles = ["-", "--", "-.", ":"]
-    for i, curve in enumerate(curves):
-        line, = ax.plot(curve["steps"], curve["mse"], styles[i // 10 % len(styles)], marker=".",
-                        label=curve["label"])
-        if curve.get("paper_mnist") is not None:  # the paper's number: a tick beyond the last update
-            ax.plot([last * 1.04, last * 1.1], [curve["paper_mnist"]] * 2, color=line.get_color(), linewidth=3)
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3f"))
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3f"))
-    ax.set_xlim(0, last * 1.12)
-    ax.set_xlabel("parameter updates (batch 100)")
-    ax.set_ylabel("test MSE (log scale)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    colours = {}
+
+    def draw(ax, group, with_paper):
+        last = max(max(c["steps"]) for c in group)
+        for i, curve in enumerate(group):
+            key = (curve.get("row"), curve.get("score"))  # a long run takes its method's colour, dashed
+            colour = colours.get(key) if curve.get("long") else None
+            line, = ax.plot(curve["steps"], curve["mse"], "--" if curve.get("long") else styles[i // 10 % len(styles)],
+                            marker=".", label=curve["label"], color=colour)
+            colours.setdefault(key, line.get_color())
+            if curve.get("low") is not None and len(curve["steps"]) > 1:
+                ax.fill_between(curve["steps"], curve["low"], curve["high"], color=line.get_color(), alpha=0.2,
+                                linewidth=0)
+            if with_paper and curve.get("paper_mnist") is not None:  # the paper's number beyond the last update
+                ax.plot([last * 1.04, last * 1.1], [curve["paper_mnist"]] * 2, color=line.get_color(), linewidth=3)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3f"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3f"))
+        ax.set_xlim(0, last * 1.12)
+        ax.set_xlabel("parameter updates (batch 100)")
+        ax.set_ylabel("test MSE (log scale)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, ncol=2)
+
+    draw(axes[0][0], short or long, True)
+    axes[0][0].set_title(title, fontsize=9, wrap=True)
+    if panels == 2:
+        keys = {(c.get("row"), c.get("score")) for c in long}
+        draw(axes[0][1], [c for c in short if (c.get("row"), c.get("score")) in keys] + long, False)
+        axes[0][1].set_title("trained longer (dashed, one seed) over their Table 1 curves", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -43,9 +43,9 @@ from hiabp_tf import cli
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
 from hiabp_tf import evaluate as evaluate_lib
-from hiabp_tf.evaluation import metrics
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.core import hardware
+from hiabp_tf.evaluation import metrics
 from hiabp_tf.experiments import plan
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # hiabp_tf/<group>/x.py

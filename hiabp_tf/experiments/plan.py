@@ -41,6 +41,9 @@ MASKS = ("pepper", "region10", "region20")  # Table 2
 MEAN_IMAGE_REFERENCE = "mean training image (no model)"
 LANGEVIN_STEPS = (30, 15, 10, 5)  # Table 3, longest first
 FIGURE1_STEPS = (0, 1, 2, 5, 10, 15, 30, 60)  # test-time T of Figure 1
+# Table 1's rows scored by Langevin at test time: besides their training T, also at SECOND_TEST_T.
+LANGEVIN_ROWS = ("abp", "abp_persistent", "iabp", "hiabp_l2", "hiabp_l3", "hiabp_l4")
+SECOND_TEST_T = 60
 # Table 1's training seeds at each scale: the cpu scale's margins are small, so three seeds each.
 SEEDS = {"quick": (0,), "cpu": (0, 1, 2), "paper": (0,)}
 # Does Table 1's ordering hold as training goes on? These rows trained LONG_STEPS updates too (cpu).
@@ -60,6 +63,12 @@ class Run:
     evaluate_flags: tuple[str, ...] = ()
     flagfile: str | None = None
     train_flags: tuple[str, ...] = ()
+    # Evaluations after the first (evaluate_flags), each its own flags (e.g. a second test-time T).
+    more_evaluations: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def evaluations(self) -> tuple[tuple[str, ...], ...]:
+        return (self.evaluate_flags,) + self.more_evaluations
 
     @property
     def experiment(self) -> str:
@@ -175,15 +184,17 @@ def runs(experiment: str, scale: str, inception_weights: str | None = None) -> l
         return [Run(name) for name in core_names(scale).values()]
     if experiment == "table1":
         rows = [(row, Run(table1_name(prefix, row), fid_flags(scale, prefix, inception_weights),
-                          train_flags=scale_flags(scale, row)))
+                          train_flags=scale_flags(scale, row),
+                          more_evaluations=((f"--langevin_steps={SECOND_TEST_T}",),) if row in LANGEVIN_ROWS else ()))
                 for prefix in prefixes(scale) for row in TABLE1_ROWS]
         seeds = [seeded(run, seed) for seed in SEEDS[scale] for _, run in rows]
         return seeds + ([long_run(run) for row, run in rows if row in LONG_ROWS] if scale == "cpu" else [])
     if experiment == "table2":
         base = table2_base(scale)
         return [Run(base)] + [Run(f"{base}_{mask}", (f"--mask={mask}",)) for mask in MASKS]
-    if experiment == "table3":
-        return [Run(table3_name(scale, t)) for t in LANGEVIN_STEPS]
+    if experiment == "table3":  # T = 15 is Table 1's run, with its training seeds
+        return [seeded(Run(table3_name(scale, t)), seed) for t in LANGEVIN_STEPS
+                for seed in (SEEDS[scale] if t == 15 else (0,))]
     if experiment == "figure1":
         return [Run(table1_name(main_prefix(scale), "iabp")), Run(f"{main_prefix(scale)}_abp")]
     if experiment == "figure7":

@@ -31,10 +31,10 @@ from hiabp_tf import cli
 from hiabp_tf import errors
 from hiabp_tf import evaluate as evaluate_lib
 from hiabp_tf import methods
-from hiabp_tf.evaluation import metrics
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import images
 from hiabp_tf.data import masks
+from hiabp_tf.evaluation import metrics
 from hiabp_tf.experiments import plan
 
 TABLE1_ROWS = plan.TABLE1  # (row key, label, score reported)
@@ -176,39 +176,100 @@ def write_runs_table(out_dir: str, table: str, title: str, runs: list[tuple[str,
     return _write(out_dir, table, lines)
 
 
+def _workdirs(value) -> list[str]:
+    """A run's workdirs: one per training seed (a single workdir is one seed)."""
+    return [value] if isinstance(value, str) else list(value)
+
+
+def seed_summary(values) -> dict:
+    """{"mean", "std" (sample std, ddof=1; None for one seed), "seeds": the values} of a score over
+    training seeds, or None if any seed lacks it."""
+    if not values or any(v is None for v in values):
+        return None
+    values = [float(v) for v in values]
+    return dict(mean=float(np.mean(values)), std=float(np.std(values, ddof=1)) if len(values) > 1 else None,
+                seeds=values)
+
+
+def _fmt_seeds(summary: dict | None) -> str:
+    """mean ± std over seeds (5 decimals), the value alone for one seed, — if absent."""
+    if summary is None:
+        return "—"
+    return _fmt(summary["mean"]) + ("" if summary["std"] is None else f" ± {summary['std']:.5f}")
+
+
+# Table 1's scores beside the headline: (JSON key, column heading, score read, evaluation at the second T).
+TABLE1_VARIANTS = (
+    ("mse", "MSE, training T", None, False),
+    ("mse_second_t", "MSE, T = {t}", None, True),
+    ("mse_det", "[E+L] deterministic, training T", "mse_EL_det", False),
+    ("mse_det_second_t", "[E+L] deterministic, T = {t}", "mse_EL_det", True),
+)
+
+
 def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str | None,
-                 num_images: int = 10) -> str:
-    """The paper's Table 1. `runs` maps (column, row key) to a workdir; columns keep their order."""
+                 num_images: int = 10, second_t: int | None = None) -> str:
+    """The paper's Table 1. `runs` maps (column, row key) to a workdir, or a list of workdirs (one
+    per training seed): every cell is the mean ± standard deviation over the seeds. The Langevin
+    methods are scored with their training T and, with `second_t`, at T = `second_t` too (their
+    evaluate results at that T must exist); [E+L] also in its deterministic variant."""
     columns = list(dict.fromkeys(column for column, _ in runs))
-    header = "| METHODS | " + " | ".join(f"{c} MSE ↓ | {c} FID ↓" for c in columns) + " |"
-    lines = [f"# {title}", "", header, "|---|" + "---|---|" * len(columns)]
+    variants = [v for v in TABLE1_VARIANTS if second_t is not None or not v[3]]
+    lines = [f"# {title}", ""]
     details, datasets, fid_notes, numbers = [], set(), set(), []
-    for row, label, score in TABLE1_ROWS:
-        cells = []
-        for column in columns:
-            workdir = runs.get((column, row))
-            if workdir is None:
-                cells += ["not run", "—"]
+    for column in columns:
+        if len(columns) > 1:
+            lines += [f"## {column}", ""]
+        lines += ["| METHODS | " + " | ".join(heading.format(t=second_t) for _, heading, _, _ in variants)
+                  + " | FID ↓ | seeds |", "|---|" + "---|" * (len(variants) + 2)]
+        for row, label, score in TABLE1_ROWS:
+            workdirs = _workdirs(runs.get((column, row), []))
+            if not workdirs:
+                lines.append(f"| {label} | not run |" + " — |" * (len(variants) + 1))
                 continue
-            result = load_eval(workdir)
-            cells += [_fmt(result.get(score)), "—" if result.get("fid") is None else f"{result['fid']:.2f}"]
-            numbers.append(dict(column=column, row=row, label=label, score=score, mse=result.get(score),
-                                fid=result.get("fid"), step=result["step"], dataset=result["dataset"],
-                                num_examples=result["num_examples"], workdir=workdir))
-            if result.get("fid") is not None:
-                fid_notes.add(f"{column}: FID of {result['fid_samples']} samples against the training split in "
-                              f"{result['fid_features']}.")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    for (column, row), workdir in runs.items():
-        datasets.add(workdir_lib.load_config(workdir)[0].dataset)
-        label = f"{column}: {row}"
-        details.append(_run_details(label, workdir))
-        run_figures(workdir, out_dir, _slug(f"{column}_{row}"), num_images)
-    lines += [""] + sorted(fid_notes or {"FID was not computed for these runs (—)."})
-    lines += ["", "IABP [E] and [E+L] share one model, hence one FID (generation does not use the encoder). "
-              "Figures: `reconstructions_<column>_<row>.png` and `samples_<column>_<row>.png` beside this file."]
+            results = [load_eval(w) for w in workdirs]
+            langevin = score != "mse_E"  # [E+L] or [L]: scored by Langevin at test time
+            entry = dict(column=column, row=row, label=label, score=score, step=results[0]["step"],
+                         dataset=results[0]["dataset"], num_examples=results[0]["num_examples"],
+                         test_langevin_steps=results[0]["langevin_steps"] if langevin else None,
+                         second_t=second_t if langevin else None, workdirs=workdirs,
+                         seeds=[r["train_seed"] for r in results])
+            cells = []
+            for key, _, read, at_second_t in variants:
+                if (at_second_t and not langevin) or (read and score != "mse_EL"):
+                    entry[key] = None  # no Langevin at test time, or no [E+L] to vary
+                else:
+                    scored = [load_eval(w, langevin_steps=second_t) for w in workdirs] if at_second_t else results
+                    entry[key] = seed_summary([r.get(read or score) for r in scored])
+                cells.append(_fmt_seeds(entry[key]))
+            entry["fid"] = seed_summary([r.get("fid") for r in results])
+            cells.append("—" if entry["fid"] is None else f"{entry['fid']['mean']:.2f}"
+                         + ("" if entry["fid"]["std"] is None else f" ± {entry['fid']['std']:.2f}"))
+            cells.append(str(len(workdirs)))
+            numbers.append(entry)
+            if results[0].get("fid") is not None:
+                fid_notes.add(f"{column}: FID of {results[0]['fid_samples']} samples against the training split in "
+                              f"{results[0]['fid_features']}.")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    for (column, row), value in runs.items():
+        for number, workdir in enumerate(_workdirs(value)):
+            datasets.add(workdir_lib.load_config(workdir)[0].dataset)
+            details.append(_run_details(f"{column}: {row}" + (f" (seed run {number + 1})" if number else ""), workdir))
+            if number == 0:  # figures of the first seed
+                run_figures(workdir, out_dir, _slug(f"{column}_{row}"), num_images)
+    lines += sorted(fid_notes or {"FID was not computed for these runs (—)."})
+    lines += ["", "Cells: mean ± standard deviation (ddof = 1) over the training seeds (column *seeds*); one "
+              "seed: the value alone. *MSE, training T*: the headline score of each method ([E] for VAE, LVAE, "
+              "VLAE and IABP [E]; [L] for ABP; [E+L] for IABP / HiABP) with the test-time T equal to the "
+              "training T, for every Langevin method alike"
+              + (f"; *T = {second_t}*: the same model scored with {second_t} test-time Langevin steps" if second_t
+                 else "") + ". *[E+L] deterministic*: z_0 = mu_phi(x) and the Langevin steps without noise "
+              "(the paper's [E+L] starts from an encoder sample and keeps the noise). IABP [E] and [E+L] share "
+              "one model, hence one FID (generation does not use the encoder). Figures of the first seed: "
+              "`reconstructions_<column>_<row>.png` and `samples_<column>_<row>.png` beside this file."]
     lines += _footer(command, details, datasets)
-    _write_json(out_dir, _json_name(table), {"command": command, "rows": numbers})
+    _write_json(out_dir, _json_name(table), {"command": command, "second_t": second_t, "rows": numbers})
     return _write(out_dir, table, lines)
 
 
@@ -294,21 +355,27 @@ def inpainting_figure(workdir: str, mask: str, path: str, num_images: int = 10, 
 
 
 def write_table3(out_dir: str, table: str, title: str, runs: dict, command: str | None) -> str:
-    """Table 3: test MSE of HiABP trained and evaluated with T Langevin steps (`runs`: T -> workdir)."""
+    """Table 3: test MSE of HiABP trained and evaluated with T Langevin steps (`runs`: T -> workdir,
+    or a list of workdirs, one per training seed: mean ± std)."""
     steps = sorted(runs, key=int)
     lines = [f"# {title}", "", "| LANGEVIN STEPS | " + " | ".join(f"T = {t}" for t in steps) + " |",
              "|---|" + "---|" * len(steps)]
-    cells, numbers = [], []
+    cells, numbers, details, datasets = [], [], [], set()
     for t in steps:
-        result = load_eval(runs[t])
-        if result["langevin_steps"] != int(t):
-            raise errors.WorkdirError(f"{runs[t]} was evaluated with T = {result['langevin_steps']}, not {t}.")
-        cells.append(_fmt(result[f"mse_{_headline(runs[t])}"]))
-        numbers.append(dict(langevin_steps=int(t), mse=result[f"mse_{_headline(runs[t])}"], step=result["step"],
-                            dataset=result["dataset"], workdir=runs[t]))
+        workdirs = _workdirs(runs[t])
+        results = [load_eval(w) for w in workdirs]
+        for workdir, result in zip(workdirs, results):
+            if result["langevin_steps"] != int(t):
+                raise errors.WorkdirError(f"{workdir} was evaluated with T = {result['langevin_steps']}, not {t}.")
+            details.append(_run_details(f"T = {t}, seed {result['train_seed']}", workdir))
+            datasets.add(result["dataset"])
+        summary = seed_summary([r[f"mse_{_headline(workdirs[0])}"] for r in results])
+        cells.append(_fmt_seeds(summary) + (f" ({len(workdirs)} seeds)" if len(workdirs) > 1 else ""))
+        numbers.append(dict(langevin_steps=int(t), mse=summary["mean"], mse_std=summary["std"],
+                            mse_seeds=summary["seeds"], step=results[0]["step"], dataset=results[0]["dataset"],
+                            workdirs=workdirs))
     lines.append("| MSE [E+L] ↓ | " + " | ".join(cells) + " |")
-    details = [_run_details(f"T = {t}", runs[t]) for t in steps]
-    datasets = {workdir_lib.load_config(w)[0].dataset for w in runs.values()}
+    lines += ["", "Each run trained and tested with the same T. Several seeds: mean ± standard deviation (ddof = 1)."]
     lines += _footer(command, details, datasets)
     _write_json(out_dir, _json_name(table), {"command": command, "rows": numbers})
     return _write(out_dir, table, lines)
@@ -344,55 +411,95 @@ def write_figure1(out_dir: str, runs: dict, steps: list[int], command: str | Non
     return _write(out_dir, "figure1.md", lines)
 
 
-def write_learning_curves(out_dir: str, runs: dict, command: str | None) -> str:
-    """Test MSE against updates of every Table 1 run (`runs`: (column, row key) -> workdir), from
-    the evaluations during training (the workdir's learning_curve.jsonl). Writes learning_curves.md
-    (the numbers, and each method's change over the last doubling of updates), .png (log MSE
-    against updates, the paper's MNIST numbers as marks) and .json."""
+def _curve_points(workdir: str, score: str) -> list[tuple[int, float]]:
+    points = [(r["step"], r[score]) for r in workdir_lib.read_learning_curve(workdir) if r.get(score) is not None]
+    if not points:
+        raise errors.WorkdirError(
+            f"{workdir} has no {workdir_lib.LEARNING_CURVE_FILE} with {score}: it was trained before the "
+            "evaluations during training were recorded, or with --eval_every above its --num_steps.")
+    return points
+
+
+def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_runs: dict | None = None) -> str:
+    """Test MSE against updates of every Table 1 run (`runs`: (column, row key) -> workdir, or a
+    list of workdirs, one per training seed), from the evaluations during training (the workdir's
+    learning_curve.jsonl): the mean over seeds with the band from the lowest to the highest seed.
+    `long_runs` ((column, row key) -> workdir) are the same methods trained longer, drawn in a second
+    panel over their seeds' band. Writes learning_curves.md (the numbers, and each method's change
+    over the last doubling of updates), .png and .json."""
     from hiabp_tf.experiments import claims  # the paper's numbers
     from hiabp_tf.experiments import figures
 
     curves, details = [], []
+    sources = [(key, _workdirs(value), False) for key, value in runs.items()]
+    sources += [(key, [workdir], True) for key, workdir in (long_runs or {}).items()]
     for row, label, score in TABLE1_ROWS:
-        for (column, row_key), workdir in runs.items():
+        for (column, row_key), workdirs, long in sources:
             if row_key != row:
                 continue
-            points = [(r["step"], r[score]) for r in workdir_lib.read_learning_curve(workdir) if score in r]
-            if not points:
-                raise errors.WorkdirError(
-                    f"{workdir} has no {workdir_lib.LEARNING_CURVE_FILE} with {score}: it was trained before the "
-                    "evaluations during training were recorded, or with --eval_every above its --num_steps.")
-            curves.append(dict(column=column, row=row, label=label, score=score, workdir=workdir,
-                               steps=[p[0] for p in points], mse=[p[1] for p in points],
+            per_seed = [dict(_curve_points(w, score)) for w in workdirs]
+            steps = sorted(set.intersection(*(set(p) for p in per_seed)))  # evaluated in every seed
+            values = np.array([[p[step] for step in steps] for p in per_seed])
+            mean = values.mean(axis=0)
+            curves.append(dict(column=column, row=row, score=score, workdirs=workdirs, long=long,
+                               label=label + (f", {steps[-1]:,} updates (seed 0)" if long else ""),
+                               steps=steps, mse=mean.tolist(), low=values.min(axis=0).tolist(),
+                               high=values.max(axis=0).tolist(), num_seeds=len(workdirs),
                                paper_mnist=claims.PAPER_TABLE1["MNIST"].get((row, score)),
-                               last_doubling=last_doubling_change(points)))
-    for (column, row), workdir in runs.items():
-        details.append(_run_details(f"{column}: {row}", workdir))
-    steps = sorted({s for c in curves for s in c["steps"]})
-    png = figures.save_learning_curves(curves, os.path.join(out_dir, "learning_curves.png"),
-                                       "Test MSE during training (mnist_5k test split); "
-                                       "ticks at right: the paper's MNIST")
+                               last_doubling=last_doubling_change(list(zip(steps, mean)))))
+            if long:
+                details.append(_run_details(f"{column}: {row}, trained longer", workdirs[0]))
+    for (column, row), value in runs.items():
+        for number, workdir in enumerate(_workdirs(value)):
+            details.append(_run_details(f"{column}: {row}" + (f" (seed run {number + 1})" if number else ""), workdir))
+    short = [c for c in curves if not c["long"]]
+    steps = sorted({s for c in short for s in c["steps"]})
+    seeds = max(c["num_seeds"] for c in short)
+    first = workdir_lib.read_learning_curve(_workdirs(next(iter(runs.values())))[0])[0]
+    what = (f"test MSE on the first {first['num_examples']:,} images of the {first['dataset']} test split, test-time "
+            f"T = the training T")
+    png = figures.save_learning_curves(
+        curves, os.path.join(out_dir, "learning_curves.png"),
+        f"{what}; " + (f"mean of {seeds} seeds, band: lowest to highest; " if seeds > 1 else "")
+        + "ticks at right: the paper's MNIST (3e5 updates)")
     lines = ["# Learning curves of every Table 1 method", "", f"![learning curves]({os.path.basename(png)})", "",
-             "Test MSE (whole test split) of the evaluations during training, every "
-             f"{steps[1] - steps[0] if len(steps) > 1 else steps[0]} updates. *Last doubling*: the relative change "
+             f"The evaluations during training ({what}), every "
+             f"{steps[1] - steps[0] if len(steps) > 1 else steps[0]} updates"
+             + (f", mean over {seeds} training seeds (the figure's band: lowest to highest seed)" if seeds > 1 else "")
+             + ". They describe training; no setting was chosen from them. *Last doubling*: the relative change "
              "of the MSE from half the updates to all of them (e.g. -10%: the second half of training took 10% off); "
              "a curve still falling fast there is not at its plateau.", "",
              "| method | " + " | ".join(str(s) for s in steps) + " | last doubling | paper MNIST |",
              "|---|" + "---|" * (len(steps) + 2)]
-    for c in curves:
+    for c in short:
         by_step = dict(zip(c["steps"], c["mse"]))
-        change = c["last_doubling"]
         lines.append(f"| {c['label']} | " + " | ".join(_fmt(by_step.get(s)) for s in steps) + " | "
-                     + ("—" if change is None
-                        else f"{change['relative']:+.1%} ({change['from_step']} → {change['to_step']})")
-                     + " | " + ("—" if c["paper_mnist"] is None else f"{c['paper_mnist']:.4f}") + " |")
-    lines += ["", "The paper's MNIST column is for 3e5 updates on 60,000 training digits; here every method has "
-              "the same budget on 4,000 (mnist_5k), so the curves say how far each method is from its plateau, "
-              "not where the paper's would be."]
-    datasets = {workdir_lib.load_config(w)[0].dataset for w in runs.values()}
+                     + _fmt_change(c["last_doubling"]) + " | "
+                     + ("—" if c["paper_mnist"] is None else f"{c['paper_mnist']:.4f}") + " |")
+    long = [c for c in curves if c["long"]]
+    if long:
+        lines += ["", "## Trained longer", "",
+                  f"{', '.join(c['label'].split(',')[0] for c in long)} also trained {long[0]['steps'][-1]:,} "
+                  "updates (one seed each); does Table 1's ordering hold as training goes on? Test MSE (same "
+                  "evaluations) at each multiple of the Table 1 budget:", ""]
+        marks = [s for s in long[0]["steps"] if s % steps[-1] == 0 or s == long[0]["steps"][-1]]
+        lines += ["| method | " + " | ".join(f"{s:,}" for s in marks) + " | last doubling |",
+                  "|---|" + "---|" * (len(marks) + 1)]
+        for c in long:
+            by_step = dict(zip(c["steps"], c["mse"]))
+            lines.append(f"| {c['label']} | " + " | ".join(_fmt(by_step.get(s)) for s in marks) + " | "
+                         + _fmt_change(c["last_doubling"]) + " |")
+        order = [sorted(long, key=lambda c: dict(zip(c["steps"], c["mse"])).get(s, np.inf)) for s in marks]
+        lines += ["", "Order (lowest MSE first) at " + "; ".join(
+            f"{s:,}: " + " < ".join(c["label"].split(",")[0] for c in o) for s, o in zip(marks, order)) + "."]
+    datasets = {workdir_lib.load_config(_workdirs(w)[0])[0].dataset for w in runs.values()}
     lines += _footer(command, details, datasets)
     _write_json(out_dir, "learning_curves.json", {"command": command, "curves": curves})
     return _write(out_dir, "learning_curves.md", lines)
+
+
+def _fmt_change(change: dict | None) -> str:
+    return "—" if change is None else f"{change['relative']:+.1%} ({change['from_step']} → {change['to_step']})"
 
 
 def last_doubling_change(points) -> dict | None:

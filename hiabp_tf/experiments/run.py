@@ -72,7 +72,8 @@ def train_args(scale: str, run: plan.Run, runs_root: str = "runs", flags_dir: st
 def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, runs_root: str = "runs",
                        flags_dir: str = "flags", evaluate: bool = True) -> str:
     """Trains (or resumes) runs_root/SCALE/NAME, then (if `evaluate`) writes its eval_*.json (skipped
-    when the same evaluation of the same checkpoint is already there); returns evaluate's JSON line."""
+    when the same evaluation of the same checkpoint is already there), one per `run.evaluations`;
+    returns evaluate's JSON lines."""
     workdir = run_dir(scale, run.name, runs_root)
     log = f"{workdir}.log"
     os.makedirs(os.path.dirname(log), exist_ok=True)
@@ -86,24 +87,32 @@ def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, ru
     if not evaluate:
         _say(f"{run.name}: trained")
         return ""
-    # evaluate.out: the evaluate flags on its first line, then evaluate's output.
-    marker = "# evaluate " + " ".join(run.evaluate_flags)
-    result, checkpoint_index = os.path.join(workdir, "evaluate.out"), os.path.join(workdir, "checkpoints", "checkpoint")
+    return "\n".join(_evaluate(workdir, log, flags, env, number) for number, flags in enumerate(run.evaluations))
+
+
+def _evaluate(workdir: str, log: str, evaluate_flags, env: dict, number: int = 0) -> str:
+    """Runs `python -m hiabp_tf.evaluate --workdir=WORKDIR EVALUATE_FLAGS` unless the same
+    evaluation of the same checkpoint is recorded (evaluate.out, evaluate.<number>.out after the
+    first: the flags on its first line, then evaluate's output); returns evaluate's JSON line."""
+    marker = "# evaluate " + " ".join(evaluate_flags)
+    result = os.path.join(workdir, "evaluate.out" if number == 0 else f"evaluate.{number}.out")
+    checkpoint_index = os.path.join(workdir, "checkpoints", "checkpoint")
     previous = _read(result)
     up_to_date = (previous.split("\n", 1)[0] == marker
                   and os.path.getmtime(checkpoint_index) <= os.path.getmtime(result))
+    name = os.path.basename(workdir)
     if not up_to_date:
         with open(log, "a") as err:
             done = subprocess.run([sys.executable, "-m", "hiabp_tf.evaluate", f"--workdir={workdir}",
-                                   *run.evaluate_flags], stdout=subprocess.PIPE, stderr=err, text=True, env=env,
+                                   *evaluate_flags], stdout=subprocess.PIPE, stderr=err, text=True, env=env,
                                   cwd=REPO)
         if done.returncode != 0:
-            raise RunFailed(f"{run.name}: evaluation FAILED; the end of {log}:\n{_tail(log)}")
+            raise RunFailed(f"{name}: evaluation FAILED; the end of {log}:\n{_tail(log)}")
         with open(result + ".tmp", "w") as f:
             f.write(marker + "\n" + done.stdout)
         os.replace(result + ".tmp", result)
     line = _read(result).strip().splitlines()[-1]
-    _say(f"{run.name}: {line}")
+    _say(f"{name}: {line}")
     return line
 
 
@@ -158,15 +167,21 @@ def report(experiment: str, scale: str, provenance: Provenance) -> None:
                                     list(_workdirs(scale, plan.core_names(scale)).items()), command)
     elif experiment == "table1":
         titles = {"mnist5k": "mnist_5k", "mnist": "MNIST", "svhn": "SVHN", "celeba": "CelebA"}
-        keyed = {(titles[prefix], row): run_dir(scale, plan.table1_name(prefix, row))
+        keyed = {(titles[prefix], row): [run_dir(scale, name) for name in
+                                         plan.seed_names(scale, plan.table1_name(prefix, row))]
                  for prefix in plan.prefixes(scale) for row in plan.TABLE1_ROWS}
         overlay = " + flags/cpu.flags" if scale == "cpu" else ""
+        seeds = f"training seeds {', '.join(map(str, plan.SEEDS[scale]))} (runs NAME, NAME_seed1, ...)"
         report_lib.write_table1(out, "table1.md", f"Table 1: test reconstruction MSE of every method ({scale} scale, "
                                 "equal steps)", keyed,
-                                f"./run.sh table1 {scale}  (flags/<prefix>_<row>.flags{overlay}; {provenance})")
+                                f"./run.sh table1 {scale}  (flags/<prefix>_<row>.flags{overlay}; {seeds}; "
+                                f"{provenance})", second_t=plan.SECOND_TEST_T)
         if scale != "paper":
+            long = {key: run_dir(scale, plan.long_run(plan.Run(plan.table1_name(prefix, key[1]))).name)
+                    for prefix in plan.prefixes(scale) for key in keyed if key[1] in plan.LONG_ROWS
+                    and scale == "cpu"}
             report_lib.write_learning_curves(out, keyed, f"./run.sh table1 {scale}  (the evaluations during "
-                                             "training of the Table 1 runs)")
+                                             f"training of the Table 1 runs, {seeds})", long_runs=long)
     elif experiment == "table2":
         base = plan.table2_base(scale)
         for mask in plan.MASKS:  # the model trained on complete images, tested on occluded ones
@@ -177,9 +192,12 @@ def report(experiment: str, scale: str, provenance: Provenance) -> None:
                                 {mask: run_dir(scale, f"{base}_{mask}") for mask in plan.MASKS}, run_dir(scale, base),
                                 f"./run.sh table2 {scale}  ({provenance})")
     elif experiment == "table3":
+        # T = 15 is Table 1's run, with its training seeds; the other T are one seed each.
         report_lib.write_table3(out, "table3.md", f"Table 3: the effect of the number of Langevin steps T on HiABP "
                                 f"({scale} scale, {plan.table3_base(scale)})",
-                                {str(t): run_dir(scale, plan.table3_name(scale, t)) for t in plan.LANGEVIN_STEPS},
+                                {str(t): [run_dir(scale, name) for name in (
+                                    plan.seed_names(scale, plan.table3_name(scale, t)) if t == 15
+                                    else [plan.table3_name(scale, t)])] for t in plan.LANGEVIN_STEPS},
                                 f"./run.sh table3 {scale}  ({provenance})")
     elif experiment == "figure1":
         iabp, abp = (run.name for run in plan.runs("figure1", scale))

@@ -8,9 +8,9 @@ from hiabp_tf.methods.abp import ABP
 from hiabp_tf.methods.abp import PersistentABP
 from hiabp_tf.methods.hiabp import HiABP
 from hiabp_tf.methods.variational import LVAE
-from hiabp_tf.methods.variational import LVAEAllLayers
 from hiabp_tf.methods.variational import VAE
 from hiabp_tf.methods.variational import VLAE
+from hiabp_tf.methods.variational import LVAEAllLayers
 
 # Every row of Table 1: HiABP (IABP is L = 1) and its baselines, all with the same networks.
 METHOD_CLASSES = {"hiabp": HiABP, "vae": VAE, "vlae": VLAE, "lvae": LVAE, "lvae_all_layers": LVAEAllLayers,

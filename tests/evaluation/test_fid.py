@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from hiabp_tf.evaluation import fid
 from hiabp_tf.data import input_pipeline as ip
+from hiabp_tf.evaluation import fid
 
 # Keras' own saving code trips numpy 2's "__array__ ... copy" deprecation (save_weights below).
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

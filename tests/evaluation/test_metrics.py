@@ -4,8 +4,8 @@ data whose answer is known."""
 import numpy as np
 import pytest
 
-from hiabp_tf.evaluation import metrics
 from hiabp_tf.data import masks
+from hiabp_tf.evaluation import metrics
 
 
 @pytest.fixture

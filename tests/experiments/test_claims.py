@@ -11,26 +11,43 @@ from hiabp_tf.experiments import claims
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import report
 
-# Made-up Table 1 numbers: every claim holds except "L = 4 < L = 3" and "IABP [E+L] < ABP (persistent)".
+# Made-up Table 1 numbers, each the mean of three seeds 1% apart: every claim holds except "L = 4 < L = 3"
+# (+0.8%: a tie at this spread) and "IABP [E+L] < ABP (persistent)" (does not hold).
 MSE = {("vae", "mse_E"): 0.030, ("lvae", "mse_E"): 0.032, ("vlae", "mse_E"): 0.031, ("abp", "mse_L"): 0.025,
        ("abp_persistent", "mse_L"): 0.015, ("iabp", "mse_E"): 0.024, ("iabp", "mse_EL"): 0.018,
-       ("hiabp_l2", "mse_EL"): 0.014, ("hiabp_l3", "mse_EL"): 0.012, ("hiabp_l4", "mse_EL"): 0.0121}
+       ("hiabp_l2", "mse_EL"): 0.014, ("hiabp_l3", "mse_EL"): 0.012, ("hiabp_l4", "mse_EL"): 0.0121,
+       ("lvae_all_layers", "mse_E"): 0.033}
+# The same claims with the deterministic [E+L]: L = 4 is clearly below L = 3 there.
+DETERMINISTIC = {"hiabp_l4": 0.0100}
 
 
-def _write_results(out, table3=None, figure1=None, still_improving=("hiabp_l4",), mean_image=0.15):
+def _seeds(mean, n=3):
+    values = [mean * (1 + 0.01 * (k - (n - 1) / 2)) for k in range(n)]
+    return report.seed_summary(values)
+
+
+def _write_results(out, table3=None, figure1=None, still_improving=("hiabp_l4",), mean_image=0.15, seeds=3):
     os.makedirs(out, exist_ok=True)
-    rows = [dict(column="mnist_5k", row=row, label=label, score=score, mse=MSE[(row, score)], fid=None, step=4000,
-                 dataset="mnist_5k", num_examples=1000, workdir=f"runs/cpu/{row}")
-            for row, label, score in report.TABLE1_ROWS]
-    workdir_lib.write_json_atomic(os.path.join(out, "table1.json"), {"command": "t", "rows": rows})
+    rows = []
+    for row, label, score in report.TABLE1_ROWS:
+        mse = MSE[(row, score)]
+        langevin = score != "mse_E"
+        rows.append(dict(column="MNIST", row=row, label=label, score=score, mse=_seeds(mse, seeds), fid=None,
+                         step=3500, dataset="mnist", num_examples=10000, workdirs=[f"runs/cpu/{row}"],
+                         mse_second_t=_seeds(mse * 0.9, seeds) if langevin else None,
+                         mse_det=_seeds(DETERMINISTIC.get(row, mse), seeds) if score == "mse_EL" else None))
+    workdir_lib.write_json_atomic(os.path.join(out, "table1.json"), {"command": "t", "second_t": 60, "rows": rows})
     curves = [dict(row=r["row"], score=r["score"], label=r["label"], steps=[2000, 4000], mse=[1, 1],
                    last_doubling=dict(from_step=2000, to_step=4000,
                                       relative=-0.2 if r["row"] in still_improving else -0.01))
               for r in rows]
     workdir_lib.write_json_atomic(os.path.join(out, "learning_curves.json"), {"command": "t", "curves": curves})
-    table3 = table3 or {5: 0.020, 10: 0.016, 15: 0.015, 30: 0.0148}
+    table3 = table3 or {5: 0.020, 10: 0.016, 15: 0.015, 30: 0.0145}
     workdir_lib.write_json_atomic(os.path.join(out, "table3.json"), {"command": "t", "rows": [
-        dict(langevin_steps=t, mse=v, step=4000, dataset="mnist_5k", workdir="w") for t, v in table3.items()]})
+        dict(langevin_steps=t, step=3500, dataset="mnist", workdirs=["w"],
+             **({"mse": v, "mse_std": None, "mse_seeds": [v]} if t != 15 else
+                {"mse": v, "mse_std": _seeds(v)["std"], "mse_seeds": _seeds(v)["seeds"]}))
+        for t, v in table3.items()]})
     figure1 = figure1 or {0: (0.05, 0.09), 15: (0.018, 0.025), 60: (0.015, 0.016)}
     workdir_lib.write_json_atomic(os.path.join(out, "figure1.json"), {"command": "t", "rows": [
         dict(init=i, initialisation=i, langevin_steps=t, mse=v[k]) for t, v in figure1.items()
@@ -49,7 +66,7 @@ def _by_claim(out):
     return {c["claim"]: c for c in json.load(open(os.path.join(out, "claims.json")))["claims"]}
 
 
-def test_verdicts_follow_the_numbers(tmp_path):
+def test_verdicts_follow_welchs_test_on_the_seeds(tmp_path):
     out = _write_results(str(tmp_path / "cpu"))
     text = open(claims.write_claims(out, "pytest")).read()
     by = _by_claim(out)
@@ -57,38 +74,63 @@ def test_verdicts_follow_the_numbers(tmp_path):
     assert by["HiABP L = 2 < IABP [E+L]"]["verdict"] == "holds"
     assert by["HiABP L = 3 < L = 2"]["verdict"] == "holds"
     l4 = by["HiABP L = 4 < L = 3"]
-    assert l4["verdict"] == "does not hold"
-    assert "a tie within 1%" in l4["note"] and "HiABP [E+L] (L=4) still improving (-20.0%" in l4["note"]
-    assert "HiABP [E+L] (L=3) flat (-1.0%" in l4["note"]
+    assert l4["verdict"] == "tie" and l4["p"] > claims.ALPHA and l4["test"] == "Welch's t-test"
+    assert l4["verdict_mse_det"] == "holds" and l4["verdict_mse_second_t"] == "tie"
+    assert "HiABP [E+L] (L=4) still improving (-20.0%" in l4["note"] and "HiABP [E+L] (L=3) flat (-1.0%" in l4["note"]
     assert by["IABP [E+L] < ABP (non-persistent)"]["verdict"] == "holds"
-    assert by["IABP [E+L] < ABP (persistent)"]["verdict"] == "does not hold"
-    for baseline in ("VAE", "LVAE (L=4)", "VLAE (L=4)"):  # the best L is 3 here (0.0120 < 0.0121)
-        assert by[f"HiABP (best L: 3) < {baseline}"]["verdict"] == "holds"
+    persistent = by["IABP [E+L] < ABP (persistent)"]
+    assert persistent["verdict"] == "does not hold" and persistent["p"] < claims.ALPHA
+    for baseline in ("VAE", "LVAE (L=4)", "VLAE (L=4)"):  # L = 4, the paper's choice, not the best on test
+        assert by[f"HiABP L = 4 < {baseline}"]["verdict"] == "holds"
     assert by["HiABP L = 4 < L = 3"]["paper"] == "0.0151 < 0.0162"
-    assert by["HiABP L = 4 < L = 3"]["ours"] == "0.0121 vs 0.0120 (+0.8%)"
+    assert by["HiABP L = 4 < L = 3"]["ours"].startswith("0.0121 ± 0.0001 vs 0.0120 ± 0.0001 (+0.8%, p = ")
     t3 = by["Table 3: the MSE falls as T grows"]
-    assert t3["verdict"] == "holds" and "T=30: 0.0148" in t3["ours"]
+    assert t3["verdict"] == "holds" and "T=30: 0.0145" in t3["ours"] and "T=15: 0.0150 ± 0.0002" in t3["ours"]
     little = next(c for k, c in by.items() if k.startswith("Table 3: little to gain"))
-    assert little["verdict"] == "holds" and little["ours"].startswith("-1.3%")
+    assert little["verdict"] == "holds" and little["ours"].startswith("-3.3%")
     f1 = by["Figure 1: encoder initialisation beats noise initialisation at every test-time T"]
     assert f1["verdict"] == "holds" and "3 of 3 T" in f1["ours"] and "1.80x (T=0)" in f1["ours"]
     assert next(c for k, c in by.items() if k.startswith("Table 2"))["verdict"] == "not comparable"
     learns = by[claims.LEARNS_FROM_INCOMPLETE_DATA[0]]
     assert learns["verdict"] == "holds" and learns["ours"].startswith("pepper 0.1000 vs 0.1500 (-33.3%)")
-    assert "11 claims hold, 2 do not, 1 cannot be compared here." in text
-    assert "| HiABP [E+L] (L=3) | 0.0120 | 0.0162 | lower |" in text
+    assert "**11 hold, 1 do not hold, 1 is a tie (not significant), 1 cannot be compared here.**" in text
+    assert "Verdicts that change with the test-time choice: HiABP L = 4 < L = 3." in text
+    assert "| HiABP [E+L] (L=3) | 0.0120 ± 0.0001 | 0.0108 | 0.0120 | 0.0162 | lower |" in text
+    assert "| LVAE variant (L=4, x from every layer) | 0.0330 ± 0.0003 | — | — | — | — |" in text
     assert "Command: `pytest`" in text
 
 
+def test_the_seed_test_known_answers():
+    assert claims.compare([1.0, 1.1, 0.9], [2.0, 2.1, 1.9])["verdict"] == "holds"
+    assert claims.compare([2.0, 2.1, 1.9], [1.0, 1.1, 0.9])["verdict"] == "does not hold"
+    close = claims.compare([1.0, 1.2, 0.8], [1.05, 1.25, 0.85])
+    assert close["verdict"] == "tie" and close["p"] == pytest.approx(0.77, abs=0.01)  # scipy's Welch p
+    assert claims.compare([1.0], [2.0]) == dict(verdict="holds", p=None, test="one seed: no test")
+    assert claims.compare([1.0], [1.1], reference_std=0.1)["verdict"] == "tie"  # within 2 seed stds
+    assert claims.compare([1.0], [1.3], reference_std=0.1)["verdict"] == "holds"
+    assert claims.compare([1.0, 1.0], [2.0, 2.0])["verdict"] == "holds"  # no spread: the means decide
+
+
+def test_one_seed_claims_are_decided_by_the_sign_and_say_so(tmp_path):
+    out = _write_results(str(tmp_path / "quick"), seeds=1)
+    claims.write_claims(out)
+    l4 = _by_claim(out)["HiABP L = 4 < L = 3"]
+    assert l4["verdict"] == "does not hold" and l4["p"] is None and "one seed: no test" in l4["note"]
+
+
 def test_failing_table3_and_figure1_claims(tmp_path):
-    out = _write_results(str(tmp_path / "cpu"), table3={5: 0.020, 10: 0.016, 15: 0.017, 30: 0.014},
+    out = _write_results(str(tmp_path / "cpu"), table3={5: 0.020, 10: 0.016, 15: 0.015, 30: 0.014},
                          figure1={0: (0.05, 0.09), 60: (0.016, 0.015)})
     claims.write_claims(out)
     by = _by_claim(out)
-    assert by["Table 3: the MSE falls as T grows"]["verdict"] == "does not hold"
     assert next(c for k, c in by.items() if k.startswith("Table 3: little"))["verdict"] == "does not hold"
     f1 = by["Figure 1: encoder initialisation beats noise initialisation at every test-time T"]
     assert f1["verdict"] == "does not hold" and "T = [60]" in f1["note"]
+    out = _write_results(str(tmp_path / "cpu2"), table3={5: 0.020, 10: 0.0140, 15: 0.015, 30: 0.0149})
+    claims.write_claims(out)
+    t3 = _by_claim(out)["Table 3: the MSE falls as T grows"]
+    assert t3["verdict"] == "does not hold" and "T = 10 → 15: does not hold" in t3["note"]
+    assert "T = 15 → 30: tie" in t3["note"]
 
 
 def test_incomplete_data_claim_fails_when_a_mask_is_no_better_than_the_mean_image(tmp_path):
@@ -124,7 +166,7 @@ def test_experiments_not_run_yet_are_claims_not_measured_naming_their_command(tm
     assert next(c for k, c in by.items() if k.startswith("Table 2"))["note"].startswith("table2.json is not")
     assert "`./run.sh figure1 cpu`" in next(c for k, c in by.items() if k.startswith("Figure 1"))["note"]
     assert by[claims.LEARNS_FROM_INCOMPLETE_DATA[0]]["verdict"] == claims.NOT_MEASURED
-    assert "7 claims hold, 2 do not, 0 cannot be compared here, 5 are not measured yet at this scale." in text
+    assert "7 hold, 1 do not hold, 1 is a tie (not significant), 0 cannot be compared here, 5 not measured yet" in text
 
 
 def test_readme_block_is_replaced_between_the_markers(tmp_path):
@@ -135,8 +177,8 @@ def test_readme_block_is_replaced_between_the_markers(tmp_path):
     text = readme.read_text()
     assert text.startswith("# title\n\nbefore\n") and text.endswith("\nafter\n") and "\nold\n" not in text
     assert "](cpu/claims.md)" in text and "](cpu/learning_curves.png)" in text  # relative to the README
-    assert "| IABP [E+L] (L=1) | 0.0180 | 0.0180 |" in text
-    assert "- **does not hold**: HiABP L = 4 < L = 3" in text
+    assert "| IABP [E+L] (L=1) | 0.0180 ± 0.0002 | 0.0162 | 0.0180 |" in text
+    assert "- **tie**: HiABP L = 4 < L = 3" in text and "mean ± std of 3 seeds" in text
     once = text
     claims.write_claims(out, readme=str(readme))
     assert readme.read_text() == once  # idempotent

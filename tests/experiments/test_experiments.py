@@ -10,10 +10,10 @@ import pytest
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
 from hiabp_tf import evaluate
-from hiabp_tf.evaluation import metrics
 from hiabp_tf import train
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import masks
+from hiabp_tf.evaluation import metrics
 from hiabp_tf.experiments import report
 
 
@@ -33,6 +33,7 @@ def runs(tmp_path_factory):
     for mask in ("pepper", "region20"):
         out[mask] = _run(root / mask, mask=mask)
     out["t5"] = _run(root / "t5", langevin_steps=5)
+    out["seed1"] = _run(root / "seed1", seed=1)  # "complete" with another training seed
     return out
 
 
@@ -120,6 +121,13 @@ def test_table3_report(runs, tmp_path):
         (2, report.load_eval(runs["complete"])["mse_EL"]), (5, report.load_eval(runs["t5"])["mse_EL"])]
     with pytest.raises(errors.WorkdirError, match="T = 5"):
         report.write_table3(str(tmp_path), "bad.md", "T3", {"3": runs["t5"]}, None)
+    evaluate.evaluate(runs["seed1"])  # two seeds at T = 2: mean ± std
+    report.write_table3(str(tmp_path), "table3.md", "T3", {"2": [runs["complete"], runs["seed1"]], "5": runs["t5"]},
+                        None)
+    seeds = [report.load_eval(w)["mse_EL"] for w in (runs["complete"], runs["seed1"])]
+    two = json.load(open(tmp_path / "table3.json"))["rows"][0]
+    assert two["mse_seeds"] == seeds and two["mse"] == pytest.approx(np.mean(seeds))
+    assert f"{np.mean(seeds):.5f} ± {np.std(seeds, ddof=1):.5f} (2 seeds)" in open(tmp_path / "table3.md").read()
 
 
 @pytest.mark.slow
@@ -170,6 +178,25 @@ def test_learning_curves_come_from_the_evaluations_during_training(tmp_path):
            f"{claims.PAPER_TABLE1['MNIST'][('iabp', 'mse_EL')]:.4f} |" in text
     assert f"| IABP [E] (L=1) | {curve[0]['mse_E']:.5f} |" in text
     assert os.path.isfile(tmp_path / "out" / "learning_curves.png")
+    # Two seeds: the mean with the lowest-to-highest band; a run trained longer in its own section.
+    seed1, long = str(tmp_path / "iabp_seed1"), str(tmp_path / "iabp_long")
+    for workdir, seed, steps in ((seed1, 1, 4), (long, 0, 8)):
+        train.train(config_lib.RunConfig(dataset="mnist_5k", latent_dims=(4,), width=4, batch_size=50,
+                                         langevin_steps=2, seed=seed), workdir, steps, log_every=1, eval_every=2,
+                    eval_examples=20, checkpoint_every=2)
+    path = report.write_learning_curves(str(tmp_path / "out"), {("mnist_5k", "iabp"): [iabp, seed1]}, "pytest",
+                                        long_runs={("mnist_5k", "iabp"): long})
+    text = open(path).read()
+    both = [[r["mse_EL"] for r in workdir_lib.read_learning_curve(w)] for w in (iabp, seed1)]
+    curves = json.load(open(tmp_path / "out" / "learning_curves.json"))["curves"]
+    el = next(c for c in curves if c["score"] == "mse_EL" and not c["long"])
+    np.testing.assert_allclose(el["mse"], np.mean(both, axis=0))
+    np.testing.assert_allclose(el["low"], np.min(both, axis=0))
+    np.testing.assert_allclose(el["high"], np.max(both, axis=0))
+    assert el["num_seeds"] == 2 and "mean over 2 training seeds" in text
+    long_el = next(c for c in curves if c["score"] == "mse_EL" and c["long"])
+    assert long_el["steps"] == [2, 4, 6, 8] and "## Trained longer" in text
+    assert "IABP [E+L] (L=1), 8 updates (seed 0)" in text
     with pytest.raises(errors.WorkdirError, match="learning_curve.jsonl"):
         report.write_learning_curves(str(tmp_path / "out"), {("mnist_5k", "iabp"): str(tmp_path / "none")}, None)
 
@@ -193,12 +220,40 @@ def test_fid_in_evaluate_and_table1(runs, tmp_path, monkeypatch):
     assert result["fid"] > 0 and result["fid_samples"] == 200 and "stand-in" in result["fid_features"]
     path = report.write_table1(str(tmp_path), "t1.md", "T1", {("mnist_5k", "vae"): runs["vae"]}, None, num_images=2)
     text = open(path).read()
-    assert f"| VAE | {result['mse_E']:.5f} | {result['fid']:.2f} |" in text
+    assert f"| VAE | {result['mse_E']:.5f} | — | {result['fid']:.2f} | 1 |" in text
     assert "FID of 200 samples against the training split in 16 block means" in text
     (row,) = json.load(open(tmp_path / "t1.json"))["rows"]
-    assert (row["row"], row["score"], row["mse"], row["fid"]) == ("vae", "mse_E", result["mse_E"], result["fid"])
+    assert (row["row"], row["score"], row["mse"]["mean"], row["fid"]["mean"]) == (
+        "vae", "mse_E", result["mse_E"], result["fid"])
     again = evaluate.evaluate(runs["vae"])  # without --fid: the FID of the same checkpoint is kept
     assert again["fid"] == result["fid"] and again["fid_samples"] == 200
     assert "fid" not in evaluate.evaluate(runs["vae"], seed=1)  # another sample seed: not the same FID
     with pytest.raises(errors.ConfigError, match="--inception_weights"):
         evaluate.evaluate(runs["vae"], fid="inception")
+
+
+@pytest.mark.slow
+def test_table1_cells_are_seed_means_at_both_test_times_and_both_ways(runs, tmp_path):
+    """Table 1 over training seeds: mean ± std of each score, the Langevin methods also at a second
+    test-time T, and [E+L] also deterministic; the JSON keeps every seed's value."""
+    seeds = [runs["complete"], runs["seed1"]]
+    for workdir in seeds + [runs["abp"]]:
+        evaluate.evaluate(workdir)
+        evaluate.evaluate(workdir, langevin_steps=3)
+    path = report.write_table1(str(tmp_path), "t1.md", "T1", {("mnist_5k", "iabp"): seeds,
+                                                               ("mnist_5k", "abp"): runs["abp"]},
+                               None, num_images=2, second_t=3)
+    text = open(path).read()
+    assert "| METHODS | MSE, training T | MSE, T = 3 | [E+L] deterministic, training T | [E+L] deterministic, T = 3 |" \
+        in text
+    rows = {(r["row"], r["score"]): r for r in json.load(open(tmp_path / "t1.json"))["rows"]}
+    el, e, abp = rows[("iabp", "mse_EL")], rows[("iabp", "mse_E")], rows[("abp", "mse_L")]
+    for key, read, steps in (("mse", "mse_EL", None), ("mse_second_t", "mse_EL", 3), ("mse_det", "mse_EL_det", None),
+                             ("mse_det_second_t", "mse_EL_det", 3)):
+        values = [report.load_eval(w, langevin_steps=steps)[read] for w in seeds]
+        assert el[key]["seeds"] == values and el[key]["std"] == pytest.approx(np.std(values, ddof=1))
+    assert e["mse_second_t"] is None and e["mse_det"] is None  # [E] has no Langevin to vary
+    assert abp["mse_second_t"]["mean"] == report.load_eval(runs["abp"], langevin_steps=3)["mse_L"]
+    assert abp["mse_det"] is None and abp["mse"]["std"] is None and el["seeds"] == [0, 1]
+    mean, std = el["mse"]["mean"], el["mse"]["std"]
+    assert f"| IABP [E+L] (L=1) | {mean:.5f} ± {std:.5f} |" in text and " | 2 |" in text

@@ -65,7 +65,8 @@ def test_scales_and_masks():
     assert [run.name for run in plan.runs("table3", "paper")] == [
         "svhn_hiabp_l4_t30", "svhn_hiabp_l4", "svhn_hiabp_l4_t10", "svhn_hiabp_l4_t5"]
     assert [run.name for run in plan.runs("table3", "cpu")] == [
-        "mnist_hiabp_l3_t30", "mnist_hiabp_l3", "mnist_hiabp_l3_t10", "mnist_hiabp_l3_t5"]
+        "mnist_hiabp_l3_t30", "mnist_hiabp_l3", "mnist_hiabp_l3_seed1", "mnist_hiabp_l3_seed2", "mnist_hiabp_l3_t10",
+        "mnist_hiabp_l3_t5"]
     assert runner.flag_args("cpu", "mnist_vae") == [
         "--flagfile=flags/mnist_vae.flags", "--flagfile=flags/cpu.flags"]
     assert runner.flag_args("quick", "mnist5k_vae") == ["--flagfile=flags/mnist5k_vae.flags"]

@@ -16,9 +16,33 @@ MNIST5K = sorted(n for n in os.listdir(FLAGS) if n.startswith("mnist5k_"))
 BOOKKEEPING = {"num_steps", "eval_every", "checkpoint_every", "log_every", "eval_examples"}
 
 
-def test_cpu_scale_changes_only_the_budget_and_bookkeeping():
+MNIST = sorted(n for n in os.listdir(FLAGS) if n.startswith("mnist_"))
+
+
+def test_cpu_scale_changes_only_the_networks_precision_budget_and_bookkeeping():
+    """cpu.flags turns the paper's MNIST experiments into the cpu scale: the quick scale's width and
+    precision and a CPU's budget; data, methods, latent sizes and Algorithm 1's settings stay."""
     overlay = config_lib.flagfile_values(os.path.join(FLAGS, "cpu.flags"))
-    assert set(overlay) <= BOOKKEEPING and int(overlay["num_steps"]) >= 3000
+    assert set(overlay) <= BOOKKEEPING | {"width", "precision"} and int(overlay["num_steps"]) >= 3000
+    quick, _ = config_lib.load_flagfile(os.path.join(FLAGS, "mnist5k_iabp.flags"))
+    assert int(overlay["width"]) == quick.width and overlay["precision"] == "auto"
+
+
+@pytest.mark.parametrize("name", MNIST)
+def test_every_mnist_experiment_at_cpu_scale_is_on_equal_terms(name):
+    """What ./run.sh table1 cpu trains: the standard MNIST split, the same width, total latent size,
+    optimiser, precision and budget for every method (cpu.flags read after the experiment's file)."""
+    def at_cpu_scale(flagfile):
+        values = config_lib.flagfile_values(os.path.join(FLAGS, flagfile))
+        values.update(config_lib.flagfile_values(os.path.join(FLAGS, "cpu.flags")))
+        return values
+    values, reference = at_cpu_scale(name), at_cpu_scale("mnist_hiabp_l1.flags")
+    assert values["dataset"] == "mnist" and values["width"] == "32" and values["precision"] == "auto"
+    assert sum(int(d) for d in values["latent_dims"].split(",")) == 48
+    for key in ("learning_rate", "batch_size", "sigma", "step_size", "num_steps", "seed"):
+        assert values[key] == reference[key], key
+    if not name.startswith("mnist_hiabp_l3_t"):  # Table 3 varies T; every other experiment has the paper's
+        assert values["langevin_steps"] == reference["langevin_steps"] == "15"
 
 
 @pytest.mark.parametrize("name", MNIST5K)
