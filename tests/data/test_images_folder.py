@@ -6,16 +6,20 @@ same splits. Small images are generated into tmp_path; the real CelebA folder te
 import json
 import logging
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import hiabp_tf
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
 from hiabp_tf import train
 from hiabp_tf.data import image_folder
 from hiabp_tf.data import input_pipeline
+from hiabp_tf.serving import inpaint
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REAL_CELEBA = os.path.join(REPO, "..", "shared", "data", "celeba")
@@ -327,3 +331,46 @@ def test_the_real_celeba_folder(size):
     assert x_train.shape == (8000, size, size, 3) and x_test.shape == (1000, size, size, 3)
     assert 60 < x_train.mean() < 200 and x_train.std() > 30  # faces, not a constant
 
+
+# --------------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_a_folder_from_the_command_line(tmp_path, cache):
+    """`python -m hiabp_tf.train --dataset=images:photos` from the folder's parent, then evaluate from
+    the repository root; the workdir's config.json holds the absolute folder and every setting, so
+    evaluate, hiabp_tf.load and inpaint rebuild the same splits. A missing folder exits 2 with `error:`."""
+    folder = _folder(tmp_path, n=30, channels=1, ext=".png", shape=(36, 28))
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "XDG_CACHE_HOME": str(cache)}
+    workdir = tmp_path / "run"
+    command = [sys.executable, "-m", "hiabp_tf.train", "--dataset=images:photos", "--image_size=28",
+               "--test_images=10", f"--workdir={workdir}", "--width=8", "--latent_dims=8", "--batch_size=10",
+               "--langevin_steps=2", "--num_steps=3", "--log_every=1", "--eval_every=3", "--eval_examples=10"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = f"images:{folder},image_size=28,image_crop=1.0,test_images=10"
+    with open(workdir / "config.json") as f:
+        recorded = json.load(f)
+    assert recorded["config"]["dataset"] == expected and recorded["image_shape"] == [28, 28, 1]
+    assert recorded["num_train_examples"] == 20
+
+    for extra in ([], [f"--dataset=images:{folder}"]):  # a bare name takes the run's settings
+        out = subprocess.run([sys.executable, "-m", "hiabp_tf.evaluate", f"--workdir={workdir}", *extra],
+                             cwd=REPO, env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-3000:]
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        assert result["dataset"] == result["trained_on"] == expected and result["num_examples"] == 10
+        assert result["step"] == 3 and np.isfinite(result["mse_EL"])
+
+    model = hiabp_tf.load(str(workdir))
+    ds, info = input_pipeline.get_dataset(model.config.dataset, "test")
+    assert info.num_examples == 10 and info.image_shape == model.image_shape == (28, 28, 1)
+    x_test = np.stack([e["image"].numpy() for e in ds])
+    assert model.reconstruct(x_test, seed=0).shape == (10, 28, 28, 1)
+    summary = inpaint.inpaint_files(str(workdir), f"{folder}/img0*.png", "region:20", str(tmp_path / "out"))
+    assert summary["num_images"] == 10
+
+    bad = subprocess.run(command[:3] + ["--dataset=images:nowhere"] + command[4:], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert f"error: --dataset=images:{tmp_path / 'nowhere'}: folder {tmp_path / 'nowhere'} not found" in bad.stderr
