@@ -19,6 +19,7 @@ from absl import flags
 from hiabp_tf import methods
 from hiabp_tf.core import algorithm
 from hiabp_tf.core import models
+from hiabp_tf.data import image_folder
 from hiabp_tf.data import masks
 from hiabp_tf.errors import ConfigError
 
@@ -38,8 +39,10 @@ class RunConfig:
 
     # What to train.
     method: str = _field("hiabp", "Which model to train.", enum_values=methods.METHODS)
-    dataset: str = _field("mnist_5k", "mnist_5k (offline), mnist, svhn_cropped, celeb_a (tensorflow-datasets) "
-                          "or npz:PATH.")
+    dataset: str = _field("mnist_5k", "mnist_5k (offline), mnist, svhn_cropped, celeb_a (tensorflow-datasets), "
+                          "npz:PATH or images:DIR (a folder of JPEG/PNG files: see --image_size, --image_crop, "
+                          "--test_images; a relative DIR is relative to the current directory and recorded "
+                          "absolute, with those settings, in config.json).")
     num_layers: int = _field(1, "L, the number of latent layers (1 = IABP).")
     latent_dims: tuple[int, ...] = _field((48,), "Size of z^l for l = 1..L (bottom layer first), one per layer.")
     width: int = _field(64, "Channels of every ladder (de)conv layer.")
@@ -75,6 +78,8 @@ class RunConfig:
         # network built from this config say which arithmetic the run used.
         object.__setattr__(self, "precision", models.resolve_precision(self.precision))
         try:
+            if image_folder.is_images_name(self.dataset):  # the name alone rebuilds the splits (no disk access)
+                object.__setattr__(self, "dataset", image_folder.canonical_name(self.dataset))
             self._validate()
         except ValueError as e:
             raise ConfigError(str(e)) from None
@@ -91,6 +96,11 @@ class RunConfig:
                 f"(e.g. --latent_dims={','.join(['16'] * self.num_layers)}).")
         if self.width < 1:
             raise ValueError(f"--width must be >= 1, got {self.width}.")
+        if image_folder.is_images_name(self.dataset):
+            size, sides = image_folder.settings_of(self.dataset)["image_size"], _SUPPORTED_SIDES
+            if size not in sides:
+                raise ValueError(f"--image_size={size} is not a side the HiABP networks build: use one of "
+                                 f"{', '.join(map(str, sides))} (the centre square is resized to it).")
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}.")
         check_seed(self.seed)
@@ -146,6 +156,9 @@ class RunConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+_SUPPORTED_SIDES = sorted({shape[0] for shape in models.SUPPORTED_IMAGE_SHAPES})
+
+
 def check_seed(seed, flag: str = "--seed") -> int:
     """`seed` as an int if it is one in 0..SEED_MAX, the range of every --seed; else a ConfigError
     naming `flag`."""
@@ -170,8 +183,24 @@ TRAIN_FLAGS = {
 }
 
 
+# The flags of a --dataset=images:DIR folder (data/image_folder.py). They define the data, so they
+# become part of the dataset's name (config.json records it; every command reading the run's data
+# gets the same splits from the name alone): name -> (absl DEFINE function name, help).
+IMAGE_FLAGS = {
+    "image_size": ("integer", "images:DIR only: side S of the square images (S x S x C, C as stored: 1 for "
+                   f"grayscale, 3 for RGB); one of {', '.join(map(str, _SUPPORTED_SIDES))}."),
+    "image_crop": ("float", "images:DIR only: each image's centre square of this fraction of its shorter side is "
+                   "resized to --image_size. 1 (the default) keeps the largest centred square (nothing but the "
+                   "longer side's margins is lost); 0.786517 (140/178) is the paper's CelebA region, the centre "
+                   "140 x 140 of a 218 x 178 aligned face (70 x 70 of the 109 x 89 faces of ../shared/data/celeba)."),
+    "test_images": ("integer", "images:DIR only: the last N decodable files in sorted file-name order are the test "
+                    "split, the others the train split."),
+}
+
+
 def define_run_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """Defines one flag per RunConfig field, then train()'s bookkeeping flags (TRAIN_FLAGS)."""
+    """Defines one flag per RunConfig field, the images:DIR settings (IMAGE_FLAGS), then train()'s
+    bookkeeping flags (TRAIN_FLAGS)."""
     for field in dataclasses.fields(RunConfig):
         meta, default = field.metadata, field.default
         if "enum_values" in meta:
@@ -181,6 +210,8 @@ def define_run_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         else:
             kind = {"int": "integer", "float": "float", "str": "string"}[field.type.split(" ")[0]]
             getattr(flags, f"DEFINE_{kind}")(field.name, default, meta["help"], flag_values=flag_values)
+    for name, (kind, help_text) in IMAGE_FLAGS.items():
+        getattr(flags, f"DEFINE_{kind}")(name, image_folder.DEFAULTS[name], help_text, flag_values=flag_values)
     for name, (kind, default, help_text) in TRAIN_FLAGS.items():
         getattr(flags, f"DEFINE_{kind}")(name, default, help_text, flag_values=flag_values)
 
@@ -199,7 +230,23 @@ def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         raise ConfigError(
             f"--latent_dims={','.join(flag_values.latent_dims)} must be a comma-separated list of integers.") from None
     values = {f.name: getattr(flag_values, f.name) for f in dataclasses.fields(RunConfig)}
-    return RunConfig(**{**values, "latent_dims": latent_dims})
+    return RunConfig(**{**values, "latent_dims": latent_dims, "dataset": _dataset_from_flags(flag_values)})
+
+
+def _dataset_from_flags(flag_values: flags.FlagValues) -> str:
+    """--dataset, an images:DIR folder with the IMAGE_FLAGS given folded into its name."""
+    given = {name: flag_values[name].value for name in IMAGE_FLAGS if not flag_values[name].using_default_value}
+    if image_folder.is_images_name(flag_values.dataset):
+        try:
+            return image_folder.canonical_name(flag_values.dataset, given)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    if given:
+        one = len(given) == 1
+        raise ConfigError(f"{', '.join(f'--{name}' for name in given)} only appl{'ies' if one else 'y'} to "
+                          f"--dataset=images:DIR, not to --dataset={flag_values.dataset}; remove "
+                          f"{'it' if one else 'them'}.")
+    return flag_values.dataset
 
 
 def train_kwargs_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> dict:

