@@ -34,6 +34,8 @@ config.json says "lvae" and has no kl_warmup_steps) load as it.
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -124,6 +126,10 @@ class VAE(VLAE):
 
 # ------------------------------------------------------------------------------------------ LVAE
 
+# The smallest standard deviation of the LVAE's top-down Gaussians (keeps their KL finite).
+SIGMA_FLOOR = 1e-3
+
+
 class ChainGenerator(keras.Model):
     """The LVAE's generative model, z^L -> ... -> z^1 -> x, built from HiABP's blocks.
 
@@ -140,19 +146,29 @@ class ChainGenerator(keras.Model):
         if arch.num_layers > 1:  # (an unused layer would be left unbuilt)
             self.flatten = keras.layers.Flatten()
         # Heads of p(z^l | z^{l+1}) for l = 1..L-1 (0-based l < L-1), on d^{l+1}.
-        self.mu_heads = [keras.layers.Dense(d, name=f"prior_mu{l + 1}") for l, d in enumerate(arch.latent_dims[:-1])]
-        self.log_sigma_heads = [keras.layers.Dense(d, name=f"prior_log_sigma{l + 1}")
-                                for l, d in enumerate(arch.latent_dims[:-1])]
+        # Zero kernels: every conditional starts as N(0, I) (softplus(log(e - 1)) = 1), the VAE's
+        # prior, and learns its dependence on the layer above; random ones on d^{l+1}'s thousands of
+        # features start it far from that, and the chain then passed no information to x.
+        self.mu_heads = [keras.layers.Dense(d, kernel_initializer="zeros", name=f"prior_mu{l + 1}")
+                         for l, d in enumerate(arch.latent_dims[:-1])]
+        self.sigma_heads = [keras.layers.Dense(d, kernel_initializer="zeros",
+                                               bias_initializer=keras.initializers.Constant(math.log(math.e - 1)),
+                                               name=f"prior_sigma{l + 1}")
+                            for l, d in enumerate(arch.latent_dims[:-1])]
 
     def top_down(self, layer: int, z):
         """d^{layer+1} (0-based `layer`): the block of z^{layer+1}, f(projection(z))."""
         return self.ladder[layer](self.projections[layer](z))
 
     def conditional(self, layer: int, z_above):
-        """(mu_p, sigma_p) of p(z^l | z^{l+1}) for 0-based layer l < L-1, given z^{l+1} = `z_above`."""
+        """(mu_p, sigma_p) of p(z^l | z^{l+1}) for 0-based layer l < L-1, given z^{l+1} = `z_above`.
+
+        sigma_p = softplus(linear) + SIGMA_FLOOR, as Sonderby et al. parameterise it: an exp here
+        lets a head's first large output make sigma_p vanish and the KL overflow (it did, within
+        200 updates on MNIST)."""
         h = self.flatten(self.top_down(layer + 1, z_above))
         mu = tf.cast(self.mu_heads[layer](h), tf.float32)  # casts are no-ops in float32
-        return mu, tf.exp(tf.cast(self.log_sigma_heads[layer](h), tf.float32))
+        return mu, tf.nn.softplus(tf.cast(self.sigma_heads[layer](h), tf.float32)) + SIGMA_FLOOR
 
     def call(self, latents):
         latents = list(latents)

@@ -24,11 +24,11 @@ def test_every_planned_run_has_a_flag_file(scale):
 def test_table1_has_every_row_of_the_paper_once_per_dataset_and_seed():
     assert report.TABLE1_ROWS is plan.TABLE1  # one list, read by the runner and the report
     labels = [label for _, label, _ in plan.TABLE1]
-    assert len(labels) == 11 and "IABP [E] (L=1)" in labels and "HiABP [E+L] (L=4)" in labels
+    assert len(labels) == 12 and "IABP [E] (L=1)" in labels and "HiABP [E+L] (L=4)" in labels
     assert len(plan.PAPER_ROWS) == 9 and "lvae_all_layers" not in plan.PAPER_ROWS  # the paper's ten rows
     for scale, columns, seeds, long in (("quick", 1, 1, 0), ("cpu", 1, 3, 3), ("paper", 3, 1, 0)):
         names = [run.name for run in plan.runs("table1", scale)]
-        assert len(names) == len(set(names)) == 10 * columns * seeds + long  # IABP's two scores: one run
+        assert len(names) == len(set(names)) == 11 * columns * seeds + long  # IABP's two scores: one run
     assert "mnist_hiabp_l1_seed2" in [run.name for run in plan.runs("table1", "cpu")]
 
 
@@ -45,13 +45,13 @@ def test_seeds_and_long_runs_train_the_same_flag_file_with_one_flag_more():
     assert long.cost == 4 * by_name["mnist_hiabp_l4"].cost
     # The published LVAE warms its KL up over 10% of the cpu budget, every seed of it.
     assert by_name["mnist_lvae_l4_seed1"].train_flags == ("--kl_warmup_steps=350", "--seed=1")
-    assert by_name["mnist_lvae_all_layers_l4"].train_flags == ()
+    assert by_name["mnist_lvae_all_layers_l4"].train_flags == by_name["mnist_lvae_no_warmup_l4"].train_flags == ()
 
 
 def test_the_pool_holds_each_run_once_longest_first():
     pool = plan.pool(plan.EXPERIMENTS, "quick")
     names = [run.name for run in pool]
-    assert len(names) == len(set(names)) == 16
+    assert len(names) == len(set(names)) == 17
     assert names[0] == "mnist5k_hiabp_l3_t30" and names[-1] == "mnist5k_vae"
     assert [run.cost for run in pool] == sorted((run.cost for run in pool), reverse=True)
     # Table 1's FID flags survive the dedup (table1 is planned before the experiments that share its runs).

@@ -208,21 +208,26 @@ def test_the_published_lvae_is_a_chain_whose_top_down_path_serves_prior_and_post
     model = variational.LVAE(TWO_LAYERS, FAST, NUM_TRAIN)
     assert isinstance(model.generator, variational.ChainGenerator) and "prior" not in model.checkpoint_items()
     z1, z2, other_z2 = (tf.random.stateless_normal((4, d), [7, i]) for i, d in enumerate((2, 3, 3)))
-    # x depends on z^1 only; p(z^1 | z^2) on z^2.
+    # x depends on z^1 only; p(z^1 | z^2) starts as N(0, I), the VAE's prior.
     np.testing.assert_array_equal(model.generator([z1, z2]).numpy(), model.generator([z1, other_z2]).numpy())
-    assert not np.allclose(model.conditional(0, z2)[0].numpy(), model.conditional(0, other_z2)[0].numpy())
+    mu_p, sigma_p = model.conditional(0, z2)
+    np.testing.assert_array_equal(mu_p.numpy(), np.zeros((4, 2)))
+    np.testing.assert_allclose(sigma_p.numpy(), np.ones((4, 2)) + variational.SIGMA_FLOOR, rtol=1e-6)
     # The posterior merges the bottom-up Gaussian with the generative model's own top-down conditional.
     x, seed = _batch(4)["image"], _seed(3, 1)
 
     def conditional(z):
         h = model.generator.flatten(model.generator.top_down(1, z))
-        return model.generator.mu_heads[0](h), model.generator.log_sigma_heads[0](h)
+        sigma = tf.nn.softplus(model.generator.sigma_heads[0](h)) + variational.SIGMA_FLOOR
+        return model.generator.mu_heads[0](h), tf.math.log(sigma)
     np.testing.assert_allclose(model.loss(x, seed)["kl"].numpy(), _lvae_kl_by_hand(model, conditional, x, seed),
                                rtol=1e-4)
-    heads = model.generator.mu_heads[0].trainable_variables + model.generator.log_sigma_heads[0].trainable_variables
+    heads = model.generator.mu_heads[0].trainable_variables + model.generator.sigma_heads[0].trainable_variables
     before = [v.numpy() for v in heads]
     model.train_step({"image": x, "index": tf.range(4, dtype=tf.int64)}, seed)
     assert all(np.any(b != v.numpy()) for b, v in zip(before, heads))  # the prior learns with the generator
+    # ... and now depends on the layer above.
+    assert not np.allclose(model.conditional(0, z2)[0].numpy(), model.conditional(0, other_z2)[0].numpy())
 
 
 def test_the_kl_warm_up_rises_linearly_from_0_to_1():
