@@ -41,9 +41,16 @@ PRECISION_CHOICES = PRECISIONS + (AUTO_PRECISION,)  # what --precision accepts
 LEAK = 0.1
 # He initialisation keeps the signal (and d x / d z) from shrinking through the deep ladder.
 INIT = "he_normal"
-# How the output block r computes a stride-1 transposed convolution (OutputDeconv): the default,
-# or Keras' Conv2DTranspose kernel (the same function; the benchmark times one against the other).
-OUTPUT_FORMULATIONS = ("depthwise_then_sum", "keras")
+# How the output block r computes a stride-1 transposed convolution (OutputDeconv), all the same
+# function with the same weights: a depthwise convolution with the flipped kernel then a sum over
+# the input channels, a plain convolution with the flipped kernel, or Keras' Conv2DTranspose kernel.
+OUTPUT_FORMULATIONS = ("depthwise_then_sum", "conv2d_flipped_kernel", "keras")
+# The formulation each image channel count computes with, chosen by measurement
+# (`benchmark.output_layer_variants`, results/performance.md): oneDNN's transposed-convolution
+# kernel is slow with one output channel, where the depthwise form wins; with three, the depthwise
+# form (a channel multiplier of 3, then a reshaped sum) is 10x slower than Keras' own kernel, in
+# bfloat16 above all.
+OUTPUT_FORMULATION_BY_CHANNELS = {1: "depthwise_then_sum", 3: "keras"}
 
 
 def resolve_precision(precision: str, flags_=None) -> str:
@@ -119,20 +126,20 @@ class Architecture:
 
 class OutputDeconv(keras.layers.Conv2DTranspose):
     """The output block r: Keras' Conv2DTranspose (same weights, same checkpoint names), computed
-    at stride 1 as a depthwise convolution with the flipped kernel followed by a sum over the
-    input channels.
+    at stride 1 as a correlation with the flipped kernel, by the formulation that is fastest for its
+    number of output channels (OUTPUT_FORMULATION_BY_CHANNELS; `formulation` overrides it).
 
     A stride-1 'same' transposed convolution with a k x k kernel W (k, k, C_out, C_in) is the
     correlation of its input with W flipped in space, padded by k-1-p before and p after each
     spatial axis, where p = (k-1)//2 is the padding a 'same' convolution puts before. oneDNN's
-    kernel for it is slow with one or three output channels (the image), and r runs on every
-    Langevin step; the depthwise form gives the same values (up to float round-off) faster
+    transposed kernel is slow with one or three output channels (the image), and r runs on every
+    Langevin step; the correlation gives the same values (up to float round-off) faster
     (results/performance.md). Strides above 1 keep Keras' kernel.
     """
 
-    def __init__(self, *args, formulation="depthwise_then_sum", **kwargs):
-        super().__init__(*args, **kwargs)
-        self.formulation = formulation
+    def __init__(self, filters, *args, formulation=None, **kwargs):
+        super().__init__(filters, *args, **kwargs)
+        self.formulation = formulation or OUTPUT_FORMULATION_BY_CHANNELS.get(filters, "keras")
         if self.formulation not in OUTPUT_FORMULATIONS:
             raise ValueError(f"unknown output-layer formulation {self.formulation!r}: use one of "
                              f"{', '.join(OUTPUT_FORMULATIONS)}.")
@@ -148,6 +155,16 @@ class OutputDeconv(keras.layers.Conv2DTranspose):
         flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
         before_h, before_w = (k_h - 1) // 2, (k_w - 1) // 2
         padded = tf.pad(inputs, [[0, 0], [k_h - 1 - before_h, before_h], [k_w - 1 - before_w, before_w], [0, 0]])
+        if self.formulation == "conv2d_flipped_kernel":  # (k, k, C_in, C_out): a plain correlation
+            outputs = tf.nn.conv2d(padded, flipped, 1, "VALID")
+        else:
+            outputs = self._depthwise_then_sum(padded, flipped, in_channels, out_channels)
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, tf.convert_to_tensor(self.bias))
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    @staticmethod
+    def _depthwise_then_sum(padded, flipped, in_channels, out_channels):
         per_channel = tf.nn.depthwise_conv2d(padded, flipped, [1, 1, 1, 1], "VALID")
         if out_channels == 1:
             outputs = tf.reduce_sum(per_channel, axis=-1, keepdims=True)
@@ -155,9 +172,7 @@ class OutputDeconv(keras.layers.Conv2DTranspose):
             shape = tf.shape(per_channel)
             outputs = tf.reduce_sum(tf.reshape(
                 per_channel, tf.concat([shape[:3], [in_channels, out_channels]], 0)), axis=-2)
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, tf.convert_to_tensor(self.bias))
-        return self.activation(outputs) if self.activation is not None else outputs
+        return outputs
 
 
 def projection(arch: Architecture, layer: int) -> keras.Sequential:

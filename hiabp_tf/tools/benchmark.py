@@ -430,6 +430,10 @@ def run(arch="reference", arch_flagfile=None, modes=("eager", "function", "xla")
                                                   setup.batch, seed, profile_dir)
         if profile_dir and arch == "reference":
             result["output_layer_ms"] = output_layer_variants()
+            # The ladder generator's r at every supported image shape, by formulation.
+            result["output_layer_ms_by_shape"] = {
+                f"{'x'.join(map(str, shape))} {p}": output_layer_variants(shape=shape, precision=p)
+                for shape in OUTPUT_SHAPES for p in ("float32", "bfloat16")}
         if input_pipeline_iterations:
             result["input_pipeline"] = time_input_pipeline(
                 setup, step_function(setup.model, "function"), input_pipeline_iterations, seed)
@@ -443,31 +447,39 @@ def run(arch="reference", arch_flagfile=None, modes=("eager", "function", "xla")
     return result
 
 
-def output_layer_variants(batch_size=100, repeats=20) -> dict:
-    """Forward + input gradient of the reference generator's output layer, ConvT(32 -> 1, 3x3,
-    stride 1, same) at 28x28, computed three exact ways (checked equal): Keras' Conv2DTranspose
-    (oneDNN backward-data with one channel, the slow case the profile shows), a Conv2D with the
-    flipped kernel, and a depthwise conv followed by a sum over channels. Milliseconds per call."""
-    layer = keras.layers.Conv2DTranspose(1, 3, strides=1, padding="same")
-    h = tf.random.stateless_normal((batch_size, 28, 28, 32), [5, 6])
-    layer(h)
-    flipped = tf.transpose(tf.reverse(layer.kernel, [0, 1]), [0, 1, 3, 2])  # (3, 3, 32, 1)
-    variants = {
-        "keras_conv2d_transpose": lambda h: layer(h),
-        "conv2d_flipped_kernel": lambda h: tf.nn.conv2d(h, flipped, 1, "SAME") + layer.bias,
-        "depthwise_then_sum": lambda h: tf.reduce_sum(
-            tf.nn.depthwise_conv2d(h, flipped, [1, 1, 1, 1], "SAME"), -1, keepdims=True) + layer.bias,
-    }
-    reference = layer(h)
+# The output blocks r of the supported image shapes: (side, input channels of r at width 32, image
+# channels) with the ladder generator's 4x4 stride-1 kernel; and the reference pair's 3x3 one.
+OUTPUT_SHAPES = ((28, 32, 1, 4), (32, 32, 3, 4), (64, 32, 3, 4))
+REFERENCE_OUTPUT = (28, 32, 1, 3)
+
+
+def output_layer_variants(batch_size=100, repeats=20, shape=REFERENCE_OUTPUT, precision="float32") -> dict:
+    """Forward + input gradient (what each Langevin step computes) of an output block r,
+    `models.OutputDeconv` at `shape` = (side, input channels, image channels, kernel), stride 1,
+    computed by each of its formulations (`models.OUTPUT_FORMULATIONS`, checked equal): Keras'
+    Conv2DTranspose (oneDNN's transposed kernel, slow with few channels), a convolution with the
+    flipped kernel, and a depthwise convolution followed by a sum over channels. Milliseconds per
+    call, in `precision` (the layer's compute dtype)."""
+    side, in_channels, out_channels, kernel = shape
+    with models.precision_policy(precision):
+        layers = {name: models.OutputDeconv(out_channels, kernel, strides=1, padding="same", formulation=name)
+                  for name in models.OUTPUT_FORMULATIONS}
+    h = tf.cast(tf.random.stateless_normal((batch_size, side, side, in_channels), [5, 6]),
+                layers["keras"].compute_dtype)
+    reference = layers["keras"](h)
+    for layer in layers.values():
+        layer(h)
+        layer.set_weights(layers["keras"].get_weights())
     result = {}
-    for name, fn in variants.items():
-        np.testing.assert_allclose(fn(h).numpy(), reference.numpy(), atol=1e-4)
+    for name, layer in layers.items():
+        np.testing.assert_allclose(tf.cast(layer(h), tf.float32).numpy(), tf.cast(reference, tf.float32).numpy(),
+                                   atol=1e-4 if precision == "float32" else 0.1)  # bfloat16: 8 bits of mantissa
 
         @tf.function
-        def forward_and_input_gradient(h, fn=fn):
+        def forward_and_input_gradient(h, layer=layer):
             with tf.GradientTape() as tape:
                 tape.watch(h)
-                out = tf.reduce_sum(tf.square(fn(h)))
+                out = tf.reduce_sum(tf.square(layer(h)))
             return tape.gradient(out, h)
         times = time_calls(lambda: forward_and_input_gradient(h).numpy(), repeats, 2)
         result[name] = round(1000 * statistics.median(times), 2)
