@@ -28,7 +28,7 @@ TEST_MASK_SEED = 1
 
 
 def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_examples=None,
-                       mask_spec=None, deterministic=False) -> dict:
+                       mask_spec=None, deterministic=False, mask_seed: int = TEST_MASK_SEED) -> dict:
     """Test MSE of every reconstruction `model.reconstruct` gives, over a batched eval `dataset`
     (with `deterministic`, only the deterministic [E+L], "mse_EL_det", of a method that has [E+L]).
 
@@ -37,7 +37,9 @@ def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_e
     With a `mask_spec` (learning from incomplete data) each test image is occluded by its fixed
     mask, the model sees only the occluded image (and the mask), and the result also holds the
     recovery error over occluded pixels: "recovery_mae_EL", "recovery_mse_EL", ... per reconstruction.
-    MSE always compares with the complete test image.
+    MSE always compares with the complete test image. Example i's mask is drawn from `mask_seed`
+    (the test masks by default; a run's training seed gives the masks it trained with, on its
+    training split).
     """
     sums, recovery = {}, {}
     count = 0
@@ -54,7 +56,7 @@ def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_e
             break
         model_input = x
         if masked:
-            mask = masks.example_masks(mask_spec, x.shape, batch["index"][:x.shape[0]], TEST_MASK_SEED)
+            mask = masks.example_masks(mask_spec, x.shape, batch["index"][:x.shape[0]], mask_seed)
             model_input = masks.occlude(x, mask)
         recon = model.reconstruct(model_input, tf.random.experimental.stateless_fold_in(base_seed, b),
                                   langevin_steps=langevin_steps, mask=mask, **options)
@@ -117,16 +119,27 @@ def mean_image_mse(dataset: str, data_dir=None) -> float:
     return sq / n
 
 
-def mean_image_recovery(dataset: str, mask_spec, data_dir=None, mean=None) -> dict:
+def mean_image_recovery(dataset: str, mask_spec, data_dir=None, mean=None, split: str = "test",
+                        mask_seed: int = TEST_MASK_SEED) -> dict:
     """Table 2's no-model reference: the recovery error ({"recovery_mae", "recovery_mse"}) of filling
-    every occluded test pixel with the mean training image, on the same fixed test masks as the
-    models (`TEST_MASK_SEED`). A model that learned from incomplete data should recover better.
-    `mean`: `mean_training_image(dataset)` if already computed (one pass over the training split)."""
-    mean = mean_training_image(dataset, data_dir) if mean is None else mean
+    every occluded pixel of `split` with a mean image, on the same fixed masks as the models
+    (`mask_seed`; the test masks by default). A model that learned from incomplete data should
+    recover better. On the test split the mean is the complete training images' (`mean`, if already
+    computed: `mean_training_image(dataset)`); on the training split with its training masks it is
+    the mean of the observed pixels alone, since the occluded ones were never seen."""
+    if split == "train":
+        total, count = 0.0, 0.0
+        for batch in input_pipeline.make_eval_dataset(dataset, "train", data_dir=data_dir)[0]:
+            mask = masks.example_masks(mask_spec, batch["image"].shape, batch["index"], mask_seed)
+            total += tf.reduce_sum(batch["image"] * mask, 0)
+            count += tf.reduce_sum(mask, 0)
+        mean = total / tf.maximum(count, 1.0)
+    elif mean is None:
+        mean = mean_training_image(dataset, data_dir)
     sums = (0.0, 0.0, 0.0)
-    for batch in input_pipeline.make_eval_dataset(dataset, "test", data_dir=data_dir)[0]:
+    for batch in input_pipeline.make_eval_dataset(dataset, split, data_dir=data_dir)[0]:
         x = batch["image"]
-        mask = masks.example_masks(mask_spec, x.shape, batch["index"], TEST_MASK_SEED)
+        mask = masks.example_masks(mask_spec, x.shape, batch["index"], mask_seed)
         x_hat = tf.broadcast_to(mean, tf.shape(x))
         sums = tuple(a + b for a, b in zip(sums, masks.recovery_sums(x, x_hat, mask)))
     return masks.recovery_errors_from_sums(*sums)

@@ -6,7 +6,8 @@ A run is a flag file, flags/<name>.flags, trained into runs/<scale>/<name>. The 
     cpu     the paper's MNIST experiments (mnist_*: the standard 60,000 / 10,000 split) with the quick
             scale's networks, trained to 3,500 updates: flags/cpu.flags after each file; every
             Table 1 row with SEEDS training seeds (runs NAME, NAME_seed1, ...), and LONG_ROWS also
-            trained LONG_STEPS updates (NAME_long)
+            trained LONG_STEPS updates (NAME_long); and a CelebA column (celeba_*, then
+            flags/cpu_celeba.flags: 9,000 real faces) with Table 2 on it
     paper   the paper's datasets and 3e5 updates (mnist_*, svhn_*, celeba_*; a GPU and tfds data)
 
 `hiabp_tf.experiments.run` trains and evaluates what this plan lists, then writes the results.
@@ -55,6 +56,10 @@ LONG_STEPS = 14_000
 # The published LVAE warms its KL up over the first 10% of the updates (its flag files say so for
 # their own budgets); at the cpu scale that is 350 of cpu.flags' 3,500.
 CPU_KL_WARMUP_STEPS = 350
+# The cpu scale's CelebA column: the rows the paper's face claims compare, with three seeds for
+# VAE and HiABP L = 4 (CELEBA_CPU_SEEDED) and one for the others.
+CELEBA_CPU_ROWS = ("vae", "vlae", "abp_persistent", "iabp", "hiabp_l4")
+CELEBA_CPU_SEEDED = ("celeba_vae", "celeba_hiabp_l4")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +111,7 @@ def seeded(run: Run, seed: int) -> Run:
 
 def seed_names(scale: str, name: str) -> list[str]:
     """The workdir names of run `name`'s training seeds at `scale`."""
-    return [seeded(Run(name), seed).name for seed in SEEDS[scale]]
+    return [seeded(Run(name), seed).name for seed in seeds(scale, name)]
 
 
 def long_run(run: Run) -> Run:
@@ -117,7 +122,32 @@ def long_run(run: Run) -> Run:
 
 def prefixes(scale: str) -> tuple[str, ...]:
     """The flag file prefix of each dataset column at `scale` (Table 1 has one column per dataset)."""
-    return {"paper": ("mnist", "svhn", "celeba"), "cpu": ("mnist",)}.get(scale, ("mnist5k",))
+    return {"paper": ("mnist", "svhn", "celeba"), "cpu": ("mnist", "celeba")}.get(scale, ("mnist5k",))
+
+
+def table1_rows(scale: str, prefix: str) -> tuple[str, ...]:
+    """The Table 1 rows trained for a dataset column: every row, but for the cpu scale's CelebA
+    (faces cost several times the digits' update) the rows the paper's face claims compare."""
+    return CELEBA_CPU_ROWS if (scale, prefix) == ("cpu", "celeba") else TABLE1_ROWS
+
+
+def seeds(scale: str, name: str) -> tuple[int, ...]:
+    """The training seeds of run `name` at `scale` (the cpu scale's CelebA: three for VAE and HiABP
+    L = 4, the claim the paper makes most of, one for the others)."""
+    if scale == "cpu" and name.startswith("celeba_") and name not in CELEBA_CPU_SEEDED:
+        return (0,)
+    return SEEDS[scale]
+
+
+def flag_files(scale: str, experiment: str) -> list[str]:
+    """The flag files (under flags/) a run of `experiment` trains from at `scale`, in order: the
+    experiment's, then at the cpu scale cpu.flags and, for CelebA, cpu_celeba.flags."""
+    files = [experiment]
+    if scale == "cpu":
+        files.append("cpu")
+        if experiment.startswith("celeba_"):
+            files.append("cpu_celeba")
+    return [f"{name}.flags" for name in files]
 
 
 def main_prefix(scale: str) -> str:
@@ -152,7 +182,8 @@ def fid_flags(scale: str, prefix: str, inception_weights: str | None) -> tuple[s
 
 
 def table2_base(scale: str) -> str:
-    return "celeba_hiabp_l4" if scale == "paper" else "mnist5k_hiabp_l3"
+    """Table 2's model: HiABP L = 4 on CelebA as the paper (the offline digits at the quick scale)."""
+    return "mnist5k_hiabp_l3" if scale == "quick" else "celeba_hiabp_l4"
 
 
 def table3_base(scale: str) -> str:
@@ -186,15 +217,19 @@ def runs(experiment: str, scale: str, inception_weights: str | None = None) -> l
     if experiment == "core":
         return [Run(name) for name in core_names(scale).values()]
     if experiment == "table1":
-        rows = [(row, Run(table1_name(prefix, row), fid_flags(scale, prefix, inception_weights),
-                          train_flags=scale_flags(scale, row),
-                          more_evaluations=((f"--langevin_steps={SECOND_TEST_T}",),) if row in LANGEVIN_ROWS else ()))
-                for prefix in prefixes(scale) for row in TABLE1_ROWS]
-        seeds = [seeded(run, seed) for seed in SEEDS[scale] for _, run in rows]
-        return seeds + ([long_run(run) for row, run in rows if row in LONG_ROWS] if scale == "cpu" else [])
-    if experiment == "table2":
+        rows = [(prefix, row, Run(table1_name(prefix, row), fid_flags(scale, prefix, inception_weights),
+                                  train_flags=scale_flags(scale, row),
+                                  more_evaluations=((f"--langevin_steps={SECOND_TEST_T}",),)
+                                  if row in LANGEVIN_ROWS else ()))
+                for prefix in prefixes(scale) for row in table1_rows(scale, prefix)]
+        seeded_runs = [seeded(run, seed) for seed in SEEDS[scale] for _, _, run in rows
+                       if seed in seeds(scale, run.name)]
+        return seeded_runs + ([long_run(run) for prefix, row, run in rows if row in LONG_ROWS and prefix == "mnist"]
+                              if scale == "cpu" else [])
+    if experiment == "table2":  # each mask's run scored on occluded test images and on its own training images
         base = table2_base(scale)
-        return [Run(base)] + [Run(f"{base}_{mask}", (f"--mask={mask}",)) for mask in MASKS]
+        return [Run(base)] + [Run(f"{base}_{mask}", (f"--mask={mask}",), more_evaluations=(
+            (f"--mask={mask}", "--split=train"),)) for mask in MASKS]
     if experiment == "table3":  # T = 15 is Table 1's run, with its training seeds
         return [seeded(Run(table3_name(scale, t)), seed) for t in LANGEVIN_STEPS
                 for seed in (SEEDS[scale] if t == 15 else (0,))]

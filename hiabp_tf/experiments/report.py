@@ -88,12 +88,13 @@ def run_figures(workdir: str, out_dir: str, name: str, num_images: int = 10, see
     return paths
 
 
-def load_eval(workdir: str, mask: str = "none", langevin_steps=None) -> dict:
-    """The evaluate.py result of `workdir` on the test split of its training dataset."""
+def load_eval(workdir: str, mask: str = "none", langevin_steps=None, split: str = "test") -> dict:
+    """The evaluate.py result of `workdir` on a split (the test split by default) of its training dataset."""
     config, _ = workdir_lib.load_config(workdir)
-    path = evaluate_lib.result_path(workdir, config.dataset, "test", mask, langevin_steps)
+    path = evaluate_lib.result_path(workdir, config.dataset, split, mask, langevin_steps)
     if not os.path.isfile(path):
-        flags_used = "".join(f" --{k}={v}" for k, v in (("mask", mask), ("langevin_steps", langevin_steps))
+        flags_used = "".join(f" --{k}={v}" for k, v in (("mask", mask), ("langevin_steps", langevin_steps),
+                                                         ("split", None if split == "test" else split))
                              if v not in (None, "none"))
         raise errors.WorkdirError(
             f"{path} is missing: run `python -m hiabp_tf.evaluate --workdir={workdir}{flags_used}` first.")
@@ -287,51 +288,72 @@ def _headline(workdir: str) -> str:
 MEAN_IMAGE_REFERENCE = plan.MEAN_IMAGE_REFERENCE  # Table 2's reference row
 
 
+TRAINING_IMAGES = "training images (paper's protocol)"
+TEST_IMAGES = "test images"
+
+
 def write_table2(out_dir: str, table: str, title: str, occluded: dict, complete: str | None,
                  command: str | None, num_images: int = 10) -> str:
-    """Table 2: recovery error on occluded test pixels per mask type, for models trained on
-    occluded images (`occluded`: mask -> workdir) and, beside them, a model trained on complete data."""
+    """Table 2: recovery error on occluded pixels per mask type. The paper's protocol first: models
+    trained on occluded images (`occluded`: mask -> workdir) recover the occluded pixels of their own
+    training images, which they never observed (their evaluate result on the train split with their
+    mask); beside it the same on occluded test images, a model trained on complete data on the same
+    test masks, and the no-model mean-image references; the paper's numbers last."""
+    from hiabp_tf.experiments import claims  # the paper's numbers
+
     mask_names = list(occluded)
     header = "| Mask type | " + " | ".join(mask_names) + " |"
     lines = [f"# {title}", "", header, "|---|" + "---|" * len(mask_names)]
-    sources = [("trained on occluded images", occluded)]
+    sources = [(TRAINING_IMAGES, "trained on occluded images", occluded, "train"),
+               (TEST_IMAGES, "trained on occluded images", occluded, "test")]
     if complete:
-        sources.append(("trained on complete images", {m: complete for m in mask_names}))
+        sources.append((TEST_IMAGES, "trained on complete images", {m: complete for m in mask_names}, "test"))
     details, datasets, numbers = [], set(), []
-    for label, by_mask in sources:
+    for images_label, label, by_mask, split in sources:
         cells = []
         for mask in mask_names:
             workdir = by_mask[mask]
-            result = load_eval(workdir, mask)
+            result = load_eval(workdir, mask, split=split)
             suffix = _headline(workdir)
             cells.append(f"{result[f'recovery_mae_{suffix}']:.5f} ({result[f'recovery_mse_{suffix}']:.5f})")
-            numbers.append(dict(mask=mask, trained_on=label, recovery_mae=result[f"recovery_mae_{suffix}"],
+            numbers.append(dict(mask=mask, images=images_label, trained_on=label,
+                                recovery_mae=result[f"recovery_mae_{suffix}"],
                                 recovery_mse=result[f"recovery_mse_{suffix}"], step=result["step"],
-                                dataset=result["dataset"], workdir=workdir))
-        lines.append(f"| Error, {label} | " + " | ".join(cells) + " |")
+                                dataset=result["dataset"], num_examples=result["num_examples"], workdir=workdir))
+        lines.append(f"| {images_label}: error, {label} | " + " | ".join(cells) + " |")
     for mask, workdir in occluded.items():
         datasets.add(workdir_lib.load_config(workdir)[0].dataset)
         details.append(_run_details(f"trained with mask {mask}", workdir, mask))
         inpainting_figure(workdir, mask, os.path.join(out_dir, f"table2_{_slug(mask)}.png"), num_images)
-    # The no-model reference: what learning from the observed pixels has to beat.
+    # The no-model references: what learning from the observed pixels has to beat.
     for dataset in sorted(datasets):
-        cells, mean = [], metrics.mean_training_image(dataset)  # one pass over the training split for every mask
-        for mask in mask_names:
-            result = metrics.mean_image_recovery(dataset, mask, mean=mean)
-            cells.append(f"{result['recovery_mae']:.5f} ({result['recovery_mse']:.5f})")
-            numbers.append(dict(mask=mask, trained_on=MEAN_IMAGE_REFERENCE, recovery_mae=result["recovery_mae"],
-                                recovery_mse=result["recovery_mse"], step=None, dataset=dataset, workdir=None))
-        lines.append(f"| Error, {MEAN_IMAGE_REFERENCE}{'' if len(datasets) == 1 else f' ({dataset})'} | "
-                     + " | ".join(cells) + " |")
+        mean = metrics.mean_training_image(dataset)  # one pass over the training split for every mask
+        train_seed = workdir_lib.load_config(next(iter(occluded.values())))[0].seed
+        for images_label, split in ((TRAINING_IMAGES, "train"), (TEST_IMAGES, "test")):
+            cells = []
+            for mask in mask_names:
+                result = (metrics.mean_image_recovery(dataset, mask, split="train", mask_seed=train_seed)
+                          if split == "train" else metrics.mean_image_recovery(dataset, mask, mean=mean))
+                cells.append(f"{result['recovery_mae']:.5f} ({result['recovery_mse']:.5f})")
+                numbers.append(dict(mask=mask, images=images_label, trained_on=MEAN_IMAGE_REFERENCE,
+                                    recovery_mae=result["recovery_mae"], recovery_mse=result["recovery_mse"],
+                                    step=None, dataset=dataset, workdir=None))
+            lines.append(f"| {images_label}: error, {MEAN_IMAGE_REFERENCE}"
+                         f"{'' if len(datasets) == 1 else f' ({dataset})'} | " + " | ".join(cells) + " |")
+    lines.append("| paper (CelebA, 10,000 training faces, 64 x 64): error | " + " | ".join(
+        "—" if m not in claims.PAPER_TABLE2 else f"{claims.PAPER_TABLE2[m]:.4f}" for m in mask_names) + " |")
     if complete:
         details.append(_run_details("trained on complete images", complete, mask_names[0]))
-    lines += ["", "Each cell: recovery error = mean |x - x_hat| over the occluded pixels of every test image "
-              "(pixels in [0, 1]), with the MSE over the same pixels in brackets; x_hat is the method's "
-              "headline reconstruction ([E+L] for HiABP) computed from the occluded test image; the "
-              f"{MEAN_IMAGE_REFERENCE} row fills every occluded pixel with the mean training image. Every test "
-              "image has one fixed mask (`masks.example_masks`, seed `metrics.TEST_MASK_SEED`), the same for "
-              "every model (the model is given 0 at occluded pixels). Figures: `table2_<mask>.png` (rows: test "
-              "images, occluded pixels in grey, recovered)."]
+    lines += ["", "Each cell: recovery error = mean |x - x_hat| over the occluded pixels (pixels in [0, 1]), with "
+              "the MSE over the same pixels in brackets; x_hat is the method's headline reconstruction ([E+L] "
+              "for HiABP) computed from the occluded image (the model is given 0 at occluded pixels). "
+              f"*{TRAINING_IMAGES}*: the occluded pixels of the very training images each model learned from, "
+              "with the masks it trained with (it never observed those pixels), over the whole training split; "
+              f"the {MEAN_IMAGE_REFERENCE} row there fills them with the mean of the observed training pixels. "
+              f"*{TEST_IMAGES}*: the whole test split, each image with one fixed mask (`masks.example_masks`, "
+              "seed `metrics.TEST_MASK_SEED`), the same for every model; the reference fills with the mean "
+              "complete training image. Figures: `table2_<mask>.png` (rows: test images, occluded pixels in "
+              "grey, recovered)."]
     lines += _footer(command, details, datasets)
     _write_json(out_dir, _json_name(table), {"command": command, "rows": numbers})
     return _write(out_dir, table, lines)
@@ -420,13 +442,14 @@ def _curve_points(workdir: str, score: str) -> list[tuple[int, float]]:
     return points
 
 
-def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_runs: dict | None = None) -> str:
+def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_runs: dict | None = None,
+                          name: str = "learning_curves") -> str:
     """Test MSE against updates of every Table 1 run (`runs`: (column, row key) -> workdir, or a
     list of workdirs, one per training seed), from the evaluations during training (the workdir's
     learning_curve.jsonl): the mean over seeds with the band from the lowest to the highest seed.
     `long_runs` ((column, row key) -> workdir) are the same methods trained longer, drawn in a second
     panel over their seeds' band. Writes learning_curves.md (the numbers, and each method's change
-    over the last doubling of updates), .png and .json."""
+    over the last doubling of updates), .png and .json (`name`.*)."""
     from hiabp_tf.experiments import claims  # the paper's numbers
     from hiabp_tf.experiments import figures
 
@@ -459,7 +482,7 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
     what = (f"test MSE on the first {first['num_examples']:,} images of the {first['dataset']} test split, test-time "
             f"T = the training T")
     png = figures.save_learning_curves(
-        curves, os.path.join(out_dir, "learning_curves.png"),
+        curves, os.path.join(out_dir, f"{name}.png"),
         f"{what}; " + (f"mean of {seeds} seeds, band: lowest to highest; " if seeds > 1 else "")
         + "ticks at right: the paper's MNIST (3e5 updates)")
     lines = ["# Learning curves of every Table 1 method", "", f"![learning curves]({os.path.basename(png)})", "",
@@ -494,8 +517,8 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
             f"{s:,}: " + " < ".join(c["label"].split(",")[0] for c in o) for s, o in zip(marks, order)) + "."]
     datasets = {workdir_lib.load_config(_workdirs(w)[0])[0].dataset for w in runs.values()}
     lines += _footer(command, details, datasets)
-    _write_json(out_dir, "learning_curves.json", {"command": command, "curves": curves})
-    return _write(out_dir, "learning_curves.md", lines)
+    _write_json(out_dir, f"{name}.json", {"command": command, "curves": curves})
+    return _write(out_dir, f"{name}.md", lines)
 
 
 def _fmt_change(change: dict | None) -> str:

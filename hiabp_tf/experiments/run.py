@@ -40,9 +40,9 @@ def jobs_for(scale: str) -> int:
 
 
 def flag_args(scale: str, name: str, flags_dir: str = "flags") -> list[str]:
-    """The flag file arguments of hiabp_tf.train: the experiment's file (then flags/cpu.flags at cpu scale)."""
-    args = [f"--flagfile={flags_dir}/{name}.flags"]
-    return args + [f"--flagfile={flags_dir}/cpu.flags"] if scale == "cpu" else args
+    """The flag file arguments of hiabp_tf.train: the experiment's file, then the scale's
+    (`plan.flag_files`)."""
+    return [f"--flagfile={flags_dir}/{path}" for path in plan.flag_files(scale, name)]
 
 
 def _read(path: str) -> str:
@@ -169,26 +169,28 @@ def report(experiment: str, scale: str, provenance: Provenance) -> None:
         titles = {"mnist5k": "mnist_5k", "mnist": "MNIST", "svhn": "SVHN", "celeba": "CelebA"}
         keyed = {(titles[prefix], row): [run_dir(scale, name) for name in
                                          plan.seed_names(scale, plan.table1_name(prefix, row))]
-                 for prefix in plan.prefixes(scale) for row in plan.TABLE1_ROWS}
+                 for prefix in plan.prefixes(scale) for row in plan.table1_rows(scale, prefix)}
         overlay = " + flags/cpu.flags" if scale == "cpu" else ""
         seeds = f"training seeds {', '.join(map(str, plan.SEEDS[scale]))} (runs NAME, NAME_seed1, ...)"
         report_lib.write_table1(out, "table1.md", f"Table 1: test reconstruction MSE of every method ({scale} scale, "
                                 "equal steps)", keyed,
                                 f"./run.sh table1 {scale}  (flags/<prefix>_<row>.flags{overlay}; {seeds}; "
                                 f"{provenance})", second_t=plan.SECOND_TEST_T)
-        if scale != "paper":
-            long = {key: run_dir(scale, plan.long_run(plan.Run(plan.table1_name(prefix, key[1]))).name)
-                    for prefix in plan.prefixes(scale) for key in keyed if key[1] in plan.LONG_ROWS
-                    and scale == "cpu"}
-            report_lib.write_learning_curves(out, keyed, f"./run.sh table1 {scale}  (the evaluations during "
-                                             f"training of the Table 1 runs, {seeds})", long_runs=long)
+        if scale != "paper":  # one learning-curve page per dataset column (the first: learning_curves.*)
+            for number, prefix in enumerate(plan.prefixes(scale)):
+                column = {key: value for key, value in keyed.items() if key[0] == titles[prefix]}
+                long = {key: run_dir(scale, plan.long_run(plan.Run(plan.table1_name(prefix, key[1]))).name)
+                        for key in column if key[1] in plan.LONG_ROWS and (scale, prefix) == ("cpu", "mnist")}
+                report_lib.write_learning_curves(out, column, f"./run.sh table1 {scale}  (the evaluations during "
+                                                 f"training of the Table 1 runs, {seeds})", long_runs=long,
+                                                 name="learning_curves" + (f"_{prefix}" if number else ""))
     elif experiment == "table2":
         base = plan.table2_base(scale)
         for mask in plan.MASKS:  # the model trained on complete images, tested on occluded ones
             subprocess.run([sys.executable, "-m", "hiabp_tf.evaluate", f"--workdir={run_dir(scale, base)}",
                             f"--mask={mask}"], check=True, stdout=subprocess.DEVNULL)
         report_lib.write_table2(out, "table2.md", f"Table 2: learning from incomplete data, recovery error on "
-                                f"occluded test pixels ({scale} scale, {base})",
+                                f"occluded pixels ({scale} scale, {base})",
                                 {mask: run_dir(scale, f"{base}_{mask}") for mask in plan.MASKS}, run_dir(scale, base),
                                 f"./run.sh table2 {scale}  ({provenance})")
     elif experiment == "table3":

@@ -26,9 +26,15 @@ def test_table1_has_every_row_of_the_paper_once_per_dataset_and_seed():
     labels = [label for _, label, _ in plan.TABLE1]
     assert len(labels) == 12 and "IABP [E] (L=1)" in labels and "HiABP [E+L] (L=4)" in labels
     assert len(plan.PAPER_ROWS) == 9 and "lvae_all_layers" not in plan.PAPER_ROWS  # the paper's ten rows
-    for scale, columns, seeds, long in (("quick", 1, 1, 0), ("cpu", 1, 3, 3), ("paper", 3, 1, 0)):
+    # cpu: MNIST, 11 runs x 3 seeds + 3 long; CelebA, 5 rows, VAE and HiABP L = 4 with 3 seeds.
+    for scale, expected in (("quick", 11), ("cpu", 11 * 3 + 3 + 5 + 2 * 2), ("paper", 3 * 11)):
         names = [run.name for run in plan.runs("table1", scale)]
-        assert len(names) == len(set(names)) == 11 * columns * seeds + long  # IABP's two scores: one run
+        assert len(names) == len(set(names)) == expected  # IABP's two scores: one run
+    cpu = {run.name: run for run in plan.runs("table1", "cpu")}
+    assert "celeba_hiabp_l4_seed2" in cpu and "celeba_vlae_l4_seed1" not in cpu and "celeba_vae_long" not in cpu
+    assert runner.flag_args("cpu", "celeba_vae") == ["--flagfile=flags/celeba_vae.flags", "--flagfile=flags/cpu.flags",
+                                                     "--flagfile=flags/cpu_celeba.flags"]
+    assert plan.runs("table2", "cpu")[1].evaluations == (("--mask=pepper",), ("--mask=pepper", "--split=train"))
     assert "mnist_hiabp_l1_seed2" in [run.name for run in plan.runs("table1", "cpu")]
 
 
