@@ -22,6 +22,7 @@ from absl import logging
 from hiabp_tf import cli
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
+from hiabp_tf import limits
 from hiabp_tf.evaluation import fid as fid_lib
 from hiabp_tf.evaluation import metrics
 from hiabp_tf import workdir as workdir_lib
@@ -95,7 +96,12 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
     JSON there. An unreadable latest checkpoint is skipped (a warning) for the newest readable one;
     "step" says which was scored."""
     seed = config_lib.check_seed(seed)
+    limits.check_count(batch_size, "--batch_size")
+    if langevin_steps is not None:
+        limits.check_langevin_steps(langevin_steps)
     model, config, image_shape, step = workdir_lib.restore(workdir)
+    if fid != "none":
+        limits.check_num_samples(fid_samples, "--fid_samples", image_shape, low=2)
     dataset = dataset or config.dataset
     eval_ds, info = input_pipeline.make_eval_dataset(dataset, split, batch_size=batch_size, data_dir=data_dir)
     if tuple(info.image_shape) != tuple(image_shape):
@@ -103,8 +109,6 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
             f"--dataset={dataset} has images of shape {info.image_shape}, but the model in "
             f"--workdir={workdir} was trained on {tuple(image_shape)}; score it on data of the same "
             "shape (resize your images, or train a model on this data).")
-    if langevin_steps is not None and langevin_steps < 0:
-        raise errors.ConfigError(f"--langevin_steps must be >= 0, got {langevin_steps}.")
     steps = config.test_langevin_steps if langevin_steps is None else langevin_steps
     try:
         mask_spec = masks.parse_mask(mask)

@@ -138,12 +138,9 @@ def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=N
         strategy = distribute.make_strategy(strategy, tpu)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    if num_steps < 0:
-        raise errors.ConfigError(f"--num_steps must be >= 0, got {num_steps}.")
-    for name, value in (("log_every", log_every), ("eval_every", eval_every),
-                        ("checkpoint_every", checkpoint_every), ("keep_checkpoints", keep_checkpoints)):
-        if value < 1:
-            raise errors.ConfigError(f"--{name} must be >= 1, got {value}.")
+    config_lib.check_train_flags(num_steps=num_steps, log_every=log_every, eval_every=eval_every,
+                                 eval_examples=eval_examples, checkpoint_every=checkpoint_every,
+                                 keep_checkpoints=keep_checkpoints)
     distribute.local_batch_size(strategy, config.batch_size)  # --batch_size splits across replicas
     # tf.data's shuffle combines its op seed (config.seed) with the global seed: clear the global
     # seed so the data order is that of a fresh process, whatever ran before in this one.

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from hiabp_tf import config as config_lib
+from hiabp_tf import limits
 from hiabp_tf import methods
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.core import langevin
@@ -308,10 +309,8 @@ class TrainedModel:
     def _steps(self, langevin_steps) -> int:
         if langevin_steps is None:
             return self.langevin_steps
-        if isinstance(langevin_steps, bool) or not isinstance(langevin_steps, numbers.Integral) or langevin_steps < 0:
-            raise ValueError(f"langevin_steps must be None (the run's T = {self.langevin_steps}) or an int >= 0, "
-                             f"got {langevin_steps!r}.")
-        return int(langevin_steps)
+        return limits.check_int(langevin_steps, "langevin_steps", 0, limits.LANGEVIN_STEPS_MAX,
+                                f"or None for the run's T = {self.langevin_steps}")
 
     def _check_encoder_steps(self, steps: int) -> None:
         if not self.has_encoder and steps == 0:
@@ -402,8 +401,7 @@ class TrainedModel:
 
     def sample(self, n: int, seed=None) -> np.ndarray:
         """n unconditional samples (n, H, W, C): every z^l ~ N(0, I) (LVAE: its hierarchical prior)."""
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"n must be an int >= 1, got {n!r}.")
+        n = limits.check_num_samples(n, "n", self.image_shape)
         return self.inference.sample(tf.constant(int(n), tf.int32), as_seed(seed))["images"].numpy()
 
     def resample_layer(self, z, layer: int, seed=None) -> list[np.ndarray]:

@@ -43,6 +43,7 @@ import tensorflow as tf
 
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
+from hiabp_tf import limits
 from hiabp_tf.data import images as images_lib
 from hiabp_tf.data import masks
 from hiabp_tf.serving import api
@@ -226,8 +227,9 @@ def inpaint_files(workdir: str, images: str, mask: str, out: str, seed: int = 0,
     """Inpaints the --images files with the model of `workdir`; writes to `out`; returns the summary."""
     if not out:
         raise errors.ConfigError("--out is required: the folder for the recovered images.")
-    if langevin_steps is not None and langevin_steps < 0:
-        raise errors.ConfigError(f"--langevin_steps must be >= 0, got {langevin_steps}.")
+    if langevin_steps is not None:
+        limits.check_langevin_steps(langevin_steps)
+    limits.check_count(batch_size, "batch_size")
     seed = config_lib.check_seed(seed)
     paths = expand_paths(images)
     mask_kind, mask_value = parse_mask_flag(mask)
