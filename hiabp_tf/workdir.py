@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import glob
 import json
@@ -45,7 +46,24 @@ LOCK_FILE = "train.lock"
 UNREADABLE_DIR = "unreadable"
 
 
+def path_problem(path: str) -> str | None:
+    """Why `path` cannot be a folder, when it is not one for a reason worth naming (a symbolic link
+    loop or to nothing, a file); None otherwise (a folder, or nothing there yet)."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symbolic link loop (it leads, through one or more links, back to itself)"
+        if os.path.islink(path):
+            return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+        return None
+    return None if os.path.isdir(path) else "is a file, not a folder"
+
+
 def _not_writable(workdir: str, error: OSError) -> WorkdirError:
+    problem = path_problem(workdir)
+    if problem:  # os.makedirs says only "File exists"
+        return WorkdirError(f"--workdir={workdir} {problem}; give a folder (or a link to one) you can write to.")
     return WorkdirError(f"--workdir={workdir} is not a writable folder ({error.strerror or error}); "
                         "choose a folder you can write to.")
 
@@ -199,6 +217,9 @@ def load_config(workdir: str) -> tuple[config_lib.RunConfig, tuple[int, int, int
 def load_run(workdir: str) -> tuple[config_lib.RunConfig, tuple[int, int, int], int]:
     """(RunConfig, image_shape, num_train_examples) saved by train.py in `workdir`."""
     path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path) and path_problem(workdir):
+        raise WorkdirError(f"--workdir={workdir} {path_problem(workdir)}: point --workdir at the folder that "
+                           "training wrote.")
     if not os.path.isfile(path):
         raise WorkdirError(
             f"--workdir={workdir}: no {CONFIG_FILE} found, so this is not a training workdir. "

@@ -76,6 +76,8 @@ def _signature_description(functions) -> dict:
 def _check_out(out: str, overwrite: bool) -> None:
     if os.path.exists(out) and not os.path.isdir(out):
         raise errors.ConfigError(f"--out={out} is a file; give a folder for the SavedModel.")
+    if workdir_lib.path_problem(out):  # a dangling link or a loop: renaming onto it would replace the link
+        raise errors.ConfigError(f"--out={out} {workdir_lib.path_problem(out)}; give a folder for the SavedModel.")
     if os.path.isdir(out) and os.listdir(out) and not overwrite:
         raise errors.ConfigError(
             f"--out={out} is not empty; choose a new folder, or pass --overwrite to replace what is there.")

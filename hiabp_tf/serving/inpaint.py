@@ -44,6 +44,7 @@ import tensorflow as tf
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
 from hiabp_tf import limits
+from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import images as images_lib
 from hiabp_tf.data import masks
 from hiabp_tf.serving import api
@@ -227,6 +228,9 @@ def inpaint_files(workdir: str, images: str, mask: str, out: str, seed: int = 0,
     """Inpaints the --images files with the model of `workdir`; writes to `out`; returns the summary."""
     if not out:
         raise errors.ConfigError("--out is required: the folder for the recovered images.")
+    if workdir_lib.path_problem(out):  # said before the images are inferred, not after
+        raise errors.ConfigError(f"--out={out} {workdir_lib.path_problem(out)}; give a folder for the recovered "
+                                 "images.")
     if langevin_steps is not None:
         limits.check_langevin_steps(langevin_steps)
     limits.check_count(batch_size, "batch_size")
@@ -275,7 +279,7 @@ def inpaint_files(workdir: str, images: str, mask: str, out: str, seed: int = 0,
         grid_path = os.path.join(out, GRID_FILE)
         write_png(grid_path, before_after_grid(originals, occluded_view, recovered))
     except (OSError, tf.errors.OpError) as e:
-        reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+        reason = workdir_lib.path_problem(out) or getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
         raise errors.ConfigError(f"--out={out}: cannot write the images there ({reason}); choose a folder "
                                      "you can write to.") from None
 
