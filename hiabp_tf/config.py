@@ -122,6 +122,14 @@ class RunConfig:
         return {k: getattr(self, k) for k in ("method", "num_layers", "latent_dims", "width", "dataset",
                                               "batch_size", "seed", "mask")}
 
+    def training_changes(self, other: "RunConfig") -> dict:
+        """{field: (this value, other's)} of the settings, besides `model_fields`, in which `other`
+        differs: each changes how a resumed run trains (or what its default test-time T is). The
+        precision is not among them: the weights are float32 either way, and each sitting records it."""
+        fixed = set(self.model_fields()) | {"precision"}
+        return {f.name: (getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)
+                if f.name not in fixed and getattr(self, f.name) != getattr(other, f.name)}
+
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -141,6 +149,15 @@ INT_FIELD_RANGES = {
     "langevin_steps": (0, limits.LANGEVIN_STEPS_MAX),
     "eval_langevin_steps": (0, limits.LANGEVIN_STEPS_MAX),
 }
+
+
+def flag_text(name: str, value) -> str:
+    """A setting as its flag of hiabp_tf.train: `--latent_dims=16,16`, `--eval_langevin_steps` unset."""
+    if value is None:
+        return f"--{name} unset"
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    return f"--{name}={value}"
 
 
 def check_seed(seed, flag: str = "--seed") -> int:

@@ -18,9 +18,11 @@ SITTINGS_FILE = "sittings.json"
 
 
 def record(workdir: str, sitting: dict) -> None:
-    """Adds `sitting` ({"started", "machine", "precision", "from_step", "to_step", "seconds"}) to
-    <workdir>/sittings.json, or replaces the record of the same call (same "started"): a call
-    killed after a checkpoint keeps the record of the steps it saved. Replaced atomically."""
+    """Adds `sitting` ({"started", "machine", "precision", "from_step", "to_step", "seconds", and
+    "settings", the run's settings in this sitting; "changed", {setting: [before, after]}, when the
+    sitting resumed with other settings: --allow_config_change}) to <workdir>/sittings.json, or
+    replaces the record of the same call (same "started"): a call killed after a checkpoint keeps
+    the record of the steps it saved. Replaced atomically."""
     sittings = [s for s in read(workdir) if s.get("started") != sitting["started"]]
     path = os.path.join(workdir, SITTINGS_FILE)
     with open(path + ".tmp", "w") as f:
@@ -51,7 +53,9 @@ def summary(workdirs: list[str]) -> str:
     sittings, how many sittings, on which machines and in which precisions, and which updates
     predate the records. "" when none of the runs has a record (results made before them)."""
     per_run = {workdir: read(workdir) for workdir in workdirs}
-    recorded = [s for sittings in per_run.values() for s in sittings]
+    # A sitting that changed the settings is recorded before its first step; if it saved none, it
+    # trained nothing.
+    recorded = [s for sittings in per_run.values() for s in sittings if s["to_step"] > s["from_step"]]
     if not recorded:
         return ""
     seconds = round(sum(s["seconds"] for s in recorded))
@@ -63,4 +67,9 @@ def summary(workdirs: list[str]) -> str:
                   for w, s in per_run.items() if not s or s[0]["from_step"] > 0]
     if unrecorded:
         text += f" (trained earlier without a record: {', '.join(unrecorded)})"
+    changes = [f"{os.path.basename(os.path.normpath(w))} at step {s['from_step']} ("
+               + ", ".join(f"{name} {old} -> {new}" for name, (old, new) in sorted(s["changed"].items())) + ")"
+               for w, sittings in per_run.items() for s in sittings if s.get("changed")]
+    if changes:
+        text += f"; settings changed on resuming: {'; '.join(changes)}"
     return text

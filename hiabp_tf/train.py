@@ -106,7 +106,8 @@ class _StopRequest:
 
 def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=None,
           log_every=100, eval_every=5000, eval_examples=1000, checkpoint_every=1000,
-          keep_checkpoints=3, deterministic=False, timing=None, strategy="default", tpu=""):
+          keep_checkpoints=3, deterministic=False, timing=None, strategy="default", tpu="",
+          allow_config_change=False):
     """Trains (or resumes) `config` in `workdir` up to `num_steps` updates; returns the model.
 
     The checkpoint holds the step counter, the networks, both optimisers, (for persistent ABP) the
@@ -119,7 +120,10 @@ def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=N
     While it runs, the call holds the workdir's run lock (workdir_lib.training_lock): a second
     training on the same workdir raises WorkdirError naming this process, before writing anything.
     Resuming falls back past unreadable checkpoints (a warning line each) to the newest readable
-    one, and moves their files, intact, into checkpoints/unreadable/.
+    one, and moves their files, intact, into checkpoints/unreadable/. Resuming with settings that
+    change the training (`RunConfig.training_changes`: T, s, sigma, the learning rate, ...) raises
+    WorkdirError naming them unless `allow_config_change`; sittings.json records each sitting's
+    settings (and, for a sitting that changed them, the values before and after).
 
     If `timing` is a dict, it receives this call's "steps" (updates trained, 0 if the run was
     already at `num_steps`), "train_seconds" (wall time of those updates and their checkpoints,
@@ -163,7 +167,7 @@ def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=N
     with workdir_lib.training_lock(workdir) if chief else contextlib.nullcontext():
         return _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples,
                       checkpoint_every, keep_checkpoints, timing, strategy, chief, call_start,
-                      train_ds, train_info, test_ds, test_info)
+                      train_ds, train_info, test_ds, test_info, allow_config_change)
 
 
 def emulated_bfloat16(precision: str, flags_=None) -> bool:
@@ -181,12 +185,14 @@ def _machine() -> str:
 
 
 def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples, checkpoint_every,
-           keep_checkpoints, timing, strategy, chief, call_start, train_ds, train_info, test_ds, test_info):
+           keep_checkpoints, timing, strategy, chief, call_start, train_ds, train_info, test_ds, test_info,
+           allow_config_change):
     """train() once the arguments and the data are checked and, on the chief, the run lock is held."""
     image_shape = train_info.image_shape
     checkpoint_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
-    if chief:
-        workdir_lib.prepare_workdir(workdir, config, image_shape, train_info.num_examples)
+    if chief:  # refuses other networks, and other settings unless allow_config_change
+        changes = workdir_lib.prepare_workdir(workdir, config, image_shape, train_info.num_examples,
+                                              allow_config_change, write_config=False)
         save_dir = checkpoint_dir
     else:  # every worker saves (tf.distribute asks it), the others into a temporary folder
         save_dir = tempfile.mkdtemp(prefix="hiabp_worker_checkpoints_")
@@ -214,6 +220,16 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
         workdir_lib.set_aside_unreadable(checkpoint_dir, restored)
     if latest:
         logging.info("Resumed from %s at step %d.", latest, int(step.numpy()))
+    first_step = int(step.numpy())
+    # This call's record in sittings.json, updated at each checkpoint (a run trained over several
+    # sessions, or machines, says so in its results). Microseconds: two calls in one second differ.
+    sitting = dict(started=datetime.datetime.now().astimezone().isoformat(timespec="microseconds"),
+                   machine=_machine(), precision=config.precision, from_step=first_step, settings=config.to_json())
+    if chief:
+        if changes:  # recorded before config.json is rewritten, so that the settings before stay said
+            sitting["changed"] = {name: [old, new] for name, (old, new) in changes.items()}
+            sittings.record(workdir, dict(sitting, to_step=first_step, seconds=0.0))
+        workdir_lib.save_config(workdir, config, image_shape, train_info.num_examples)
     manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=keep_checkpoints if chief else 1)
     writer = (tf.summary.create_file_writer(os.path.join(workdir, workdir_lib.TENSORBOARD_DIR)) if chief
               else tf.summary.create_noop_writer())
@@ -230,12 +246,8 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
                         "/proc/cpuinfo): Keras emulates it, several times slower than float32 on such a CPU. "
                         "Use --precision=auto (or float32) unless you need bfloat16's numbers.",
                         "/".join(hardware.NATIVE_BFLOAT16_CPU_FLAGS))
-    window_start, window_step = time.perf_counter(), int(step.numpy())
-    loop_start, first_step, eval_seconds = window_start, window_step, 0.0
-    # This call's record in sittings.json, updated at each checkpoint (a run trained over several
-    # sessions, or machines, says so in its results). Microseconds: two calls in one second differ.
-    sitting = dict(started=datetime.datetime.now().astimezone().isoformat(timespec="microseconds"),
-                   machine=_machine(), precision=config.precision, from_step=first_step)
+    window_start, window_step = time.perf_counter(), first_step
+    loop_start, eval_seconds = window_start, 0.0
 
     def save(number):
         if not _all_finite(workdir_lib.network_weights(model)):  # never overwrite good weights with bad ones

@@ -68,8 +68,13 @@ def _not_writable(workdir: str, error: OSError) -> WorkdirError:
                         "choose a folder you can write to.")
 
 
-def prepare_workdir(workdir: str, config: config_lib.RunConfig, image_shape, num_train_examples: int) -> None:
-    """Creates `workdir` and records `config`; refuses a workdir trained with other networks."""
+def prepare_workdir(workdir: str, config: config_lib.RunConfig, image_shape, num_train_examples: int,
+                    allow_config_change: bool = False, write_config: bool = True) -> dict:
+    """Creates `workdir` and records `config` (unless `write_config` is False: the caller saves it
+    with `save_config` once it has recorded the change); refuses a workdir trained with other
+    networks, and one trained with other settings (`RunConfig.training_changes`: the steps to come
+    would be trained unlike those before, and config.json would no longer say how those were) unless
+    `allow_config_change`. Returns those changes, {field: (before, now)}."""
     try:
         os.makedirs(workdir, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=workdir)
@@ -90,7 +95,26 @@ def prepare_workdir(workdir: str, config: config_lib.RunConfig, image_shape, num
                 f"{num_train_examples} images {tuple(image_shape)}; "
                 "its checkpoints cannot be resumed with these flags. "
                 "Use a new --workdir, or the flags of the earlier run to resume it.")
-    save_config(workdir, config, image_shape, num_train_examples)
+        changes = previous.training_changes(config)
+        if changes and not allow_config_change:
+            before = " ".join(config_lib.flag_text(name, old) for name, (old, _) in changes.items())
+            now = " ".join(config_lib.flag_text(name, new) for name, (_, new) in changes.items())
+            raise WorkdirError(
+                f"--workdir={workdir} was trained with {before} ({CONFIG_FILE}), but this command asks for {now}. "
+                "Resuming would train the next steps unlike the ones before, and the record would no longer say "
+                "how those were trained, so it is refused. Resume with the run's own flags, train into a new "
+                "--workdir, or pass --allow_config_change to continue with the new settings "
+                f"({sittings.SITTINGS_FILE} then records each sitting's settings).")
+        if changes:
+            logging.warning("--workdir=%s continues with changed settings (--allow_config_change): %s; %s records "
+                            "each sitting's settings.", workdir, ", ".join(
+                                f"{config_lib.flag_text(name, old)[2:]} -> {new}" for name, (old, new) in
+                                changes.items()), sittings.SITTINGS_FILE)
+    else:
+        changes = {}
+    if write_config:
+        save_config(workdir, config, image_shape, num_train_examples)
+    return changes
 
 
 @contextlib.contextmanager
