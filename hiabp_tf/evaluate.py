@@ -57,8 +57,10 @@ FLAGS = flags.FLAGS
 
 
 def result_path(workdir: str, dataset: str, split: str, mask: str = "none", langevin_steps=None) -> str:
-    """eval_<dataset>_<split>[_mask-<mask>][_T<steps>].json; T only when not the run's default."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(dataset) if dataset.startswith("npz:") else dataset)
+    """eval_<data>_<split>[_mask-<mask>][_T<steps>].json; T only when not the run's default; <data> is
+    a registered dataset's name, or for npz:PATH the file's name and a digest of its bytes
+    (`workdir_lib.dataset_slug`), so that a result is never replaced by one for other data."""
+    slug = workdir_lib.dataset_slug(dataset)
     spec = masks.parse_mask(mask)
     suffix = "" if spec.kind == "none" else "_mask-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.name)
     if langevin_steps is not None:

@@ -7,7 +7,7 @@ A workdir holds
     learning_curve.jsonl the test scores of the evaluations during training, one JSON line each
     sittings.json        each training call ("sitting") that advanced the run: when, on what machine,
                          in what precision, from which step to which checkpointed step, in how long
-    eval_*.json          results of evaluate.py
+    eval_*.json          results of evaluate.py, named by the data they scored (`dataset_slug`)
     train.lock           the run lock: held (flock) by the one training that writes the workdir
 so a model can be rebuilt and scored from the workdir alone. Writes are atomic (a temporary file
 renamed into place) and a damaged checkpoint is fallen back past, never deleted.
@@ -19,7 +19,9 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
+import functools
 import glob
+import hashlib
 import json
 import os
 import re
@@ -187,6 +189,49 @@ def make_checkpoint(model, data_iterator=None) -> tuple[tf.train.Checkpoint, tf.
     if data_iterator is not None:
         items["data_iterator"] = data_iterator
     return tf.train.Checkpoint(**items), step
+
+
+def dataset_slug(dataset: str) -> str:
+    """The part of a result file's name (eval_<slug>_<split>...json) that says which data it scored.
+
+    A registered dataset's name (mnist_5k, mnist, svhn_cropped, celeb_a) is itself. A dataset of the
+    user's, KIND:PATH (npz:PATH), is KIND-<file name>-<digest>, the digest being the first 12 hex
+    digits of the SHA-256 of the file's bytes (of a folder's listing: names, sizes, times): two files
+    of one name in two folders, or one file rewritten with other data, never share a result, and two
+    copies of one file do."""
+    if ":" not in dataset:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)
+    kind, path = dataset.split(":", 1)
+    stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "data"
+    return "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", part) for part in (kind, stem)) + "-" + _data_digest(path)[:12]
+
+
+def _data_digest(path: str) -> str:
+    real = os.path.realpath(os.path.expanduser(path))
+    try:
+        st = os.stat(real)
+    except OSError:  # nothing there (reading it fails, and says so): the name of the path itself
+        return hashlib.sha256(real.encode()).hexdigest()
+    return _digest(real, st.st_size, st.st_mtime_ns, os.path.isdir(real))
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, size: int, mtime_ns: int, is_dir: bool) -> str:
+    """SHA-256 of a file's bytes or a folder's listing (memoised while the file is unchanged)."""
+    del size, mtime_ns  # only the cache's key
+    sha = hashlib.sha256()
+    if is_dir:
+        for root, dirs, names in os.walk(path):
+            dirs.sort()
+            for name in sorted(names):
+                st = os.stat(os.path.join(root, name))
+                sha.update(f"{os.path.relpath(os.path.join(root, name), path)}\0{st.st_size}\0{st.st_mtime_ns}\n"
+                           .encode())
+        return sha.hexdigest()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
 
 
 def write_json_atomic(path: str, data) -> None:
