@@ -23,8 +23,12 @@ def record(workdir: str, sitting: dict) -> None:
     sitting resumed with other settings: --allow_config_change}) to <workdir>/sittings.json, or
     replaces the record of the same call (same "started"): a call killed after a checkpoint keeps
     the record of the steps it saved. Replaced atomically."""
-    sittings = [s for s in read(workdir) if s.get("started") != sitting["started"]]
     path = os.path.join(workdir, SITTINGS_FILE)
+    if os.path.exists(path) and _load(path) is None:  # unreadable: kept aside, never overwritten
+        aside = f"{path}.unreadable-{sitting['started']}".replace(":", "")
+        os.replace(path, aside)
+        logging.warning("Moved the unreadable %s to %s (kept intact); a new one starts with this sitting.", path, aside)
+    sittings = [s for s in read(workdir) if s.get("started") != sitting["started"]]
     with open(path + ".tmp", "w") as f:
         json.dump(sittings + [sitting], f, indent=1, sort_keys=True)
     os.replace(path + ".tmp", path)
@@ -34,18 +38,24 @@ def read(workdir: str) -> list[dict]:
     """The recorded sittings of `workdir`, oldest first; [] if none were recorded (a run trained
     before sittings were recorded) or the file is unreadable (a warning says so)."""
     path = os.path.join(workdir, SITTINGS_FILE)
-    try:
-        with open(path) as f:
-            sittings = json.load(f)
-    except FileNotFoundError:
+    if not os.path.exists(path):
         return []
-    except (OSError, ValueError) as e:
-        logging.warning("%s is unreadable (%s): its sittings are not counted.", path, e)
-        return []
-    if not isinstance(sittings, list):
+    sittings = _load(path)
+    if sittings is None:
+        logging.warning("%s is unreadable: its sittings are not counted.", path)
         return []
     return sorted((s for s in sittings if isinstance(s, dict) and {"from_step", "to_step", "seconds"} <= set(s)),
                   key=lambda s: s["from_step"])
+
+
+def _load(path: str) -> list | None:
+    """The list in sittings.json, or None if it cannot be read as one."""
+    try:
+        with open(path) as f:
+            sittings = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return sittings if isinstance(sittings, list) else None
 
 
 def summary(workdirs: list[str]) -> str:

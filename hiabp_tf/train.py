@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import glob
 import os
 import shutil
 import signal
@@ -165,9 +166,32 @@ def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=N
     # The chief holds the workdir's run lock before writing anything there, until it returns: a second
     # training on the same workdir stops here. The other workers write only temporary folders.
     with workdir_lib.training_lock(workdir) if chief else contextlib.nullcontext():
-        return _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples,
-                      checkpoint_every, keep_checkpoints, timing, strategy, chief, call_start,
-                      train_ds, train_info, test_ds, test_info, allow_config_change)
+        try:
+            return _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples,
+                          checkpoint_every, keep_checkpoints, timing, strategy, chief, call_start,
+                          train_ds, train_info, test_ds, test_info, allow_config_change)
+        except Exception as e:  # noqa: BLE001 - re-raised unless the disk or the memory ran out
+            if not (errors.is_out_of_space(e) or errors.is_out_of_memory(e)):
+                raise
+            raise _resource_error(e, workdir, chief) from None
+
+
+def _resource_error(error, workdir, chief) -> errors.ResourceError:
+    """A full disk (in a checkpoint save, most likely) or exhausted memory during training: one
+    error saying that the latest checkpoint is intact and the run resumes from it. The temporary
+    files of an unfinished save are removed (with the run lock held, no other save is under way)."""
+    checkpoint_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
+    if chief and errors.is_out_of_space(error):
+        for unfinished in glob.glob(os.path.join(glob.escape(checkpoint_dir), "ckpt-*_temp")):
+            shutil.rmtree(unfinished, ignore_errors=True)
+    latest = tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
+    if latest:
+        kept = (f"Nothing finished was lost: the latest checkpoint of --workdir={workdir}, {os.path.basename(latest)} "
+                f"(step {latest.rsplit('-', 1)[1]}), is intact, and rerunning the same command resumes from it.")
+    else:
+        kept = f"--workdir={workdir} holds no checkpoint yet; rerunning the same command starts the run again."
+    return errors.resource_error(error, kept, "Free memory and rerun the same command, or train with a smaller "
+                                 "--batch_size or --width into a new --workdir.")
 
 
 def emulated_bfloat16(precision: str, flags_=None) -> bool:

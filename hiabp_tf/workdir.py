@@ -37,6 +37,7 @@ import tensorflow as tf
 from hiabp_tf import config as config_lib
 from hiabp_tf import methods
 from hiabp_tf import sittings
+from hiabp_tf.errors import ConfigError
 from hiabp_tf.errors import WorkdirError
 
 CONFIG_FILE = "config.json"
@@ -294,9 +295,19 @@ def load_run(workdir: str) -> tuple[config_lib.RunConfig, tuple[int, int, int], 
             f"--workdir={workdir}: no {CONFIG_FILE} found, so this is not a training workdir. "
             "Train first with `python -m hiabp_tf.train --flagfile=flags/NAME.flags --workdir=DIR`, "
             "or point --workdir at the folder that training wrote.")
-    with open(path) as f:
-        data = json.load(f)
-    return config_lib.RunConfig.from_json(data["config"]), tuple(data["image_shape"]), int(data["num_train_examples"])
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        image_shape, num_train_examples = tuple(int(s) for s in data["image_shape"]), int(data["num_train_examples"])
+        return config_lib.RunConfig.from_json(data["config"]), image_shape, num_train_examples
+    except ConfigError as e:
+        raise WorkdirError(f"--workdir={workdir}: {path} records settings this version refuses ({e}).") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # truncated, garbled, not ours
+        raise WorkdirError(
+            f"--workdir={workdir}: {path} is unreadable ({type(e).__name__}: {e}); it records how the run was "
+            "trained, so nothing can restore or resume its checkpoints without it, and nothing overwrites it. "
+            "Copy it back from a backup (or from the run's other copy); if you know the flags it was trained "
+            "with, move it aside and rerun the training command with those flags to write a new one.") from None
 
 
 def save_config(workdir: str, config: config_lib.RunConfig, image_shape, num_train_examples: int) -> None:
