@@ -27,6 +27,7 @@ from hiabp_tf import cli
 from hiabp_tf import config as config_lib
 from hiabp_tf import distribute
 from hiabp_tf import errors
+from hiabp_tf import limits
 from hiabp_tf import methods
 from hiabp_tf.evaluation import metrics
 from hiabp_tf import sittings
@@ -83,8 +84,28 @@ def _divergence_message(step, quantities, config, manager) -> str:
             f"({config.learning_rate}); --langevin_clip=C bounds the Langevin gradient if the chains blow up.")
 
 
+class _Stopped(Exception):
+    """A stop request came during an evaluation (raised between its batches)."""
+
+
+def _until_stopped(dataset, stop):
+    """The batches of `dataset` until a stop request: then _Stopped, before the next batch is scored."""
+    for batch in dataset:
+        if stop.signal is not None:
+            raise _Stopped()
+        yield batch
+
+
+def _evaluation_missed(workdir, step) -> bool:
+    """Whether a stop request skipped the evaluation of `step`, the step the run resumes from (the
+    sitting that saved it says so) and no evaluation of it was recorded since."""
+    skipped = any(s.get("evaluation_skipped") == step and s["to_step"] == step for s in sittings.read(workdir))
+    return skipped and all(int(record["step"]) != step for record in workdir_lib.read_learning_curve(workdir))
+
+
 class _StopRequest:
-    """SIGINT / SIGTERM set a flag; the loop saves a checkpoint at the end of the current step."""
+    """SIGINT / SIGTERM set a flag; the loop saves a checkpoint at the end of the current step, skipping
+    (or ending between batches) the evaluation that step would have, and exits."""
 
     def __init__(self):
         self.signal = None
@@ -114,8 +135,10 @@ def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=N
     The checkpoint holds the step counter, the networks, both optimisers, (for persistent ABP) the
     chains and the input pipeline's position; every step's noise is a function of (seed, step). So
     a run stopped at any point (even by SIGKILL) and started again with the same command continues
-    as if it had not stopped, redoing at most `checkpoint_every` steps. SIGINT/SIGTERM save a
-    checkpoint first. A non-finite loss, energy or weight stops training (DivergenceError) without
+    as if it had not stopped, redoing at most `checkpoint_every` steps. SIGINT/SIGTERM end the run
+    after the current step (the first, if they come during the set-up), skipping that step's
+    evaluation and image summaries (or ending an evaluation under way between its batches), with a
+    checkpoint saved; the resumed run does the evaluation it skipped before it trains. A non-finite loss, energy or weight stops training (DivergenceError) without
     saving the bad state.
 
     While it runs, the call holds the workdir's run lock (workdir_lib.training_lock): a second
@@ -156,6 +179,7 @@ def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=N
         config.dataset, "test", batch_size=min(500, eval_examples), data_dir=data_dir)
     image_shape = train_info.image_shape
     config.architecture(image_shape)  # fails early, with a clear message, on an unsupported shape
+    _warn_if_long_langevin(config, image_shape)
     mask_spec = config.mask_spec
     if mask_spec.kind != "none":
         # Every training image keeps one fixed occlusion; the models see only the occluded image
@@ -165,11 +189,12 @@ def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=N
     chief = distribute.writes_checkpoints(strategy)
     # The chief holds the workdir's run lock before writing anything there, until it returns: a second
     # training on the same workdir stops here. The other workers write only temporary folders.
-    with workdir_lib.training_lock(workdir) if chief else contextlib.nullcontext():
+    # A stop request from here on ends the run after its current (or first) step, saved.
+    with workdir_lib.training_lock(workdir) if chief else contextlib.nullcontext(), _StopRequest() as stop:
         try:
             return _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples,
                           checkpoint_every, keep_checkpoints, timing, strategy, chief, call_start,
-                          train_ds, train_info, test_ds, test_info, allow_config_change)
+                          train_ds, train_info, test_ds, test_info, allow_config_change, stop)
         except Exception as e:  # noqa: BLE001 - re-raised unless the disk or the memory ran out
             if not (errors.is_out_of_space(e) or errors.is_out_of_memory(e)):
                 raise
@@ -194,6 +219,18 @@ def _resource_error(error, workdir, chief) -> errors.ResourceError:
                                  "--batch_size or --width into a new --workdir.")
 
 
+def _warn_if_long_langevin(config, image_shape) -> None:
+    """A warning for a T far beyond the paper's (5..30): each step is a pass through the generator and
+    back over the whole batch, and a stop request waits for the update (or evaluation batch) to end."""
+    shape = "x".join(str(d) for d in image_shape)
+    for flag, steps, what in (("--langevin_steps", config.langevin_steps, f"update (batch {config.batch_size})"),
+                              ("--eval_langevin_steps", config.eval_langevin_steps, "evaluation batch")):
+        if steps is not None and steps > limits.LANGEVIN_STEPS_WARN:
+            logging.warning("%s=%d: every %s runs %d Langevin steps, each a pass through the generator and back "
+                            "over %s images, %d times the paper's largest T; SIGINT/SIGTERM stop the run only once "
+                            "the current one ends.", flag, steps, what, steps, shape, steps // 30)
+
+
 def emulated_bfloat16(precision: str, flags_=None) -> bool:
     """Whether this run would compute bfloat16 without hardware for it (no GPU, a CPU without
     AVX512_BF16 or AMX): worth a warning, as it is several times slower than float32."""
@@ -210,7 +247,7 @@ def _machine() -> str:
 
 def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples, checkpoint_every,
            keep_checkpoints, timing, strategy, chief, call_start, train_ds, train_info, test_ds, test_info,
-           allow_config_change):
+           allow_config_change, stop):
     """train() once the arguments and the data are checked and, on the chief, the run lock is held."""
     image_shape = train_info.image_shape
     checkpoint_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
@@ -282,7 +319,43 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
         elif number > first_step:
             sittings.record(workdir, dict(sitting, to_step=number, seconds=round(time.perf_counter() - call_start, 1)))
 
-    with writer.as_default(), _StopRequest() as stop:
+    def evaluate_at(current) -> bool:
+        """The evaluation of step `current` (test MSE on --eval_examples, learning curve, image
+        summaries). A stop request ends it between batches, its partial scores unrecorded (and skips
+        the image summaries): returns whether it was completed."""
+        try:
+            scores = metrics.reconstruction_mse(model, _until_stopped(test_ds, stop), seed=config.seed,
+                                                max_examples=eval_examples, langevin_steps=config.test_langevin_steps)
+        except _Stopped:
+            return False
+        num_scored = scores.pop("num_examples")
+        for name, value in scores.items():
+            tf.summary.scalar(f"test/{name}", value, step=current)
+        workdir_lib.append_learning_curve(workdir, dict(
+            scores, step=current, num_examples=num_scored, langevin_steps=config.test_langevin_steps,
+            split="test", dataset=config.dataset, seed=config.seed))
+        logging.info("step %d: test %s  (%d examples)", current,
+                     "  ".join(f"{k}={v:.5f}" for k, v in scores.items()), num_scored)
+        if stop.signal is None:
+            _write_image_summaries(model, test_images, current, config.seed, config.test_langevin_steps)
+        return True
+
+    def stopped(current, saved):
+        logging.warning("Stopped by signal %d at step %d; %s. Rerun the same command to continue.", stop.signal,
+                        current, "checkpoint saved" if saved else "its checkpoint was already there")
+        writer.flush()
+        raise SystemExit(128 + stop.signal)
+
+    with writer.as_default():
+        if chief and _evaluation_missed(workdir, first_step):
+            # A stop request skipped it (or ended it) before this checkpoint was saved.
+            logging.info("Step %d was not evaluated (a stop request came first): evaluating it now.", first_step)
+            eval_start = time.perf_counter()
+            evaluate_at(first_step)
+            eval_seconds += time.perf_counter() - eval_start
+            if stop.signal is not None:
+                stopped(first_step, saved=False)
+        window_start = time.perf_counter()
         while int(step.numpy()) < num_steps:
             # Every step's randomness is a function of (seed, step): resuming replays the same noise.
             batch = next(iterator)
@@ -302,28 +375,17 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
                 logging.info("step %d/%d  %.2f steps/s  ETA %s  %s", current, num_steps, rate,
                              _format_duration((num_steps - current) / max(rate, 1e-9)),
                              "  ".join(f"{k}={v:.4g}" for k, v in values.items()))
+            # A stop request skips the evaluation (the resumed run does it): it saves and exits at once.
             if chief and (current % eval_every == 0 or current == num_steps):
                 eval_start = time.perf_counter()
-                scores = metrics.reconstruction_mse(model, test_ds, seed=config.seed, max_examples=eval_examples,
-                                                    langevin_steps=config.test_langevin_steps)
-                num_scored = scores.pop("num_examples")
-                for name, value in scores.items():
-                    tf.summary.scalar(f"test/{name}", value, step=current)
-                workdir_lib.append_learning_curve(workdir, dict(
-                    scores, step=current, num_examples=num_scored, langevin_steps=config.test_langevin_steps,
-                    split="test", dataset=config.dataset, seed=config.seed))
-                _write_image_summaries(model, test_images, current, config.seed, config.test_langevin_steps)
-                logging.info("step %d: test %s  (%d examples)", current,
-                             "  ".join(f"{k}={v:.5f}" for k, v in scores.items()), num_scored)
+                if stop.signal is not None or not evaluate_at(current):
+                    sitting["evaluation_skipped"] = current  # recorded by the save below
                 window_start = time.perf_counter()  # evaluation time is not training speed
                 eval_seconds += window_start - eval_start
             if current % checkpoint_every == 0 or current == num_steps or stop.signal is not None:
                 save(current)
             if stop.signal is not None:
-                logging.warning("Stopped by signal %d at step %d; checkpoint saved. Rerun the same "
-                                "command to continue.", stop.signal, current)
-                writer.flush()
-                raise SystemExit(128 + stop.signal)
+                stopped(current, saved=True)
     if manager.latest_checkpoint is None and not latest:  # e.g. --num_steps=0: keep the initial model scorable
         save(int(step.numpy()))
     writer.flush()
