@@ -379,7 +379,9 @@ def soak(workdir, kills, num_steps, checkpoint_every, seed, save_kills=0, corrup
                 stop = {"run": k + 1, "step": target, "returncode": proc.returncode,
                         "seconds": round(time.monotonic() - sent, 1) if sent else None,
                         "saved": target is not None and _index_lists(checkpoint_dir, f"ckpt-{target}"),
-                        "recorded": target in _learning_curve(soaked), "one_warning": "Stopped by signal 15" in log}
+                        "recorded": f"] step {target}: test" in log,  # this run's evaluation, cut short?
+                        # An earlier run may have evaluated the step already (a kill after its evaluation).
+                        "needed": target not in _learning_curve(soaked)}
         if stop is not None and k == stop["run"]:  # the run after the stop (0-based k is the next run)
             stop["evaluated_on_resume"] = f"Step {stop['step']} was not evaluated" in log
         if full is not None and "skipped" not in full and k == full["run"]:
@@ -483,13 +485,17 @@ def write_report(path, result, settings):
         lines += [f"  - `{short(w)}`" for w in last["warnings"]]
     stop, full = result.get("stop"), result.get("disk_full")
     if stop:
+        needed, done = stop.get("needed", True), stop.get("evaluated_on_resume", False)
         ok = (stop["returncode"] == 128 + signal.SIGTERM and stop["saved"] and not stop["recorded"]
-              and stop.get("evaluated_on_resume", False))
+              and done == needed)
         checks.append(ok)
         recorded = "RECORDED" if stop["recorded"] else "not recorded"
         saved = "saved" if stop["saved"] else "NOT SAVED"
-        resumed = (f"evaluated step {stop['step']} before training" if stop.get("evaluated_on_resume")
-                   else "DID NOT EVALUATE IT")
+        if needed:
+            resumed = f"evaluated step {stop['step']} before training" if done else "DID NOT EVALUATE IT"
+        else:
+            resumed = (f"had no evaluation to redo (a run before had evaluated step {stop['step']})" if not done
+                       else "EVALUATED IT AGAIN")
         lines.append(f"- Stop during an evaluation: SIGTERM on the progress line of step {stop['step']} (its "
                      f"evaluation comes next): run {stop['run']} exited with status {stop['returncode']} "
                      f"{stop['seconds']} s later, the evaluation {recorded}, ckpt-{stop['step']} {saved}; run "

@@ -88,7 +88,7 @@ def test_report_says_nothing_was_lost_only_when_every_check_passed(tmp_path):
 def _with_faults(stop_ok=True, full=None):
     result = _result()
     result["stop"] = {"run": 2, "step": 15, "returncode": 143 if stop_ok else -9, "seconds": 1.5, "saved": True,
-                      "recorded": False, "evaluated_on_resume": True}
+                      "recorded": False, "needed": True, "evaluated_on_resume": True}
     result["disk_full"] = full if full is not None else {
         "run": 3, "returncode": 2, "one_line": True, "size": 3 * 2**20, "checkpoint_bytes": 2**21,
         "error": "error: no space left on the device (/w/killed/checkpoints/ckpt-20_temp/part; No space left on "
@@ -113,7 +113,9 @@ def test_report_of_the_stop_and_disk_full_faults(tmp_path):
     assert "identical in both runs" in text and "shared with other work" in text and "Nothing was lost." in text
     broken_full = dict(_with_faults()["disk_full"], after="ckpt-10")
     broken_curves = dict(_with_faults(), curves_match=False)
-    for broken in (_with_faults(stop_ok=False), _with_faults(full=broken_full), broken_curves):
+    not_redone = _with_faults()
+    not_redone["stop"]["evaluated_on_resume"] = False
+    for broken in (_with_faults(stop_ok=False), _with_faults(full=broken_full), broken_curves, not_redone):
         assert not soak.write_report(path, broken, settings)
     skipped = _with_faults(full={"skipped": "cannot mount a small file system here", "run": 3})
     assert soak.write_report(path, skipped, settings)
