@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 
 from absl import flags
@@ -81,6 +82,8 @@ class RunConfig:
             value = getattr(self, field.name)
             if field.type.split(" ")[0] == "int" and value is not None:
                 limits.check_int(value, f"--{field.name}", *INT_FIELD_RANGES.get(field.name, (0, limits.INT32_MAX)))
+            elif field.type.split(" ")[0] == "float" and value is not None and not math.isfinite(value):
+                raise ValueError(f"--{field.name}={value} must be a finite number.")
         for size in self.latent_dims:
             limits.check_int(size, "--latent_dims", 1, limits.LATENT_DIM_MAX)
         if len(self.latent_dims) != self.num_layers:

@@ -138,8 +138,9 @@ def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=N
     as if it had not stopped, redoing at most `checkpoint_every` steps. SIGINT/SIGTERM end the run
     after the current step (the first, if they come during the set-up), skipping that step's
     evaluation and image summaries (or ending an evaluation under way between its batches), with a
-    checkpoint saved; the resumed run does the evaluation it skipped before it trains. A non-finite loss, energy or weight stops training (DivergenceError) without
-    saving the bad state.
+    checkpoint saved; the resumed run does the evaluation it skipped before it trains. A non-finite
+    loss, energy or weight stops training (DivergenceError) without saving the bad state. A full
+    disk or exhausted memory is a ResourceError naming the intact latest checkpoint.
 
     While it runs, the call holds the workdir's run lock (workdir_lib.training_lock): a second
     training on the same workdir raises WorkdirError naming this process, before writing anything.

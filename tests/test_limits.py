@@ -58,6 +58,8 @@ def test_train_settings_out_of_range_are_refused_before_anything_is_written(tmp_
         "latent size": (dict(latent_dims=(4, 2**31)), r"--latent_dims=2147483648 must be an integer in 1\.\."),
         "batch": (dict(batch_size=2**31), "--batch_size=2147483648"),
         "float width": (dict(width=4.5), r"--width=4\.5 must be an integer"),
+        "infinite sigma": (dict(sigma=float("inf")), r"--sigma=inf must be a finite number"),
+        "NaN step size": (dict(step_size=float("nan")), r"--step_size=nan must be a finite number"),
     }
     for overrides, expected in cases.values():
         with pytest.raises(errors.ConfigError, match=expected):
