@@ -9,6 +9,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from hiabp_tf import errors
 from hiabp_tf.errors import USER_ERRORS
 
 TRAINED_WORKDIR = "a folder written by `python -m hiabp_tf.train`"
@@ -34,7 +35,8 @@ def exit_with_user_error(error: Exception) -> None:
 def run(main, define_flags=None, *, workdir_flag: str | None = "workdir", workdir_is: str = TRAINED_WORKDIR) -> None:
     """Runs a command: `define_flags()`, then absl's app.run, checking that no positional argument
     is given and (unless `workdir_flag` is None) that --workdir is; `main()` takes no argument.
-    A USER_ERRORS exception ends the command with `exit_with_user_error`."""
+    A USER_ERRORS exception ends the command with `exit_with_user_error`, and so does a disk or
+    memory that ran out wherever the command did not say more (errors.resource_error)."""
     if define_flags is not None:
         define_flags()
 
@@ -44,4 +46,11 @@ def run(main, define_flags=None, *, workdir_flag: str | None = "workdir", workdi
             return main()
         except USER_ERRORS as e:
             exit_with_user_error(e)
+        except Exception as e:  # noqa: BLE001 - re-raised unless a resource ran out
+            if not (errors.is_out_of_space(e) or errors.is_out_of_memory(e)):
+                raise
+            exit_with_user_error(errors.resource_error(
+                e, "Nothing finished was overwritten: the commands write each file whole (a temporary file "
+                "renamed into place) or not at all.", "Ask for less at a time (a smaller --batch_size, fewer "
+                "images or samples), or free memory, and rerun."))
     app.run(absl_main)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import numbers
+import math
 import os
 
 from absl import flags
 
+from hiabp_tf import limits
 from hiabp_tf import methods
 from hiabp_tf.core import algorithm
 from hiabp_tf.core import models
@@ -23,9 +24,7 @@ from hiabp_tf.data import image_folder
 from hiabp_tf.data import masks
 from hiabp_tf.errors import ConfigError
 
-# Every --seed: it is one int32 half of stateless seeds [seed, k] (and keras.utils.set_random_seed
-# takes 0..2**32 - 1), so 0..2**31 - 1.
-SEED_MAX = 2**31 - 1
+SEED_MAX = limits.SEED_MAX  # every --seed is in 0..SEED_MAX (limits.check_seed)
 
 
 def _field(default, help_text, **flag):
@@ -87,25 +86,24 @@ class RunConfig:
     def _validate(self):
         if self.method not in methods.METHODS:
             raise ValueError(f"--method={self.method!r} is unknown; choose one of {', '.join(methods.METHODS)}.")
-        if not 1 <= self.num_layers <= 4:
-            raise ValueError(f"--num_layers (L) must be between 1 and 4, got {self.num_layers}.")
+        for field in dataclasses.fields(self):  # every integer, before it reaches a tensor
+            value = getattr(self, field.name)
+            if field.type.split(" ")[0] == "int" and value is not None:
+                limits.check_int(value, f"--{field.name}", *INT_FIELD_RANGES.get(field.name, (0, limits.INT32_MAX)))
+            elif field.type.split(" ")[0] == "float" and value is not None and not math.isfinite(value):
+                raise ValueError(f"--{field.name}={value} must be a finite number.")
+        for size in self.latent_dims:
+            limits.check_int(size, "--latent_dims", 1, limits.LATENT_DIM_MAX)
         if len(self.latent_dims) != self.num_layers:
             raise ValueError(
                 f"--latent_dims has {len(self.latent_dims)} sizes {list(self.latent_dims)} but "
                 f"--num_layers={self.num_layers}: give one size per latent layer, bottom layer first "
                 f"(e.g. --latent_dims={','.join(['16'] * self.num_layers)}).")
-        if self.width < 1:
-            raise ValueError(f"--width must be >= 1, got {self.width}.")
         if image_folder.is_images_name(self.dataset):
             size, sides = image_folder.settings_of(self.dataset)["image_size"], _SUPPORTED_SIDES
             if size not in sides:
                 raise ValueError(f"--image_size={size} is not a side the HiABP networks build: use one of "
                                  f"{', '.join(map(str, sides))} (the centre square is resized to it).")
-        if self.batch_size < 1:
-            raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}.")
-        check_seed(self.seed)
-        if self.eval_langevin_steps is not None and self.eval_langevin_steps < 0:
-            raise ValueError(f"--eval_langevin_steps must be >= 0, got {self.eval_langevin_steps}.")
         masks.parse_mask(self.mask)  # a ValueError naming --mask
         if self.precision not in models.PRECISIONS:
             raise ValueError(f"--precision={self.precision!r} is unknown: use one of "
@@ -143,6 +141,14 @@ class RunConfig:
         return {k: getattr(self, k) for k in ("method", "num_layers", "latent_dims", "width", "dataset",
                                               "batch_size", "seed", "mask")}
 
+    def training_changes(self, other: "RunConfig") -> dict:
+        """{field: (this value, other's)} of the settings, besides `model_fields`, in which `other`
+        differs: each changes how a resumed run trains (or what its default test-time T is). The
+        precision is not among them: the weights are float32 either way, and each sitting records it."""
+        fixed = set(self.model_fields()) | {"precision"}
+        return {f.name: (getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)
+                if f.name not in fixed and getattr(self, f.name) != getattr(other, f.name)}
+
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -159,12 +165,31 @@ class RunConfig:
 _SUPPORTED_SIDES = sorted({shape[0] for shape in models.SUPPORTED_IMAGE_SHAPES})
 
 
+# The range of each integer field of RunConfig (its flag's); any other integer field (a setting added
+# later included) is a count in 0..2**31 - 1, the int32 it becomes in the graph.
+INT_FIELD_RANGES = {
+    "num_layers": (1, 4),
+    "width": (1, limits.WIDTH_MAX),
+    "batch_size": (1, limits.INT32_MAX),
+    "seed": (0, limits.SEED_MAX),
+    "langevin_steps": (0, limits.LANGEVIN_STEPS_MAX),
+    "eval_langevin_steps": (0, limits.LANGEVIN_STEPS_MAX),
+}
+
+
+def flag_text(name: str, value) -> str:
+    """A setting as its flag of hiabp_tf.train: `--latent_dims=16,16`, `--eval_langevin_steps` unset."""
+    if value is None:
+        return f"--{name} unset"
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    return f"--{name}={value}"
+
+
 def check_seed(seed, flag: str = "--seed") -> int:
     """`seed` as an int if it is one in 0..SEED_MAX, the range of every --seed; else a ConfigError
     naming `flag`."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
-        raise ConfigError(f"{flag}={seed!r} must be an integer in 0..{SEED_MAX} (2**31 - 1).")
-    return int(seed)
+    return limits.check_seed(seed, flag)
 
 
 # --------------------------------------------------------------------------------- flags
@@ -180,7 +205,25 @@ TRAIN_FLAGS = {
     "keep_checkpoints": ("integer", 3, "Checkpoints kept by the CheckpointManager."),
     "deterministic": ("bool", False, "Deterministic ops (tf.config.experimental.enable_op_determinism): "
                       "two runs with the same seed give identical losses, at some speed cost."),
+    "allow_config_change": ("bool", False, "Resume a workdir although flags that change its model or training "
+                            "(--langevin_steps, --step_size, --sigma, --learning_rate, ...) differ from config.json; "
+                            "without it such a resume is refused. sittings.json records each sitting's settings."),
 }
+# The range of each integer of TRAIN_FLAGS (limits.check_int): steps are int32 in the graph.
+TRAIN_FLAG_RANGES = {
+    "num_steps": (0, limits.NUM_STEPS_MAX),
+    "log_every": (1, limits.INT32_MAX),
+    "eval_every": (1, limits.INT32_MAX),
+    "eval_examples": (1, limits.INT32_MAX),
+    "checkpoint_every": (1, limits.INT32_MAX),
+    "keep_checkpoints": (1, limits.INT32_MAX),
+}
+
+
+def check_train_flags(**values) -> None:
+    """Each integer of TRAIN_FLAGS in `values` (by flag name) in its range, else a ConfigError naming it."""
+    for name, value in values.items():
+        limits.check_int(value, f"--{name}", *TRAIN_FLAG_RANGES[name])
 
 
 # The flags of a --dataset=images:DIR folder (data/image_folder.py). They define the data, so they

@@ -23,6 +23,7 @@ from absl import logging
 from hiabp_tf import cli
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
+from hiabp_tf import limits
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import image_folder
 from hiabp_tf.data import input_pipeline
@@ -60,8 +61,10 @@ FLAGS = flags.FLAGS
 
 
 def result_path(workdir: str, dataset: str, split: str, mask: str = "none", langevin_steps=None) -> str:
-    """eval_<dataset>_<split>[_mask-<mask>][_T<steps>].json; T only when not the run's default."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(dataset) if dataset.startswith("npz:") else dataset)
+    """eval_<data>_<split>[_mask-<mask>][_T<steps>].json; T only when not the run's default; <data> is
+    a registered dataset's name, or for npz:PATH the file's name and a digest of its bytes
+    (`workdir_lib.dataset_slug`), so that a result is never replaced by one for other data."""
+    slug = workdir_lib.dataset_slug(dataset)
     spec = masks.parse_mask(mask)
     suffix = "" if spec.kind == "none" else "_mask-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.name)
     if langevin_steps is not None:
@@ -99,7 +102,12 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
     JSON there. An unreadable latest checkpoint is skipped (a warning) for the newest readable one;
     "step" says which was scored."""
     seed = config_lib.check_seed(seed)
+    limits.check_count(batch_size, "--batch_size")
+    if langevin_steps is not None:
+        limits.check_langevin_steps(langevin_steps)
     model, config, image_shape, step = workdir_lib.restore(workdir)
+    if fid != "none":
+        limits.check_num_samples(fid_samples, "--fid_samples", image_shape, low=2)
     dataset = dataset or config.dataset
     if image_folder.is_images_name(dataset):  # settings the name does not give: the run's (at least its side)
         run = image_folder.settings_of(config.dataset) if image_folder.is_images_name(config.dataset) else {}
@@ -110,8 +118,6 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
             f"--dataset={dataset} has images of shape {info.image_shape}, but the model in "
             f"--workdir={workdir} was trained on {tuple(image_shape)}; score it on data of the same "
             "shape (resize your images, or train a model on this data).")
-    if langevin_steps is not None and langevin_steps < 0:
-        raise errors.ConfigError(f"--langevin_steps must be >= 0, got {langevin_steps}.")
     steps = config.test_langevin_steps if langevin_steps is None else langevin_steps
     try:
         mask_spec = masks.parse_mask(mask)

@@ -18,11 +18,17 @@ SITTINGS_FILE = "sittings.json"
 
 
 def record(workdir: str, sitting: dict) -> None:
-    """Adds `sitting` ({"started", "machine", "precision", "from_step", "to_step", "seconds"}) to
-    <workdir>/sittings.json, or replaces the record of the same call (same "started"): a call
-    killed after a checkpoint keeps the record of the steps it saved. Replaced atomically."""
-    sittings = [s for s in read(workdir) if s.get("started") != sitting["started"]]
+    """Adds `sitting` ({"started", "machine", "precision", "from_step", "to_step", "seconds", and
+    "settings", the run's settings in this sitting; "changed", {setting: [before, after]}, when the
+    sitting resumed with other settings: --allow_config_change}) to <workdir>/sittings.json, or
+    replaces the record of the same call (same "started"): a call killed after a checkpoint keeps
+    the record of the steps it saved. Replaced atomically."""
     path = os.path.join(workdir, SITTINGS_FILE)
+    if os.path.exists(path) and _load(path) is None:  # unreadable: kept aside, never overwritten
+        aside = f"{path}.unreadable-{sitting['started']}".replace(":", "")
+        os.replace(path, aside)
+        logging.warning("Moved the unreadable %s to %s (kept intact); a new one starts with this sitting.", path, aside)
+    sittings = [s for s in read(workdir) if s.get("started") != sitting["started"]]
     with open(path + ".tmp", "w") as f:
         json.dump(sittings + [sitting], f, indent=1, sort_keys=True)
     os.replace(path + ".tmp", path)
@@ -32,18 +38,24 @@ def read(workdir: str) -> list[dict]:
     """The recorded sittings of `workdir`, oldest first; [] if none were recorded (a run trained
     before sittings were recorded) or the file is unreadable (a warning says so)."""
     path = os.path.join(workdir, SITTINGS_FILE)
-    try:
-        with open(path) as f:
-            sittings = json.load(f)
-    except FileNotFoundError:
+    if not os.path.exists(path):
         return []
-    except (OSError, ValueError) as e:
-        logging.warning("%s is unreadable (%s): its sittings are not counted.", path, e)
-        return []
-    if not isinstance(sittings, list):
+    sittings = _load(path)
+    if sittings is None:
+        logging.warning("%s is unreadable: its sittings are not counted.", path)
         return []
     return sorted((s for s in sittings if isinstance(s, dict) and {"from_step", "to_step", "seconds"} <= set(s)),
                   key=lambda s: s["from_step"])
+
+
+def _load(path: str) -> list | None:
+    """The list in sittings.json, or None if it cannot be read as one."""
+    try:
+        with open(path) as f:
+            sittings = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return sittings if isinstance(sittings, list) else None
 
 
 def summary(workdirs: list[str]) -> str:
@@ -51,7 +63,9 @@ def summary(workdirs: list[str]) -> str:
     sittings, how many sittings, on which machines and in which precisions, and which updates
     predate the records. "" when none of the runs has a record (results made before them)."""
     per_run = {workdir: read(workdir) for workdir in workdirs}
-    recorded = [s for sittings in per_run.values() for s in sittings]
+    # A sitting that changed the settings is recorded before its first step; if it saved none, it
+    # trained nothing.
+    recorded = [s for sittings in per_run.values() for s in sittings if s["to_step"] > s["from_step"]]
     if not recorded:
         return ""
     seconds = round(sum(s["seconds"] for s in recorded))
@@ -63,4 +77,9 @@ def summary(workdirs: list[str]) -> str:
                   for w, s in per_run.items() if not s or s[0]["from_step"] > 0]
     if unrecorded:
         text += f" (trained earlier without a record: {', '.join(unrecorded)})"
+    changes = [f"{os.path.basename(os.path.normpath(w))} at step {s['from_step']} ("
+               + ", ".join(f"{name} {old} -> {new}" for name, (old, new) in sorted(s["changed"].items())) + ")"
+               for w, sittings in per_run.items() for s in sittings if s.get("changed")]
+    if changes:
+        text += f"; settings changed on resuming: {'; '.join(changes)}"
     return text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import glob
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ from hiabp_tf import cli
 from hiabp_tf import config as config_lib
 from hiabp_tf import distribute
 from hiabp_tf import errors
+from hiabp_tf import limits
 from hiabp_tf import methods
 from hiabp_tf import sittings
 from hiabp_tf import workdir as workdir_lib
@@ -82,8 +84,28 @@ def _divergence_message(step, quantities, config, manager) -> str:
             f"({config.learning_rate}); --langevin_clip=C bounds the Langevin gradient if the chains blow up.")
 
 
+class _Stopped(Exception):
+    """A stop request came during an evaluation (raised between its batches)."""
+
+
+def _until_stopped(dataset, stop):
+    """The batches of `dataset` until a stop request: then _Stopped, before the next batch is scored."""
+    for batch in dataset:
+        if stop.signal is not None:
+            raise _Stopped()
+        yield batch
+
+
+def _evaluation_missed(workdir, step) -> bool:
+    """Whether a stop request skipped the evaluation of `step`, the step the run resumes from (the
+    sitting that saved it says so) and no evaluation of it was recorded since."""
+    skipped = any(s.get("evaluation_skipped") == step and s["to_step"] == step for s in sittings.read(workdir))
+    return skipped and all(int(record["step"]) != step for record in workdir_lib.read_learning_curve(workdir))
+
+
 class _StopRequest:
-    """SIGINT / SIGTERM set a flag; the loop saves a checkpoint at the end of the current step."""
+    """SIGINT / SIGTERM set a flag; the loop saves a checkpoint at the end of the current step, skipping
+    (or ending between batches) the evaluation that step would have, and exits."""
 
     def __init__(self):
         self.signal = None
@@ -106,20 +128,27 @@ class _StopRequest:
 
 def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=None,
           log_every=100, eval_every=5000, eval_examples=1000, checkpoint_every=1000,
-          keep_checkpoints=3, deterministic=False, timing=None, strategy="default", tpu=""):
+          keep_checkpoints=3, deterministic=False, timing=None, strategy="default", tpu="",
+          allow_config_change=False):
     """Trains (or resumes) `config` in `workdir` up to `num_steps` updates; returns the model.
 
     The checkpoint holds the step counter, the networks, both optimisers, (for persistent ABP) the
     chains and the input pipeline's position; every step's noise is a function of (seed, step). So
     a run stopped at any point (even by SIGKILL) and started again with the same command continues
-    as if it had not stopped, redoing at most `checkpoint_every` steps. SIGINT/SIGTERM save a
-    checkpoint first. A non-finite loss, energy or weight stops training (DivergenceError) without
-    saving the bad state.
+    as if it had not stopped, redoing at most `checkpoint_every` steps. SIGINT/SIGTERM end the run
+    after the current step (the first, if they come during the set-up), skipping that step's
+    evaluation and image summaries (or ending an evaluation under way between its batches), with a
+    checkpoint saved; the resumed run does the evaluation it skipped before it trains. A non-finite
+    loss, energy or weight stops training (DivergenceError) without saving the bad state. A full
+    disk or exhausted memory is a ResourceError naming the intact latest checkpoint.
 
     While it runs, the call holds the workdir's run lock (workdir_lib.training_lock): a second
     training on the same workdir raises WorkdirError naming this process, before writing anything.
     Resuming falls back past unreadable checkpoints (a warning line each) to the newest readable
-    one, and moves their files, intact, into checkpoints/unreadable/.
+    one, and moves their files, intact, into checkpoints/unreadable/. Resuming with settings that
+    change the training (`RunConfig.training_changes`: T, s, sigma, the learning rate, ...) raises
+    WorkdirError naming them unless `allow_config_change`; sittings.json records each sitting's
+    settings (and, for a sitting that changed them, the values before and after).
 
     If `timing` is a dict, it receives this call's "steps" (updates trained, 0 if the run was
     already at `num_steps`), "train_seconds" (wall time of those updates and their checkpoints,
@@ -138,12 +167,9 @@ def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=N
         strategy = distribute.make_strategy(strategy, tpu)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    if num_steps < 0:
-        raise errors.ConfigError(f"--num_steps must be >= 0, got {num_steps}.")
-    for name, value in (("log_every", log_every), ("eval_every", eval_every),
-                        ("checkpoint_every", checkpoint_every), ("keep_checkpoints", keep_checkpoints)):
-        if value < 1:
-            raise errors.ConfigError(f"--{name} must be >= 1, got {value}.")
+    config_lib.check_train_flags(num_steps=num_steps, log_every=log_every, eval_every=eval_every,
+                                 eval_examples=eval_examples, checkpoint_every=checkpoint_every,
+                                 keep_checkpoints=keep_checkpoints)
     distribute.local_batch_size(strategy, config.batch_size)  # --batch_size splits across replicas
     # tf.data's shuffle combines its op seed (config.seed) with the global seed: clear the global
     # seed so the data order is that of a fresh process, whatever ran before in this one.
@@ -154,6 +180,7 @@ def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=N
         config.dataset, "test", batch_size=min(500, eval_examples), data_dir=data_dir)
     image_shape = train_info.image_shape
     config.architecture(image_shape)  # fails early, with a clear message, on an unsupported shape
+    _warn_if_long_langevin(config, image_shape)
     mask_spec = config.mask_spec
     if mask_spec.kind != "none":
         # Every training image keeps one fixed occlusion; the models see only the occluded image
@@ -163,10 +190,46 @@ def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=N
     chief = distribute.writes_checkpoints(strategy)
     # The chief holds the workdir's run lock before writing anything there, until it returns: a second
     # training on the same workdir stops here. The other workers write only temporary folders.
-    with workdir_lib.training_lock(workdir) if chief else contextlib.nullcontext():
-        return _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples,
-                      checkpoint_every, keep_checkpoints, timing, strategy, chief, call_start,
-                      train_ds, train_info, test_ds, test_info)
+    # A stop request from here on ends the run after its current (or first) step, saved.
+    with workdir_lib.training_lock(workdir) if chief else contextlib.nullcontext(), _StopRequest() as stop:
+        try:
+            return _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples,
+                          checkpoint_every, keep_checkpoints, timing, strategy, chief, call_start,
+                          train_ds, train_info, test_ds, test_info, allow_config_change, stop)
+        except Exception as e:  # noqa: BLE001 - re-raised unless the disk or the memory ran out
+            if not (errors.is_out_of_space(e) or errors.is_out_of_memory(e)):
+                raise
+            raise _resource_error(e, workdir, chief) from None
+
+
+def _resource_error(error, workdir, chief) -> errors.ResourceError:
+    """A full disk (in a checkpoint save, most likely) or exhausted memory during training: one
+    error saying that the latest checkpoint is intact and the run resumes from it. The temporary
+    files of an unfinished save are removed (with the run lock held, no other save is under way)."""
+    checkpoint_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
+    if chief and errors.is_out_of_space(error):
+        for unfinished in glob.glob(os.path.join(glob.escape(checkpoint_dir), "ckpt-*_temp")):
+            shutil.rmtree(unfinished, ignore_errors=True)
+    latest = tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
+    if latest:
+        kept = (f"Nothing finished was lost: the latest checkpoint of --workdir={workdir}, {os.path.basename(latest)} "
+                f"(step {latest.rsplit('-', 1)[1]}), is intact, and rerunning the same command resumes from it.")
+    else:
+        kept = f"--workdir={workdir} holds no checkpoint yet; rerunning the same command starts the run again."
+    return errors.resource_error(error, kept, "Free memory and rerun the same command, or train with a smaller "
+                                 "--batch_size or --width into a new --workdir.")
+
+
+def _warn_if_long_langevin(config, image_shape) -> None:
+    """A warning for a T far beyond the paper's (5..30): each step is a pass through the generator and
+    back over the whole batch, and a stop request waits for the update (or evaluation batch) to end."""
+    shape = "x".join(str(d) for d in image_shape)
+    for flag, steps, what in (("--langevin_steps", config.langevin_steps, f"update (batch {config.batch_size})"),
+                              ("--eval_langevin_steps", config.eval_langevin_steps, "evaluation batch")):
+        if steps is not None and steps > limits.LANGEVIN_STEPS_WARN:
+            logging.warning("%s=%d: every %s runs %d Langevin steps, each a pass through the generator and back "
+                            "over %s images, %d times the paper's largest T; SIGINT/SIGTERM stop the run only once "
+                            "the current one ends.", flag, steps, what, steps, shape, steps // 30)
 
 
 def emulated_bfloat16(precision: str, flags_=None) -> bool:
@@ -184,12 +247,14 @@ def _machine() -> str:
 
 
 def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_examples, checkpoint_every,
-           keep_checkpoints, timing, strategy, chief, call_start, train_ds, train_info, test_ds, test_info):
+           keep_checkpoints, timing, strategy, chief, call_start, train_ds, train_info, test_ds, test_info,
+           allow_config_change, stop):
     """train() once the arguments and the data are checked and, on the chief, the run lock is held."""
     image_shape = train_info.image_shape
     checkpoint_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
-    if chief:
-        workdir_lib.prepare_workdir(workdir, config, image_shape, train_info.num_examples)
+    if chief:  # refuses other networks, and other settings unless allow_config_change
+        changes = workdir_lib.prepare_workdir(workdir, config, image_shape, train_info.num_examples,
+                                              allow_config_change, write_config=False)
         save_dir = checkpoint_dir
     else:  # every worker saves (tf.distribute asks it), the others into a temporary folder
         save_dir = tempfile.mkdtemp(prefix="hiabp_worker_checkpoints_")
@@ -217,6 +282,16 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
         workdir_lib.set_aside_unreadable(checkpoint_dir, restored)
     if latest:
         logging.info("Resumed from %s at step %d.", latest, int(step.numpy()))
+    first_step = int(step.numpy())
+    # This call's record in sittings.json, updated at each checkpoint (a run trained over several
+    # sessions, or machines, says so in its results). Microseconds: two calls in one second differ.
+    sitting = dict(started=datetime.datetime.now().astimezone().isoformat(timespec="microseconds"),
+                   machine=_machine(), precision=config.precision, from_step=first_step, settings=config.to_json())
+    if chief:
+        if changes:  # recorded before config.json is rewritten, so that the settings before stay said
+            sitting["changed"] = {name: [old, new] for name, (old, new) in changes.items()}
+            sittings.record(workdir, dict(sitting, to_step=first_step, seconds=0.0))
+        workdir_lib.save_config(workdir, config, image_shape, train_info.num_examples)
     manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=keep_checkpoints if chief else 1)
     writer = (tf.summary.create_file_writer(os.path.join(workdir, workdir_lib.TENSORBOARD_DIR)) if chief
               else tf.summary.create_noop_writer())
@@ -233,12 +308,8 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
                         "/proc/cpuinfo): Keras emulates it, several times slower than float32 on such a CPU. "
                         "Use --precision=auto (or float32) unless you need bfloat16's numbers.",
                         "/".join(hardware.NATIVE_BFLOAT16_CPU_FLAGS))
-    window_start, window_step = time.perf_counter(), int(step.numpy())
-    loop_start, first_step, eval_seconds = window_start, window_step, 0.0
-    # This call's record in sittings.json, updated at each checkpoint (a run trained over several
-    # sessions, or machines, says so in its results). Microseconds: two calls in one second differ.
-    sitting = dict(started=datetime.datetime.now().astimezone().isoformat(timespec="microseconds"),
-                   machine=_machine(), precision=config.precision, from_step=first_step)
+    window_start, window_step = time.perf_counter(), first_step
+    loop_start, eval_seconds = window_start, 0.0
 
     def save(number):
         if not _all_finite(workdir_lib.network_weights(model)):  # never overwrite good weights with bad ones
@@ -249,7 +320,43 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
         elif number > first_step:
             sittings.record(workdir, dict(sitting, to_step=number, seconds=round(time.perf_counter() - call_start, 1)))
 
-    with writer.as_default(), _StopRequest() as stop:
+    def evaluate_at(current) -> bool:
+        """The evaluation of step `current` (test MSE on --eval_examples, learning curve, image
+        summaries). A stop request ends it between batches, its partial scores unrecorded (and skips
+        the image summaries): returns whether it was completed."""
+        try:
+            scores = metrics.reconstruction_mse(model, _until_stopped(test_ds, stop), seed=config.seed,
+                                                max_examples=eval_examples, langevin_steps=config.test_langevin_steps)
+        except _Stopped:
+            return False
+        num_scored = scores.pop("num_examples")
+        for name, value in scores.items():
+            tf.summary.scalar(f"test/{name}", value, step=current)
+        workdir_lib.append_learning_curve(workdir, dict(
+            scores, step=current, num_examples=num_scored, langevin_steps=config.test_langevin_steps,
+            split="test", dataset=config.dataset, seed=config.seed))
+        logging.info("step %d: test %s  (%d examples)", current,
+                     "  ".join(f"{k}={v:.5f}" for k, v in scores.items()), num_scored)
+        if stop.signal is None:
+            _write_image_summaries(model, test_images, current, config.seed, config.test_langevin_steps)
+        return True
+
+    def stopped(current, saved):
+        logging.warning("Stopped by signal %d at step %d; %s. Rerun the same command to continue.", stop.signal,
+                        current, "checkpoint saved" if saved else "its checkpoint was already there")
+        writer.flush()
+        raise SystemExit(128 + stop.signal)
+
+    with writer.as_default():
+        if chief and _evaluation_missed(workdir, first_step):
+            # A stop request skipped it (or ended it) before this checkpoint was saved.
+            logging.info("Step %d was not evaluated (a stop request came first): evaluating it now.", first_step)
+            eval_start = time.perf_counter()
+            evaluate_at(first_step)
+            eval_seconds += time.perf_counter() - eval_start
+            if stop.signal is not None:
+                stopped(first_step, saved=False)
+        window_start = time.perf_counter()
         while int(step.numpy()) < num_steps:
             # Every step's randomness is a function of (seed, step): resuming replays the same noise.
             batch = next(iterator)
@@ -269,28 +376,17 @@ def _train(config, workdir, num_steps, data_dir, log_every, eval_every, eval_exa
                 logging.info("step %d/%d  %.2f steps/s  ETA %s  %s", current, num_steps, rate,
                              _format_duration((num_steps - current) / max(rate, 1e-9)),
                              "  ".join(f"{k}={v:.4g}" for k, v in values.items()))
+            # A stop request skips the evaluation (the resumed run does it): it saves and exits at once.
             if chief and (current % eval_every == 0 or current == num_steps):
                 eval_start = time.perf_counter()
-                scores = metrics.reconstruction_mse(model, test_ds, seed=config.seed, max_examples=eval_examples,
-                                                    langevin_steps=config.test_langevin_steps)
-                num_scored = scores.pop("num_examples")
-                for name, value in scores.items():
-                    tf.summary.scalar(f"test/{name}", value, step=current)
-                workdir_lib.append_learning_curve(workdir, dict(
-                    scores, step=current, num_examples=num_scored, langevin_steps=config.test_langevin_steps,
-                    split="test", dataset=config.dataset, seed=config.seed))
-                _write_image_summaries(model, test_images, current, config.seed, config.test_langevin_steps)
-                logging.info("step %d: test %s  (%d examples)", current,
-                             "  ".join(f"{k}={v:.5f}" for k, v in scores.items()), num_scored)
+                if stop.signal is not None or not evaluate_at(current):
+                    sitting["evaluation_skipped"] = current  # recorded by the save below
                 window_start = time.perf_counter()  # evaluation time is not training speed
                 eval_seconds += window_start - eval_start
             if current % checkpoint_every == 0 or current == num_steps or stop.signal is not None:
                 save(current)
             if stop.signal is not None:
-                logging.warning("Stopped by signal %d at step %d; checkpoint saved. Rerun the same "
-                                "command to continue.", stop.signal, current)
-                writer.flush()
-                raise SystemExit(128 + stop.signal)
+                stopped(current, saved=True)
     if manager.latest_checkpoint is None and not latest:  # e.g. --num_steps=0: keep the initial model scorable
         save(int(step.numpy()))
     writer.flush()

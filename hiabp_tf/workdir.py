@@ -7,7 +7,7 @@ A workdir holds
     learning_curve.jsonl the test scores of the evaluations during training, one JSON line each
     sittings.json        each training call ("sitting") that advanced the run: when, on what machine,
                          in what precision, from which step to which checkpointed step, in how long
-    eval_*.json          results of evaluate.py
+    eval_*.json          results of evaluate.py, named by the data they scored (`dataset_slug`)
     train.lock           the run lock: held (flock) by the one training that writes the workdir
 so a model can be rebuilt and scored from the workdir alone. Writes are atomic (a temporary file
 renamed into place) and a damaged checkpoint is fallen back past, never deleted.
@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
+import functools
 import glob
+import hashlib
 import json
 import os
 import re
@@ -34,6 +37,7 @@ import tensorflow as tf
 from hiabp_tf import config as config_lib
 from hiabp_tf import methods
 from hiabp_tf import sittings
+from hiabp_tf.errors import ConfigError
 from hiabp_tf.errors import WorkdirError
 
 CONFIG_FILE = "config.json"
@@ -45,13 +49,35 @@ LOCK_FILE = "train.lock"
 UNREADABLE_DIR = "unreadable"
 
 
+def path_problem(path: str) -> str | None:
+    """Why `path` cannot be a folder, when it is not one for a reason worth naming (a symbolic link
+    loop or to nothing, a file); None otherwise (a folder, or nothing there yet)."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symbolic link loop (it leads, through one or more links, back to itself)"
+        if os.path.islink(path):
+            return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+        return None
+    return None if os.path.isdir(path) else "is a file, not a folder"
+
+
 def _not_writable(workdir: str, error: OSError) -> WorkdirError:
+    problem = path_problem(workdir)
+    if problem:  # os.makedirs says only "File exists"
+        return WorkdirError(f"--workdir={workdir} {problem}; give a folder (or a link to one) you can write to.")
     return WorkdirError(f"--workdir={workdir} is not a writable folder ({error.strerror or error}); "
                         "choose a folder you can write to.")
 
 
-def prepare_workdir(workdir: str, config: config_lib.RunConfig, image_shape, num_train_examples: int) -> None:
-    """Creates `workdir` and records `config`; refuses a workdir trained with other networks."""
+def prepare_workdir(workdir: str, config: config_lib.RunConfig, image_shape, num_train_examples: int,
+                    allow_config_change: bool = False, write_config: bool = True) -> dict:
+    """Creates `workdir` and records `config` (unless `write_config` is False: the caller saves it
+    with `save_config` once it has recorded the change); refuses a workdir trained with other
+    networks, and one trained with other settings (`RunConfig.training_changes`: the steps to come
+    would be trained unlike those before, and config.json would no longer say how those were) unless
+    `allow_config_change`. Returns those changes, {field: (before, now)}."""
     try:
         os.makedirs(workdir, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=workdir)
@@ -72,7 +98,26 @@ def prepare_workdir(workdir: str, config: config_lib.RunConfig, image_shape, num
                 f"{num_train_examples} images {tuple(image_shape)}; "
                 "its checkpoints cannot be resumed with these flags. "
                 "Use a new --workdir, or the flags of the earlier run to resume it.")
-    save_config(workdir, config, image_shape, num_train_examples)
+        changes = previous.training_changes(config)
+        if changes and not allow_config_change:
+            before = " ".join(config_lib.flag_text(name, old) for name, (old, _) in changes.items())
+            now = " ".join(config_lib.flag_text(name, new) for name, (_, new) in changes.items())
+            raise WorkdirError(
+                f"--workdir={workdir} was trained with {before} ({CONFIG_FILE}), but this command asks for {now}. "
+                "Resuming would train the next steps unlike the ones before, and the record would no longer say "
+                "how those were trained, so it is refused. Resume with the run's own flags, train into a new "
+                "--workdir, or pass --allow_config_change to continue with the new settings "
+                f"({sittings.SITTINGS_FILE} then records each sitting's settings).")
+        if changes:
+            logging.warning("--workdir=%s continues with changed settings (--allow_config_change): %s; %s records "
+                            "each sitting's settings.", workdir, ", ".join(
+                                f"{config_lib.flag_text(name, old)[2:]} -> {new}" for name, (old, new) in
+                                changes.items()), sittings.SITTINGS_FILE)
+    else:
+        changes = {}
+    if write_config:
+        save_config(workdir, config, image_shape, num_train_examples)
+    return changes
 
 
 @contextlib.contextmanager
@@ -147,6 +192,49 @@ def make_checkpoint(model, data_iterator=None) -> tuple[tf.train.Checkpoint, tf.
     return tf.train.Checkpoint(**items), step
 
 
+def dataset_slug(dataset: str) -> str:
+    """The part of a result file's name (eval_<slug>_<split>...json) that says which data it scored.
+
+    A registered dataset's name (mnist_5k, mnist, svhn_cropped, celeb_a) is itself. A dataset of the
+    user's, KIND:PATH (npz:PATH), is KIND-<file name>-<digest>, the digest being the first 12 hex
+    digits of the SHA-256 of the file's bytes (of a folder's listing: names, sizes, times): two files
+    of one name in two folders, or one file rewritten with other data, never share a result, and two
+    copies of one file do."""
+    if ":" not in dataset:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)
+    kind, path = dataset.split(":", 1)
+    stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "data"
+    return "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", part) for part in (kind, stem)) + "-" + _data_digest(path)[:12]
+
+
+def _data_digest(path: str) -> str:
+    real = os.path.realpath(os.path.expanduser(path))
+    try:
+        st = os.stat(real)
+    except OSError:  # nothing there (reading it fails, and says so): the name of the path itself
+        return hashlib.sha256(real.encode()).hexdigest()
+    return _digest(real, st.st_size, st.st_mtime_ns, os.path.isdir(real))
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, size: int, mtime_ns: int, is_dir: bool) -> str:
+    """SHA-256 of a file's bytes or a folder's listing (memoised while the file is unchanged)."""
+    del size, mtime_ns  # only the cache's key
+    sha = hashlib.sha256()
+    if is_dir:
+        for root, dirs, names in os.walk(path):
+            dirs.sort()
+            for name in sorted(names):
+                st = os.stat(os.path.join(root, name))
+                sha.update(f"{os.path.relpath(os.path.join(root, name), path)}\0{st.st_size}\0{st.st_mtime_ns}\n"
+                           .encode())
+        return sha.hexdigest()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
 def write_json_atomic(path: str, data) -> None:
     """Writes JSON to a temporary file in the same folder, then renames it into place, so a
     reader (or a crash) never sees a half-written file."""
@@ -199,14 +287,27 @@ def load_config(workdir: str) -> tuple[config_lib.RunConfig, tuple[int, int, int
 def load_run(workdir: str) -> tuple[config_lib.RunConfig, tuple[int, int, int], int]:
     """(RunConfig, image_shape, num_train_examples) saved by train.py in `workdir`."""
     path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path) and path_problem(workdir):
+        raise WorkdirError(f"--workdir={workdir} {path_problem(workdir)}: point --workdir at the folder that "
+                           "training wrote.")
     if not os.path.isfile(path):
         raise WorkdirError(
             f"--workdir={workdir}: no {CONFIG_FILE} found, so this is not a training workdir. "
             "Train first with `python -m hiabp_tf.train --flagfile=flags/NAME.flags --workdir=DIR`, "
             "or point --workdir at the folder that training wrote.")
-    with open(path) as f:
-        data = json.load(f)
-    return config_lib.RunConfig.from_json(data["config"]), tuple(data["image_shape"]), int(data["num_train_examples"])
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        image_shape, num_train_examples = tuple(int(s) for s in data["image_shape"]), int(data["num_train_examples"])
+        return config_lib.RunConfig.from_json(data["config"]), image_shape, num_train_examples
+    except ConfigError as e:
+        raise WorkdirError(f"--workdir={workdir}: {path} records settings this version refuses ({e}).") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # truncated, garbled, not ours
+        raise WorkdirError(
+            f"--workdir={workdir}: {path} is unreadable ({type(e).__name__}: {e}); it records how the run was "
+            "trained, so nothing can restore or resume its checkpoints without it, and nothing overwrites it. "
+            "Copy it back from a backup (or from the run's other copy); if you know the flags it was trained "
+            "with, move it aside and rerun the training command with those flags to write a new one.") from None
 
 
 def save_config(workdir: str, config: config_lib.RunConfig, image_shape, num_train_examples: int) -> None:

@@ -12,6 +12,7 @@ PACKAGE = os.path.join(REPO, "hiabp_tf")
 # Bottom to top. A module may import a module of a lower layer, or one of its own group.
 LAYERS = (
     ("errors", "sittings"),
+    ("limits",),
     ("core", "data"),
     ("methods",),
     ("config",),

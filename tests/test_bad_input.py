@@ -119,3 +119,37 @@ def test_every_command_checks_its_arguments_and_workdir_the_same_way():
     with pytest.raises(app.UsageError, match="--workdir is required: a folder written by"):
         cli.check_command_line(["prog"], None)
     cli.check_command_line(["prog"], "w")  # fine
+
+
+def test_messages_name_the_flag_and_say_what_the_path_is(tmp_path):
+    """Issue 22, class 7: --eval_examples=0 and evaluate's --batch_size=0 name their flag (they said
+    "evaluation batch size must be at least 1"); a workdir that is a symbolic link loop says so (it
+    said "File exists"), for training and for every reader; so do a dangling link, a file, and an
+    --out of export or inpaint that is a loop."""
+    import hiabp_tf  # pylint: disable=import-outside-toplevel
+    from hiabp_tf.serving import export  # pylint: disable=import-outside-toplevel
+    from hiabp_tf.serving import inpaint  # pylint: disable=import-outside-toplevel
+    config = config_lib.RunConfig(dataset="mnist_5k", latent_dims=(4,), width=4, batch_size=50)
+    with pytest.raises(errors.ConfigError, match=r"^--eval_examples=0 must be an integer in 1\.\."):
+        train.train(config, str(tmp_path / "run"), 1, eval_examples=0)
+    with pytest.raises(errors.ConfigError, match=r"^--batch_size=0 must be an integer in 1\.\."):
+        evaluate.evaluate(str(tmp_path / "run"), batch_size=0)
+    loop = tmp_path / "loop"
+    os.symlink(loop, loop)
+    dangling = tmp_path / "dangling"
+    os.symlink(tmp_path / "nowhere", dangling)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for path, said in ((loop, "is a symbolic link loop"),
+                       (dangling, "is a symbolic link to .*nowhere, which does not exist"),
+                       (a_file, "is a file, not a folder")):
+        for read in (evaluate.evaluate, hiabp_tf.load):
+            with pytest.raises(errors.WorkdirError, match=rf"^--workdir={path} {said}"):
+                read(str(path))
+    with pytest.raises(errors.WorkdirError, match=rf"^--workdir={loop} is a symbolic link loop .*; give a folder"):
+        train.train(config, str(loop), 1)
+    with pytest.raises(errors.ConfigError, match=rf"^--out={loop} is a symbolic link loop"):
+        export.export(str(tmp_path / "run"), str(loop))
+    with pytest.raises(errors.ConfigError, match=rf"^--out={loop} is a symbolic link loop"):
+        inpaint.inpaint_files(str(tmp_path / "run"), "x.png", "pepper", str(loop))
+    assert os.path.islink(loop) and os.path.islink(dangling)  # left as they were

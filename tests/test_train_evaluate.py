@@ -75,7 +75,9 @@ def test_evaluate_on_other_data_of_the_same_shape(trained, tmp_path):
     np.savez(path, x_train=x_train[:10, ..., 0], x_test=x_test[:37, ..., 0])
     result = evaluate.evaluate(str(workdir), dataset=f"npz:{path}")
     assert result["num_examples"] == 37 and result["dataset"] == f"npz:{path}"
-    assert os.path.isfile(os.path.join(workdir, "eval_held_out.npz_test.json"))
+    # Named by the file's content (tests/test_result_names.py): eval_npz-held_out-<digest>_test.json.
+    assert os.path.isfile(evaluate.result_path(str(workdir), f"npz:{path}", "test"))
+    assert [n for n in os.listdir(workdir) if n.startswith("eval_npz-held_out-") and n.endswith("_test.json")]
     wrong = tmp_path / "rgb.npz"
     np.savez(wrong, x_train=np.zeros((4, 32, 32, 3), np.uint8), x_test=np.zeros((4, 32, 32, 3), np.uint8))
     with pytest.raises(input_pipeline.DataError, match="trained on"):

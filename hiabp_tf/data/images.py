@@ -36,5 +36,11 @@ def save_png(path: str, image: np.ndarray, title: str | None = None, scale: int 
     ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=9, y=0.995)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    tmp = f"{path}.tmp"  # whole or not at all: a full disk never leaves an earlier figure cut short
+    try:
+        fig.savefig(tmp, dpi=dpi, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from hiabp_tf import config as config_lib
+from hiabp_tf import limits
 from hiabp_tf import methods
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.core import langevin
@@ -87,25 +88,86 @@ class Inference(tf.Module):
         self.latent_dims = tuple(config.latent_dims)
         self.image_shape = tuple(int(s) for s in image_shape)
         self._hparams = config.hyperparameters()
+        self.max_samples = limits.max_samples(self.image_shape)
         image_spec = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
         mask_spec = tf.TensorSpec([None, *self.image_shape], tf.float32, name="mask")
         seed_spec = tf.TensorSpec([2], tf.int32, name="seed")
         steps_spec = tf.TensorSpec([], tf.int32, name="langevin_steps")
         z_specs = [tf.TensorSpec([None, d], tf.float32, name=f"z{l + 1}") for l, d in enumerate(self.latent_dims)]
-        self.encode = tf.function(self._encode, input_signature=[image_spec, seed_spec, steps_spec])
-        self.decode = tf.function(self._decode, input_signature=z_specs)
-        self.reconstruct = tf.function(self._reconstruct, input_signature=[image_spec, seed_spec, steps_spec])
-        self.inpaint = tf.function(self._inpaint, input_signature=[image_spec, mask_spec, seed_spec, steps_spec])
-        self.sample = tf.function(self._sample, input_signature=[
-            tf.TensorSpec([], tf.int32, name="num_samples"), seed_spec])
-        # Not exported: Langevin from N(0, I) for methods with an encoder (mode "L").
-        self.encode_from_noise = tf.function(self._encode_from_noise,
-                                             input_signature=[image_spec, seed_spec, steps_spec])
+        # The inputs each function takes (hiabp_export.json declares them). The graphs are traced for
+        # any shape and check it themselves (`_checked`): a signature called with a shape other than
+        # the one its graph was traced for is not refused, and a rank-3 batch aborted the process.
+        self.input_specs = {
+            "encode": [image_spec, seed_spec, steps_spec],
+            "decode": z_specs,
+            "reconstruct": [image_spec, seed_spec, steps_spec],
+            "inpaint": [image_spec, mask_spec, seed_spec, steps_spec],
+            "sample": [tf.TensorSpec([], tf.int32, name="num_samples"), seed_spec],
+            # Not exported: Langevin from N(0, I) for methods with an encoder (mode "L").
+            "encode_from_noise": [image_spec, seed_spec, steps_spec],
+        }
+        for name, specs in self.input_specs.items():
+            setattr(self, name, tf.function(getattr(self, f"_{name}"), input_signature=[
+                tf.TensorSpec(None, spec.dtype, spec.name) for spec in specs]))
 
     def serving_signatures(self) -> dict:
         """The serving signatures of the SavedModel: name -> concrete function."""
         return {name: getattr(self, name).get_concrete_function()
                 for name in ("encode", "decode", "reconstruct", "inpaint", "sample")}
+
+    # --------------------------------------------------------------- input checks (in the graph)
+
+    @staticmethod
+    def _checked(x, spec, what: str):
+        """`x` with the static shape of `spec` once the graph has checked it: its rank, each fixed
+        size, at least 1 for a free one (the batch). One assertion, which names the shape received;
+        it reads the shape through ops that are safe on any rank (a graph may run them first), and
+        ensure_shape makes everything that uses `x` wait for a good shape."""
+        expected = spec.shape.as_list()
+        rank = len(expected)
+        shape = tf.concat([tf.shape(x), tf.zeros([rank], tf.int32)], 0)[:rank]  # padded: never out of bounds
+        fixed = [i for i, d in enumerate(expected) if d is not None]
+        free = [i for i, d in enumerate(expected) if d is None]
+        good = tf.equal(tf.rank(x), rank)
+        if fixed:
+            good = tf.logical_and(good, tf.reduce_all(tf.equal(tf.gather(shape, fixed), [expected[i] for i in fixed])))
+        if free:
+            good = tf.logical_and(good, tf.reduce_all(tf.gather(shape, free) > 0))
+        check = tf.debugging.Assert(good, [f"{what} (as hiabp_export.json declares); got shape", tf.shape(x)])
+        with tf.control_dependencies([check]):
+            return tf.ensure_shape(tf.identity(x), expected)
+
+    def _shape_text(self, *dims) -> str:
+        return "(" + ", ".join(str(d) for d in dims) + ")"
+
+    def _unit_interval(self, x, what: str, hint: str = ""):
+        """`x` (float32) once it is checked finite and in [0, 1] (within the API's tolerance), clipped."""
+        x = tf.debugging.assert_all_finite(x, f"{what} contain NaN or infinite values")
+        checks = [tf.debugging.assert_greater_equal(tf.reduce_min(x), -_RANGE_TOLERANCE,
+                                                    message=f"{what} must be in [0, 1]{hint}"),
+                  tf.debugging.assert_less_equal(tf.reduce_max(x), 1.0 + _RANGE_TOLERANCE,
+                                                 message=f"{what} must be in [0, 1]{hint}")]
+        with tf.control_dependencies(checks):
+            return tf.clip_by_value(x, 0.0, 1.0)
+
+    def _check_images(self, images, name="images"):
+        spec = self.input_specs["encode"][0]
+        images = self._checked(images, spec, f"{name} must be a float32 batch of shape "
+                                             f"{self._shape_text('N', *self.image_shape)} with N >= 1")
+        return self._unit_interval(images, name, " (8-bit images, 0..255, must be divided by 255 first)")
+
+    def _check_seed(self, seed):
+        return self._checked(seed, self.input_specs["encode"][1], "seed must be an int32 pair of shape [2]")
+
+    def _check_steps(self, steps):
+        steps = self._checked(steps, self.input_specs["encode"][2], "langevin_steps must be an int32 scalar")
+        if self.has_encoder:
+            check = tf.debugging.assert_non_negative(steps, message="langevin_steps must be >= 0")
+        else:
+            check = tf.debugging.assert_positive(
+                steps, message=f"method {self.method} has no encoder: langevin_steps must be > 0")
+        with tf.control_dependencies([check]):
+            return tf.identity(steps)
 
     # ------------------------------------------------------------------------------ pieces
 
@@ -128,9 +190,6 @@ class Inference(tf.Module):
         """(z_T, encoder mean or None): T Langevin steps from the encoder's sample or from N(0, I)."""
         init_seed, langevin_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         if from_noise or not self.has_encoder:
-            if not self.has_encoder:
-                tf.debugging.assert_positive(
-                    steps, message=f"method {self.method} has no encoder: langevin_steps must be > 0")
             return self._langevin(x, self._noise(tf.shape(x)[0], init_seed), langevin_seed, steps, mask), None
         z0, means = self._model.initial_latents(x, init_seed)
         return self._langevin(x, z0, langevin_seed, steps, mask), means
@@ -144,23 +203,43 @@ class Inference(tf.Module):
     # ------------------------------------------------------------------------ signatures
 
     def _encode(self, images, seed, langevin_steps):
+        images, seed, langevin_steps = self._check_images(images), self._check_seed(seed), self._check_steps(
+            langevin_steps)
         z_t, means = self._infer(images, seed, langevin_steps)
         return self._z_dict(self._mean_if_no_steps(langevin_steps, z_t, means))
 
     def _encode_from_noise(self, images, seed, langevin_steps):
+        images, seed, langevin_steps = self._check_images(images), self._check_seed(seed), self._check_steps(
+            langevin_steps)
         z_t, _ = self._infer(images, seed, langevin_steps, from_noise=True)
         return self._z_dict(z_t)
 
     def _decode(self, *z):
-        return {"images": self.generator(list(z))}
+        shapes = ", ".join(self._shape_text("N", d) for d in self.latent_dims)
+        what = f"the latents z1..z{len(self.latent_dims)} must be float32 of shapes {shapes}, the same N >= 1"
+        z = [self._checked(z_l, spec, what) for z_l, spec in zip(z, self.input_specs["decode"])]
+        same_n = [tf.debugging.assert_equal(tf.shape(z_l)[0], tf.shape(z[0])[0], message=what) for z_l in z[1:]]
+        with tf.control_dependencies(same_n):
+            z = [tf.debugging.assert_all_finite(z_l, f"z{l + 1} contains NaN or infinite values")
+                 for l, z_l in enumerate(z)]
+        return {"images": self.generator(z)}
 
     def _reconstruct(self, images, seed, langevin_steps):
+        images, seed, langevin_steps = self._check_images(images), self._check_seed(seed), self._check_steps(
+            langevin_steps)
         z_t, means = self._infer(images, seed, langevin_steps)
         if means is None:
             return {"L": self.generator(z_t)}
         return {"E": self.generator(means), "E+L": self.generator(z_t)}
 
     def _inpaint(self, images, mask, seed, langevin_steps):
+        images, seed, langevin_steps = self._check_images(images), self._check_seed(seed), self._check_steps(
+            langevin_steps)
+        mask = self._checked(mask, self.input_specs["inpaint"][1], "mask must be float32 of the images' shape "
+                             f"{self._shape_text('N', *self.image_shape)}, 1 = observed, 0 = missing")
+        with tf.control_dependencies([tf.debugging.assert_equal(
+                tf.shape(mask)[0], tf.shape(images)[0], message="mask must have one mask per image (the same N)")]):
+            mask = self._unit_interval(mask, "mask values", " (1 = observed, 0 = missing)")
         occluded = masks.occlude(images, mask)
         z_t, means = self._infer(occluded, seed, langevin_steps, mask)
         z = self._mean_if_no_steps(langevin_steps, z_t, means)
@@ -169,7 +248,26 @@ class Inference(tf.Module):
         return {"recovered": recovered, "reconstruction": reconstruction, **self._z_dict(z)}
 
     def _sample(self, num_samples, seed):
-        return {"images": self._model.sample(num_samples, seed)}
+        """num_samples in 1..max_samples, generated limits.SAMPLE_CHUNK at a time (the networks' memory
+        is one chunk's); chunk 0 is drawn from `seed` itself, chunk k > 0 from fold_in(seed, k)."""
+        seed = self._check_seed(seed)
+        num_samples = self._checked(num_samples, self.input_specs["sample"][0], "num_samples must be an int32 scalar")
+        what = f"num_samples must be in 1..{self.max_samples} (at most 2 GiB of images per call)"
+        with tf.control_dependencies([tf.debugging.assert_positive(num_samples, message=what),
+                                      tf.debugging.assert_less_equal(num_samples, self.max_samples, message=what)]):
+            num_samples = tf.identity(num_samples)
+        chunk = limits.SAMPLE_CHUNK
+        num_chunks = (num_samples + chunk - 1) // chunk
+
+        def draw(k, images):
+            chunk_seed = tf.where(k > 0, tf.random.experimental.stateless_fold_in(seed, k), seed)
+            x = self._model.sample(tf.minimum(chunk, num_samples - k * chunk), chunk_seed)
+            return k + 1, images.write(k, tf.cast(x, tf.float32))
+
+        images = tf.TensorArray(tf.float32, size=num_chunks, infer_shape=False,
+                                element_shape=tf.TensorShape([None, *self.image_shape]))
+        _, images = tf.while_loop(lambda k, _: k < num_chunks, draw, (tf.constant(0), images))
+        return {"images": tf.ensure_shape(images.concat(), [None, *self.image_shape])}
 
 
 # ---------------------------------------------------------------------------- validation
@@ -308,10 +406,8 @@ class TrainedModel:
     def _steps(self, langevin_steps) -> int:
         if langevin_steps is None:
             return self.langevin_steps
-        if isinstance(langevin_steps, bool) or not isinstance(langevin_steps, numbers.Integral) or langevin_steps < 0:
-            raise ValueError(f"langevin_steps must be None (the run's T = {self.langevin_steps}) or an int >= 0, "
-                             f"got {langevin_steps!r}.")
-        return int(langevin_steps)
+        return limits.check_int(langevin_steps, "langevin_steps", 0, limits.LANGEVIN_STEPS_MAX,
+                                f"or None for the run's T = {self.langevin_steps}")
 
     def _check_encoder_steps(self, steps: int) -> None:
         if not self.has_encoder and steps == 0:
@@ -402,8 +498,7 @@ class TrainedModel:
 
     def sample(self, n: int, seed=None) -> np.ndarray:
         """n unconditional samples (n, H, W, C): every z^l ~ N(0, I) (LVAE: its hierarchical prior)."""
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"n must be an int >= 1, got {n!r}.")
+        n = limits.check_num_samples(n, "n", self.image_shape)
         return self.inference.sample(tf.constant(int(n), tf.int32), as_seed(seed))["images"].numpy()
 
     def resample_layer(self, z, layer: int, seed=None) -> list[np.ndarray]:

@@ -13,8 +13,10 @@ Then, with nothing but TensorFlow:
     samples = model.signatures["sample"](num_samples=tf.constant(16), seed=seed)["images"]
 
 Serving signatures (batch dimension free; images float32 (N, H, W, C) in [0, 1]; seed int32 [2],
-any pair of int32 values, the dtype being its only bound; langevin_steps int32 scalar), the graph
-functions of `hiabp_tf.serving.api.Inference`, Langevin dynamics inside the graph:
+any pair of int32 values, the dtype being its only bound; langevin_steps int32 scalar >= 0), the graph
+functions of `hiabp_tf.serving.api.Inference`, Langevin dynamics inside the graph. Each checks its
+inputs in the graph with tf.debugging assertions (shape, N >= 1, finite values in [0, 1], T >= 0,
+1 <= num_samples <= the 2 GiB bound), so a bad input raises an InvalidArgumentError naming it:
 
     encode(images, seed, langevin_steps)        -> {"z1": (N, d_1), ..., "zL": (N, d_L)}
                                                    (langevin_steps = 0: the encoder's mean)
@@ -22,7 +24,8 @@ functions of `hiabp_tf.serving.api.Inference`, Langevin dynamics inside the grap
     reconstruct(images, seed, langevin_steps)   -> {"E", "E+L"} ({"L"} for abp / abp_persistent)
     inpaint(images, mask, seed, langevin_steps) -> {"recovered", "reconstruction", "z1", ..., "zL"}
                                                    (mask float32 (N, H, W, C): 1 = observed, 0 = missing)
-    sample(num_samples, seed)                   -> {"images"}
+    sample(num_samples, seed)                   -> {"images"} (generated 500 at a time: chunk 0 from
+                                                   seed, chunk k from stateless_fold_in(seed, k))
 
 `hiabp_tf.load(workdir)` gives the same results on the same inputs: its int seed s is the seed
 [s, 0] here. Beside the SavedModel, `hiabp_export.json` records the run's configuration, the image
@@ -62,20 +65,20 @@ def define_flags():
 FLAGS = flags.FLAGS
 
 
-def _signature_description(functions) -> dict:
-    described = {}
-    for name, fn in functions.items():
-        specs = tf.nest.flatten(fn.structured_input_signature)  # every input spec is named
-        described[name] = {
-            "inputs": {spec.name: {"shape": spec.shape.as_list(), "dtype": spec.dtype.name} for spec in specs},
-            "outputs": sorted(fn.structured_outputs),
-        }
-    return described
+def _signature_description(functions, input_specs) -> dict:
+    """Each signature's declared inputs (the shapes its graph checks, `api.Inference.input_specs`)
+    and its outputs."""
+    return {name: {"inputs": {spec.name: {"shape": spec.shape.as_list(), "dtype": spec.dtype.name}
+                              for spec in input_specs[name]},
+                   "outputs": sorted(fn.structured_outputs)}
+            for name, fn in functions.items()}
 
 
 def _check_out(out: str, overwrite: bool) -> None:
     if os.path.exists(out) and not os.path.isdir(out):
         raise errors.ConfigError(f"--out={out} is a file; give a folder for the SavedModel.")
+    if workdir_lib.path_problem(out):  # a dangling link or a loop: renaming onto it would replace the link
+        raise errors.ConfigError(f"--out={out} {workdir_lib.path_problem(out)}; give a folder for the SavedModel.")
     if os.path.isdir(out) and os.listdir(out) and not overwrite:
         raise errors.ConfigError(
             f"--out={out} is not empty; choose a new folder, or pass --overwrite to replace what is there.")
@@ -110,7 +113,11 @@ def export(workdir: str, out: str, overwrite: bool = False) -> dict:
             "step": model.step,
             "workdir": os.path.abspath(workdir),
             "config": model.config.to_json(),
-            "signatures": _signature_description(signatures),
+            "signatures": _signature_description(signatures, model.inference.input_specs),
+            "checks": "every input is checked in the graph (tf.debugging): shapes as declared (N >= 1), images "
+                      "and masks finite and in [0, 1], langevin_steps >= 0 (> 0 without an encoder), "
+                      f"num_samples in 1..{model.inference.max_samples}; a bad input raises InvalidArgumentError "
+                      "naming it",
             "seed": "int32 [2] (any int32 pair), stateless: the same seed gives the same result; "
                     "hiabp_tf.load(workdir)'s seed=s is [s, 0]",
             "mask": "1 = observed, 0 = missing",

@@ -22,8 +22,8 @@ the missing ones from the model's reconstruction.
 
 Writes, in --out: <name>_occluded.png (the converted input, missing pixels shown mid-grey),
 <name>_recovered.png (at the model's resolution) per image, and before_after.png, a grid whose
-rows are original, occluded and recovered (up to 16 images per row band). The last line of stdout
-is a JSON summary: the files, each with its outputs, original shape, conversion and (synthetic
+rows are original, occluded and recovered (up to 16 images per row band, the first 64 images). The
+last line of stdout is a JSON summary: the files, each with its outputs, original shape, conversion and (synthetic
 masks) recovery_mae / recovery_mse on its missing pixels, and the overall recovery error.
 """
 
@@ -43,6 +43,8 @@ import tensorflow as tf
 
 from hiabp_tf import config as config_lib
 from hiabp_tf import errors
+from hiabp_tf import limits
+from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import images as images_lib
 from hiabp_tf.data import masks
 from hiabp_tf.serving import api
@@ -50,6 +52,7 @@ from hiabp_tf.serving import api
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 GRID_FILE = "before_after.png"
 GRID_COLUMNS = 16
+GRID_IMAGES_MAX = 64  # before_after.png shows the first 64 images (4 bands): a grid of all could exhaust memory
 GRID_SCALE = 3  # each pixel of before_after.png is a GRID_SCALE x GRID_SCALE block
 MISSING_GREY = 0.5  # how missing pixels are drawn in the *_occluded.png files and the grid
 BATCH_SIZE = 100
@@ -183,8 +186,15 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def write_png(path: str, image: np.ndarray) -> None:
-    """Writes one (H, W, C) image in [0, 1] as an 8-bit PNG, pixel for pixel."""
-    tf.io.write_file(path, tf.io.encode_png(_to_uint8(image)))
+    """Writes one (H, W, C) image in [0, 1] as an 8-bit PNG, pixel for pixel; whole or not at all
+    (a temporary file renamed into place: a full disk never leaves an earlier output cut short)."""
+    tmp = f"{path}.tmp"
+    try:
+        tf.io.write_file(tmp, tf.io.encode_png(_to_uint8(image)))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _show_missing(image, mask):
@@ -226,8 +236,12 @@ def inpaint_files(workdir: str, images: str, mask: str, out: str, seed: int = 0,
     """Inpaints the --images files with the model of `workdir`; writes to `out`; returns the summary."""
     if not out:
         raise errors.ConfigError("--out is required: the folder for the recovered images.")
-    if langevin_steps is not None and langevin_steps < 0:
-        raise errors.ConfigError(f"--langevin_steps must be >= 0, got {langevin_steps}.")
+    if workdir_lib.path_problem(out):  # said before the images are inferred, not after
+        raise errors.ConfigError(f"--out={out} {workdir_lib.path_problem(out)}; give a folder for the recovered "
+                                 "images.")
+    if langevin_steps is not None:
+        limits.check_langevin_steps(langevin_steps)
+    limits.check_count(batch_size, "batch_size")
     seed = config_lib.check_seed(seed)
     paths = expand_paths(images)
     mask_kind, mask_value = parse_mask_flag(mask)
@@ -236,6 +250,10 @@ def inpaint_files(workdir: str, images: str, mask: str, out: str, seed: int = 0,
         raise errors.ConfigError(f"--langevin_steps=0 is not possible for method {model.method!r}, which has no "
                                      "encoder (inference starts from N(0, I) noise).")
     shape = model.image_shape
+    if len(paths) > limits.max_samples(shape):  # all of them are held in memory at the model's resolution
+        raise errors.ConfigError(
+            f"--images names {len(paths)} files, more than the {limits.max_samples(shape)} of one run (2 GiB of "
+            f"{'x'.join(str(d) for d in shape)} images); inpaint them in several runs.")
     originals, entries = [], []
     for path in paths:
         image, original_shape, done = read_image(path, shape)
@@ -271,9 +289,12 @@ def inpaint_files(workdir: str, images: str, mask: str, out: str, seed: int = 0,
             write_png(entry["occluded"], occluded)
             write_png(entry["recovered"], image)
         grid_path = os.path.join(out, GRID_FILE)
-        write_png(grid_path, before_after_grid(originals, occluded_view, recovered))
+        shown = min(n, GRID_IMAGES_MAX)
+        if shown < n:
+            logging.warning("%s shows the first %d of the %d images (each has its own files).", GRID_FILE, shown, n)
+        write_png(grid_path, before_after_grid(originals[:shown], occluded_view[:shown], recovered[:shown]))
     except (OSError, tf.errors.OpError) as e:
-        reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+        reason = workdir_lib.path_problem(out) or getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
         raise errors.ConfigError(f"--out={out}: cannot write the images there ({reason}); choose a folder "
                                      "you can write to.") from None
 
@@ -294,6 +315,7 @@ def inpaint_files(workdir: str, images: str, mask: str, out: str, seed: int = 0,
         "langevin_steps": model.langevin_steps if langevin_steps is None else langevin_steps,
         "out": out,
         "grid": grid_path,
+        "grid_images": shown,
         "num_images": n,
         "originals_known": known,
         "recovery_mae": _finite_or_none(overall["recovery_mae"]) if known else None,

@@ -13,11 +13,22 @@ interrupted (each restart is the same command):
   * while the first run holds the workdir's lock (paused with SIGSTOP, so the check does not
     depend on timing), the same command is started again: it must be refused (exit status 2,
     naming the first run's pid) and write nothing;
+  * after the kills (all of them in the first 60% of the run), a stop request during an evaluation
+    (--stop_during_eval): SIGTERM on the progress line of an evaluation step E (its evaluation comes
+    next); the run must end it unrecorded, save ckpt-E and exit with 128 + 15, and the next run must
+    evaluate step E before it trains;
+  * then a full disk (--disk_full): the next run's workdir is a tmpfs too small for its next
+    checkpoint, mounted over the workdir in a private mount namespace (`unshare`: root or
+    unprivileged user namespaces) and holding a copy of it; the run must end in one `error:` line
+    (exit status 2, no traceback) naming the intact latest checkpoint, which the following run
+    resumes from (the tmpfs's contents are copied back as the workdir). Where no small file system
+    can be mounted, the report says the fault was not run;
   * before the last restart, the newest checkpoint's data file is truncated to half (--corrupt):
     the last run must warn, fall back to the checkpoint before it, move the damaged files intact
     into checkpoints/unreadable/ and finish.
-The report lists the runs, the steps redone, whether every kept checkpoint restores, and the final
-evaluation of both runs, which must match.
+The report lists the runs, the steps redone, whether every kept checkpoint restores, the learning
+curves (every evaluation during training) and the final evaluation of both runs, which must match.
+It records the machine's load: wall times of a shared machine are not the soak's alone.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,22 +62,27 @@ def define_flags():
     flags.DEFINE_integer("checkpoint_every", 5, "--checkpoint_every of the soaked run.")
     flags.DEFINE_integer("seed", 0, "Seed of the kill times and of training.")
     flags.DEFINE_string("workdir", None, "Where the two runs go (default: a temporary folder).")
+    flags.DEFINE_bool("stop_during_eval", True, "Send SIGTERM during an evaluation, after the kills.")
+    flags.DEFINE_bool("disk_full", True, "Run once on a file system too small for the next checkpoint.")
+    flags.DEFINE_integer("eval_every", 25, "--eval_every of the soaked run (evaluations of 1,000 test images, "
+                         "two batches of 500).")
 
 
 FLAGS = flags.FLAGS
 
 TRAIN_FLAGS = ["--dataset=mnist_5k", "--num_layers=2", "--latent_dims=8,8", "--width=8", "--batch_size=100",
-               "--langevin_steps=5", "--log_every=1", "--eval_every=1000000", "--eval_examples=100",
-               "--deterministic"]
+               "--langevin_steps=5", "--log_every=1", "--eval_examples=1000", "--deterministic"]
+# Kills come in the first KILL_HORIZON of the run, so that the stop and disk-full faults have steps after them.
+KILL_HORIZON = 0.6
 
 
 def _env():
     return {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def _train_command(workdir, num_steps, checkpoint_every, seed):
+def _train_command(workdir, num_steps, checkpoint_every, seed, eval_every=1_000_000):
     return [sys.executable, "-m", "hiabp_tf.train", f"--workdir={workdir}", f"--num_steps={num_steps}",
-            f"--checkpoint_every={checkpoint_every}", f"--seed={seed}", *TRAIN_FLAGS]
+            f"--checkpoint_every={checkpoint_every}", f"--seed={seed}", f"--eval_every={eval_every}", *TRAIN_FLAGS]
 
 
 def _last_step(log: str) -> int:
@@ -205,55 +222,170 @@ def _corrupt_newest(checkpoint_dir):
             "sha256": _sha256(data), "index_sha256": _sha256(os.path.join(checkpoint_dir, f"{name}.index"))}
 
 
-def kill_plan(rng, kills, save_kills, num_steps, checkpoint_every):
+def kill_plan(rng, kills, save_kills, num_steps, checkpoint_every, horizon=None):
     """[(step, kind)], by step: `kills` random steps ("random") and `save_kills` checkpoint steps
-    ("save"), all different and below num_steps."""
-    saves = rng.sample(range(checkpoint_every, num_steps, checkpoint_every), save_kills)
-    randoms = rng.sample(sorted(set(range(1, num_steps)) - set(saves)), kills)
+    ("save"), all different and below `horizon` (default num_steps)."""
+    horizon = num_steps if horizon is None else horizon
+    saves = rng.sample(range(checkpoint_every, horizon, checkpoint_every), save_kills)
+    randoms = rng.sample(sorted(set(range(1, horizon)) - set(saves)), kills)
     return sorted([(s, "random") for s in randoms] + [(s, "save") for s in saves])
 
 
-def soak(workdir, kills, num_steps, checkpoint_every, seed, save_kills=0, corrupt=False, second_training=False):
+def _stop_during_eval(proc, eval_every, num_steps):
+    """Sends SIGTERM to `proc` on the progress line of its first evaluation step (its evaluation
+    comes next); returns (the log read so far, that step or None, the
+    time the signal was sent)."""
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        step = _last_step(line) if "] step " in line and "/" in line.split("] step ", 1)[1].split()[0] else 0
+        if step and (step % eval_every == 0 or step == num_steps):
+            proc.send_signal(signal.SIGTERM)
+            return "".join(seen), step, time.monotonic()
+    return "".join(seen), None, None
+
+
+# Runs a command with its workdir on a small tmpfs, in a private mount namespace: the tmpfs holds a
+# copy of the workdir and is bind-mounted over it, so the command is the very same; the workdir's
+# contents at the end are copied out (to $3), the real workdir being untouched meanwhile.
+_SMALL_DISK_SCRIPT = """
+set -u
+workdir=$1 mnt=$2 out=$3 status=$4 size=$5; shift 5
+mount -t tmpfs -o size="$size" tmpfs "$mnt" || exit 97
+cp -a "$workdir/." "$mnt/" || exit 98
+mount --bind "$mnt" "$workdir" || exit 97
+"$@"
+echo $? > "$status"
+cp -a "$workdir/." "$out/"
+"""
+
+
+def _disk_usage(folder):
+    return sum(-(-os.path.getsize(os.path.join(root, n)) // 4096) * 4096
+               for root, _, names in os.walk(folder) for n in names)
+
+
+def _disk_full_run(command, workdir):
+    """Runs `command` once with `workdir` on a file system with room for half of one more
+    checkpoint; afterwards the workdir is what the run left there. Returns the run's exit status,
+    log, the newest listed checkpoint before and after, and what is left of unfinished saves; or
+    {"skipped": why} where no small file system can be mounted (this process needs root, or
+    unprivileged user namespaces for `unshare -Urm`)."""
+    checkpoint_dir = os.path.join(workdir, "checkpoints")
+    before = _newest_listed(checkpoint_dir)
+    checkpoint_bytes = sum(os.path.getsize(os.path.join(checkpoint_dir, n)) for n in os.listdir(checkpoint_dir)
+                           if n.startswith(before + "."))
+    size = _disk_usage(workdir) + checkpoint_bytes // 2
+    scratch = tempfile.mkdtemp(prefix=".disk_full-", dir=os.path.dirname(workdir))
+    mnt, out, status = (os.path.join(scratch, name) for name in ("mnt", "out", "status"))
+    os.makedirs(mnt)
+    os.makedirs(out)
+    unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-Urm"]
+    done = subprocess.run([*unshare, "sh", "-c", _SMALL_DISK_SCRIPT, "sh", workdir, mnt, out, status, str(size),
+                           *command], env=_env(), cwd=REPO, capture_output=True, text=True)
+    if not os.path.exists(status):
+        shutil.rmtree(scratch, ignore_errors=True)
+        return {"skipped": f"cannot mount a small file system here (`{' '.join(unshare)}` and tmpfs: exit status "
+                           f"{done.returncode}, {done.stderr.strip()[-200:]})"}
+    with open(status) as f:
+        returncode = int(f.read())
+    shutil.rmtree(workdir)
+    os.rename(out, workdir)
+    shutil.rmtree(scratch, ignore_errors=True)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    return {"returncode": returncode, "log": done.stderr, "error": errors[0] if errors else done.stderr[-500:],
+            "one_line": len(errors) == 1 and "Traceback" not in done.stderr, "size": size,
+            "checkpoint_bytes": checkpoint_bytes, "before": before, "after": _newest_listed(checkpoint_dir),
+            "unfinished": sorted(n for n in os.listdir(checkpoint_dir) if "_temp" in n)}
+
+
+def _learning_curve(workdir):
+    """{step: record} of a workdir's learning_curve.jsonl (the latest record of a step), as the package reads it."""
+    records = {}
+    try:
+        with open(os.path.join(workdir, "learning_curve.jsonl")) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                records[int(record["step"])] = record
+    except OSError:
+        pass
+    return records
+
+
+def _event(k, kind, target, proc_or_code, log, outcome=None):
+    return {"run": k, "kind": kind, "target": target, "returncode": proc_or_code, "resumed_from": _resumed_from(log),
+            "reached": _last_step(log), "outcome": outcome,
+            "warnings": [line.split("] ", 1)[-1].strip() for line in log.splitlines()
+                         if "is unreadable" in line or "Moved the unreadable" in line]}
+
+
+def soak(workdir, kills, num_steps, checkpoint_every, seed, save_kills=0, corrupt=False, second_training=False,
+         stop_during_eval=False, disk_full=False, eval_every=1_000_000):
     rng = random.Random(seed)
+    load = os.getloadavg()[0]
     reference = os.path.join(workdir, "uninterrupted")
     start = time.perf_counter()
-    subprocess.run(_train_command(reference, num_steps, checkpoint_every, seed), env=_env(), cwd=REPO,
+    subprocess.run(_train_command(reference, num_steps, checkpoint_every, seed, eval_every), env=_env(), cwd=REPO,
                    check=True, capture_output=True)
     reference_seconds = time.perf_counter() - start
 
     soaked = os.path.join(workdir, "killed")
     checkpoint_dir = os.path.join(soaked, "checkpoints")
-    command = _train_command(soaked, num_steps, checkpoint_every, seed)
+    command = _train_command(soaked, num_steps, checkpoint_every, seed, eval_every)
     # Kill moments, drawn once. A random kill comes as soon as the run logs that step (the next
     # step is then in flight, or a checkpoint being written); a save kill during the save that
-    # follows the progress line of its checkpoint step.
-    plan = kill_plan(rng, kills, save_kills, num_steps, checkpoint_every)
-    events, second, corruption = [], None, None
-    for k in range(len(plan) + 1):
-        if corrupt and k == len(plan) and os.path.exists(os.path.join(checkpoint_dir, "checkpoint")):
-            corruption = _corrupt_newest(checkpoint_dir)
-        proc = subprocess.Popen(command, env=_env(), cwd=REPO, stderr=subprocess.PIPE, text=True)
-        if second_training and k == 0:
-            second = _second_training(proc, soaked, command)
-        seen, kind, outcome = [], plan[k][1] if k < len(plan) else None, None
-        if kind is not None:
-            target = plan[k][0]
-            for line in proc.stderr:
-                seen.append(line)
-                if "] step " not in line or _last_step(line) < target:
-                    continue
-                if kind == "random":
-                    proc.send_signal(signal.SIGKILL)
-                    break
-                if _last_step(line) % checkpoint_every == 0:  # the save of this step comes next
-                    outcome = _kill_during_save(proc, checkpoint_dir, _last_step(line))
-                    break
-        log = "".join(seen) + proc.communicate()[1]
-        events.append({"run": k + 1, "kind": kind, "target": plan[k][0] if kind else None,
-                       "returncode": proc.returncode, "resumed_from": _resumed_from(log),
-                       "reached": _last_step(log), "outcome": outcome,
-                       "warnings": [line.split("] ", 1)[-1].strip() for line in log.splitlines()
-                                    if "is unreadable" in line or "Moved the unreadable" in line]})
+    # follows the progress line of its checkpoint step. The faults come after the kills, then the
+    # last run; the newest checkpoint is corrupted before the last kill (or the first fault), so
+    # that the faults' checks (the run after each resumes from where it left) see intact files.
+    faults = [kind for kind, wanted in (("stop_eval", stop_during_eval), ("disk_full", disk_full)) if wanted]
+    horizon = int(num_steps * KILL_HORIZON) if faults else num_steps
+    runs = kill_plan(rng, kills, save_kills, num_steps, checkpoint_every, horizon) + [(None, f) for f in faults]
+    runs.append((None, None))
+    corrupt_before = max(len(runs) - 1 - len(faults) - 1, 0) if faults else len(runs) - 1
+    events, second, corruption, stop, full = [], None, None, None, None
+    for k, (target, kind) in enumerate(runs):
+        if corrupt and k == corrupt_before and os.path.exists(os.path.join(checkpoint_dir, "checkpoint")):
+            corruption = dict(_corrupt_newest(checkpoint_dir), run=k + 1)
+        if kind == "disk_full":
+            full = dict(_disk_full_run(command, soaked), run=k + 1)
+            if "skipped" not in full:
+                events.append(_event(k + 1, kind, None, full["returncode"], full["log"]))
+            log = full.get("log", "")
+        else:
+            proc = subprocess.Popen(command, env=_env(), cwd=REPO, stderr=subprocess.PIPE, text=True)
+            if second_training and k == 0:
+                second = _second_training(proc, soaked, command)
+            seen, outcome, sent = [], None, None
+            if kind == "stop_eval":
+                text, target, sent = _stop_during_eval(proc, eval_every, num_steps)
+                seen.append(text)
+            elif kind is not None:
+                for line in proc.stderr:
+                    seen.append(line)
+                    if "] step " not in line or _last_step(line) < target:
+                        continue
+                    if kind == "random":
+                        proc.send_signal(signal.SIGKILL)
+                        break
+                    if _last_step(line) % checkpoint_every == 0:  # the save of this step comes next
+                        outcome = _kill_during_save(proc, checkpoint_dir, _last_step(line))
+                        break
+            log = "".join(seen) + proc.communicate()[1]
+            events.append(_event(k + 1, kind, target, proc.returncode, log, outcome))
+            if kind == "stop_eval":
+                stop = {"run": k + 1, "step": target, "returncode": proc.returncode,
+                        "seconds": round(time.monotonic() - sent, 1) if sent else None,
+                        "saved": target is not None and _index_lists(checkpoint_dir, f"ckpt-{target}"),
+                        "recorded": f"] step {target}: test" in log,  # this run's evaluation, cut short?
+                        # An earlier run may have evaluated the step already (a kill after its evaluation).
+                        "needed": target not in _learning_curve(soaked)}
+        if stop is not None and k == stop["run"]:  # the run after the stop (0-based k is the next run)
+            stop["evaluated_on_resume"] = f"Step {stop['step']} was not evaluated" in log
+        if full is not None and "skipped" not in full and k == full["run"]:
+            full["resumed_from_kept"] = events[-1]["resumed_from"] == int(full["before"].rsplit("-", 1)[1])
     if corruption is not None:  # the damaged files, kept byte for byte?
         aside = os.path.join(checkpoint_dir, "unreadable")
         kept = [os.path.join(aside, name) for name in (corruption["file"], corruption["checkpoint"] + ".index")]
@@ -264,9 +396,14 @@ def soak(workdir, kills, num_steps, checkpoint_every, seed, save_kills=0, corrup
     trained = sum(e["reached"] - (e["resumed_from"] or 0) for e in events if e["reached"])
     redone = trained - num_steps
     restore_ok, restored = _checkpoints_restore(soaked)
+    curves = {name: _learning_curve(path) for name, path in (("reference", reference), ("soaked", soaked))}
     return {"reference": _evaluate(reference), "soaked": _evaluate(soaked), "events": events, "redone": redone,
             "restore_ok": restore_ok, "restored": restored, "reference_seconds": reference_seconds,
-            "second": second, "corruption": corruption, "workdir": workdir}
+            "second": second, "corruption": corruption, "workdir": workdir, "stop": stop, "disk_full": full,
+            "curves_match": bool(curves["reference"]) and all(
+                curves["soaked"].get(step, {}).get(key) == record.get(key)
+                for step, record in curves["reference"].items() for key in ("mse_E", "mse_EL")),
+            "curve_steps": sorted(curves["reference"]), "load": (load, os.getloadavg()[0], os.cpu_count())}
 
 
 def _command_line(settings):
@@ -293,8 +430,12 @@ def write_report(path, result, settings):
              "the folder is polled every millisecond and the run killed as soon as a file of that checkpoint "
              "appears)"
              + ("; a second training started on the workdir while the first held it" if second else "")
-             + ("; the newest checkpoint's data file truncated to half before the last restart" if corruption
-                else "") + ".", "",
+             + (f"; the newest checkpoint's data file truncated to half before run {corruption.get('run', 'last')}"
+                if corruption else "")
+             + (f"; SIGTERM during an evaluation (every {settings['eval_every']} steps, 1,000 test images in two "
+                "batches)" if result.get("stop") else "")
+             + ("; one run on a file system too small for its next checkpoint" if result.get("disk_full") else "")
+             + ".", "", _machine_line(result.get("load")), "",
              "| run | interrupted | exit status | resumed from step | last step logged |", "|---|---|---|---|---|"]
     for e in events:
         resumed = "killed during start-up" if e["resumed_from"] is None else e["resumed_from"]
@@ -304,6 +445,10 @@ def write_report(path, result, settings):
             how = "too late: it had finished"
         elif e["kind"] == "save":
             how = f"killed during a save: {e['outcome']}"
+        elif e["kind"] == "stop_eval":
+            how = f"SIGTERM as the evaluation of step {e['target']} began"
+        elif e["kind"] == "disk_full":
+            how = "its disk full at its next checkpoint"
         else:
             how = f"killed at step {e['target']}"
         if e["warnings"]:
@@ -326,17 +471,54 @@ def write_report(path, result, settings):
                      f"{'nothing written' if second['untouched'] else 'THE WORKDIR CHANGED'}): "
                      f"`{short(second['error'])}`")
     if corruption:
-        last = events[-1]
+        last = next((e for e in events if e["run"] == corruption.get("run")), events[-1])
         fell_back = bool(last["warnings"]) and last["resumed_from"] is not None and last["resumed_from"] < int(
             corruption["checkpoint"].rsplit("-", 1)[1])
         checks += [fell_back, corruption["kept"]]
         lines.append(f"- Corrupted newest checkpoint: {corruption['file']} truncated from {corruption['size']:,} "
                      f"to {corruption['truncated_to']:,} bytes before run {last['run']}, which "
-                     + (f"warned, fell back to step {last['resumed_from']} and finished" if fell_back
+                     + (f"warned, fell back to step {last['resumed_from']} and "
+                        + ("finished" if last["returncode"] == 0 else "trained on (until its kill)") if fell_back
                         else "DID NOT FALL BACK")
                      + f"; the damaged files were {'kept byte for byte' if corruption['kept'] else 'NOT KEPT'} in "
                      f"checkpoints/unreadable/ ({', '.join(corruption['aside']) or 'empty'}). Its warnings:")
         lines += [f"  - `{short(w)}`" for w in last["warnings"]]
+    stop, full = result.get("stop"), result.get("disk_full")
+    if stop:
+        needed, done = stop.get("needed", True), stop.get("evaluated_on_resume", False)
+        ok = (stop["returncode"] == 128 + signal.SIGTERM and stop["saved"] and not stop["recorded"]
+              and done == needed)
+        checks.append(ok)
+        recorded = "RECORDED" if stop["recorded"] else "not recorded"
+        saved = "saved" if stop["saved"] else "NOT SAVED"
+        if needed:
+            resumed = f"evaluated step {stop['step']} before training" if done else "DID NOT EVALUATE IT"
+        else:
+            resumed = (f"had no evaluation to redo (a run before had evaluated step {stop['step']})" if not done
+                       else "EVALUATED IT AGAIN")
+        lines.append(f"- Stop during an evaluation: SIGTERM on the progress line of step {stop['step']} (its "
+                     f"evaluation comes next): run {stop['run']} exited with status {stop['returncode']} "
+                     f"{stop['seconds']} s later, the evaluation {recorded}, ckpt-{stop['step']} {saved}; run "
+                     f"{stop['run'] + 1} {resumed}.")
+    if full and "skipped" in full:
+        lines.append(f"- Full disk: not run: {full['skipped']}.")
+    elif full:
+        ok = (full["returncode"] == 2 and full["one_line"] and full["error"].startswith("error: no space left")
+              and full["after"] == full["before"] and not full["unfinished"] and full.get("resumed_from_kept", False))
+        checks.append(ok)
+        kept = f"stayed {full['before']}" if full["after"] == full["before"] else f"CHANGED to {full['after']}"
+        left = "no unfinished save left" if not full["unfinished"] else f"LEFT {', '.join(full['unfinished'])}"
+        resumed = "resumed from it" if full.get("resumed_from_kept") else "DID NOT RESUME FROM IT"
+        lines.append(f"- Full disk: run {full['run']} had its workdir on a {full['size'] / 2**20:.1f} MiB tmpfs (its "
+                     f"files and half of one {full['checkpoint_bytes'] / 2**20:.1f} MiB checkpoint): exit status "
+                     f"{full['returncode']}, {'one error line, no traceback' if full['one_line'] else 'NOT ONE LINE'}"
+                     f"; the latest checkpoint {kept}, {left}; run {full['run'] + 1} {resumed}: "
+                     f"`{short(full['error'])}`")
+    if "curves_match" in result:
+        checks.append(result["curves_match"])
+        lines.append(f"- Learning curves (the evaluations during training, at steps "
+                     f"{', '.join(str(s) for s in result['curve_steps'])}): "
+                     + ("identical in both runs." if result["curves_match"] else "THEY DIFFER."))
     lines += ["", "| run | test MSE [E] | test MSE [E+L] |", "|---|---|---|",
               f"| uninterrupted | {ref['mse_E']:.8f} | {ref['mse_EL']:.8f} |",
               f"| interrupted {len(events) - 1} times | {soaked['mse_E']:.8f} | {soaked['mse_EL']:.8f} |", "",
@@ -349,6 +531,16 @@ def write_report(path, result, settings):
     return all(checks)
 
 
+def _machine_line(load) -> str:
+    """Cores and load average: a soak on a shared machine has wall times that are not its own."""
+    if not load:
+        return ""
+    start, end, cores = load
+    shared = max(start, end) > 0.5 * (cores or 1)
+    return (f"Machine: {cores} cores, load average {start:.1f} at the start and {end:.1f} at the end"
+            + (": shared with other work, so the wall times are not the soak's alone." if shared else "."))
+
+
 def short_line(text, folder, limit=400):
     """One log line for the report: paths relative to the soak's `folder`, long lines cut."""
     text = text.replace(os.path.join(os.path.abspath(folder), ""), "")
@@ -358,10 +550,12 @@ def short_line(text, folder, limit=400):
 def main():
     workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="hiabp_soak_")
     settings = dict(kills=FLAGS.kills, save_kills=FLAGS.save_kills, num_steps=FLAGS.num_steps,
-                    checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed, corrupt=FLAGS.corrupt,
-                    second_training=FLAGS.second_training)
+                    checkpoint_every=FLAGS.checkpoint_every, eval_every=FLAGS.eval_every, seed=FLAGS.seed,
+                    corrupt=FLAGS.corrupt, second_training=FLAGS.second_training,
+                    stop_during_eval=FLAGS.stop_during_eval, disk_full=FLAGS.disk_full)
     result = soak(workdir, FLAGS.kills, FLAGS.num_steps, FLAGS.checkpoint_every, FLAGS.seed,
-                  save_kills=FLAGS.save_kills, corrupt=FLAGS.corrupt, second_training=FLAGS.second_training)
+                  save_kills=FLAGS.save_kills, corrupt=FLAGS.corrupt, second_training=FLAGS.second_training,
+                  stop_during_eval=FLAGS.stop_during_eval, disk_full=FLAGS.disk_full, eval_every=FLAGS.eval_every)
     ok = write_report(FLAGS.out, result, settings)
     print(open(FLAGS.out).read())
     return 0 if ok else 1

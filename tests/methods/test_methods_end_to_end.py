@@ -13,9 +13,9 @@ from hiabp_tf import train
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.experiments import report
 
-LAYERS = {"hiabp": 2, "vae": 1, "vlae": 2, "lvae": 2, "abp": 1, "abp_persistent": 1}
-SCORES = {"hiabp": {"mse_E", "mse_EL"}, "vae": {"mse_E"}, "vlae": {"mse_E"}, "lvae": {"mse_E"},
-          "abp": {"mse_L"}, "abp_persistent": {"mse_L"}}
+LAYERS = {"hiabp": 2, "vae": 1, "vlae": 2, "lvae": 2, "lvae_all_layers": 2, "abp": 1, "abp_persistent": 1}
+SCORES = {"hiabp": {"mse_E", "mse_EL", "mse_EL_det"}, "vae": {"mse_E"}, "vlae": {"mse_E"}, "lvae": {"mse_E"},
+          "lvae_all_layers": {"mse_E"}, "abp": {"mse_L"}, "abp_persistent": {"mse_L"}}
 
 
 def _config(method, **overrides):
@@ -50,10 +50,10 @@ def workdirs(tmp_path_factory):
 @pytest.mark.parametrize("method", sorted(LAYERS))
 def test_method_trains_and_evaluates_with_its_scores(workdirs, method):
     """Training writes checkpoints; evaluate scores all 1,000 test images with the method's
-    reconstructions ([E], [E+L] or [L]) and leaves the others null."""
+    reconstructions ([E], [E+L] both ways, or [L]) and leaves the others null."""
     _, result = workdirs[method]
     assert result["method"] == method and result["step"] == 2 and result["num_examples"] == 1000
-    present = {k for k in ("mse_E", "mse_EL", "mse_L") if result[k] is not None}
+    present = {k for k in ("mse_E", "mse_EL", "mse_L", "mse_EL_det") if result[k] is not None}
     assert present == SCORES[method]
     assert all(0.0 < result[k] < 1.0 for k in present)
 

@@ -1,5 +1,9 @@
 """The soak script's log reading (the soak itself runs as `python -m hiabp_tf.tools.soak`)."""
 
+import os
+
+import pytest
+
 from hiabp_tf.tools import soak
 
 LOG = """I1124 08:00:00.0 1 train.py:150] Resumed from runs/x/checkpoints/ckpt-65 at step 65.
@@ -79,3 +83,66 @@ def test_report_says_nothing_was_lost_only_when_every_check_passed(tmp_path):
     for broken in (_result(kept=False), _result(refused=0)):
         assert not soak.write_report(path, broken, settings)
         assert "SOMETHING WAS LOST OR NOT REFUSED" in open(path).read()
+
+
+def _with_faults(stop_ok=True, full=None):
+    result = _result()
+    result["stop"] = {"run": 2, "step": 15, "returncode": 143 if stop_ok else -9, "seconds": 1.5, "saved": True,
+                      "recorded": False, "needed": True, "evaluated_on_resume": True}
+    result["disk_full"] = full if full is not None else {
+        "run": 3, "returncode": 2, "one_line": True, "size": 3 * 2**20, "checkpoint_bytes": 2**21,
+        "error": "error: no space left on the device (/w/killed/checkpoints/ckpt-20_temp/part; No space left on "
+                 "device). Nothing finished was lost: the latest checkpoint of --workdir=/w/killed, ckpt-15 (step 15), "
+                 "is intact", "before": "ckpt-15", "after": "ckpt-15", "unfinished": [], "resumed_from_kept": True}
+    result.update(curves_match=True, curve_steps=[10, 20], load=(3.2, 3.5, 2))
+    return result
+
+
+def test_report_of_the_stop_and_disk_full_faults(tmp_path):
+    settings = dict(kills=1, save_kills=1, num_steps=20, checkpoint_every=5, eval_every=10, seed=0, corrupt=True,
+                    second_training=True, stop_during_eval=True, disk_full=True)
+    path = str(tmp_path / "reliability.md")
+    assert soak.write_report(path, _with_faults(), settings)
+    text = open(path).read()
+    assert "Stop during an evaluation: SIGTERM on the progress line of step 15" in text
+    assert "exited with status 143 1.5 s later, the evaluation not recorded, ckpt-15 saved; run 3 evaluated step 15" \
+        in text
+    assert "Full disk: run 3 had its workdir on a 3.0 MiB tmpfs" in text and "one error line, no traceback" in text
+    assert "the latest checkpoint stayed ckpt-15, no unfinished save left; run 4 resumed from it" in text
+    assert "`error: no space left on the device (killed/checkpoints/ckpt-20_temp" in text
+    assert "identical in both runs" in text and "shared with other work" in text and "Nothing was lost." in text
+    broken_full = dict(_with_faults()["disk_full"], after="ckpt-10")
+    broken_curves = dict(_with_faults(), curves_match=False)
+    not_redone = _with_faults()
+    not_redone["stop"]["evaluated_on_resume"] = False
+    for broken in (_with_faults(stop_ok=False), _with_faults(full=broken_full), broken_curves, not_redone):
+        assert not soak.write_report(path, broken, settings)
+    skipped = _with_faults(full={"skipped": "cannot mount a small file system here", "run": 3})
+    assert soak.write_report(path, skipped, settings)
+    assert "Full disk: not run: cannot mount a small file system here." in open(path).read()
+
+
+def test_the_kills_can_be_kept_to_the_start_of_the_run():
+    import random
+    plan = soak.kill_plan(random.Random(1), kills=5, save_kills=2, num_steps=100, checkpoint_every=5, horizon=60)
+    assert all(0 < step < 60 for step, _ in plan) and len(plan) == 7
+
+
+@pytest.mark.slow
+def test_a_run_on_a_small_file_system_sees_a_full_disk_and_leaves_the_workdir_as_it_ended(tmp_path):
+    """_disk_full_run with a command that fills the disk (no training): the tmpfs is mounted over the
+    workdir in a private namespace, the run's files are copied back, the real disk was never full."""
+    workdir = tmp_path / "killed"
+    (workdir / "checkpoints").mkdir(parents=True)
+    (workdir / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
+    (workdir / "checkpoints" / "ckpt-5.data-00000-of-00001").write_bytes(b"x" * 2**20)
+    fill = ["sh", "-c", f"echo started > {workdir}/marker; head -c 50000000 /dev/zero > {workdir}/checkpoints/ckpt-10"
+                        "_temp || { echo 'error: no space left' >&2; exit 2; }"]
+    full = soak._disk_full_run(fill, str(workdir))
+    if "skipped" in full:
+        pytest.skip(full["skipped"])
+    assert full["returncode"] == 2 and full["one_line"] and full["error"] == "error: no space left"
+    assert (workdir / "marker").read_text() == "started\n"  # the run's own files came back
+    assert full["before"] == full["after"] == "ckpt-5" and full["unfinished"] == ["ckpt-10_temp"]
+    assert os.path.getsize(workdir / "checkpoints" / "ckpt-10_temp") < full["size"]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".disk_full-")]
