@@ -28,10 +28,12 @@ import re
 import socket
 import tempfile
 import time
+import zipfile
 
 from absl import logging
 from google.protobuf.message import DecodeError
 import keras
+import numpy as np
 import tensorflow as tf
 
 from hiabp_tf import config as config_lib
@@ -47,6 +49,10 @@ LEARNING_CURVE_FILE = "learning_curve.jsonl"
 LOCK_FILE = "train.lock"
 # Inside checkpoints/: the files of checkpoints a resumed training could not read, kept intact.
 UNREADABLE_DIR = "unreadable"
+# A shipped model (python -m hiabp_tf.serving.ship): the networks' weights in 16 bits instead of
+# checkpoints/, and what it was shipped from (step, source, the full-precision scores).
+WEIGHTS_FILE = "weights.npz"
+SHIPPED_FILE = "shipped.json"
 
 
 def path_problem(path: str) -> str | None:
@@ -446,14 +452,55 @@ def set_aside_unreadable(checkpoint_dir: str, restored: Restored) -> str | None:
     return target
 
 
+def network_models(model) -> dict:
+    """{name: keras.Model} of the model's networks (generator, encoder, the LVAE variant's prior):
+    what a shipped model keeps (no optimiser, no persistent chains)."""
+    return {name: item for name, item in model.checkpoint_items().items() if isinstance(item, keras.Model)}
+
+
+def save_weights(model, path: str, dtype=np.float16) -> int:
+    """Writes every weight of the model's networks to the npz `path` in `dtype` (16 bits by default:
+    half the size of float32, enough for the scores, `serving.ship` checks it), keyed network/index
+    in Keras' weight order; returns the bytes written."""
+    arrays = {f"{name}/{i}": np.asarray(w.numpy(), dtype) for name, net in network_models(model).items()
+              for i, w in enumerate(net.weights)}
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
+    return os.path.getsize(path)
+
+
+def load_weights(model, path: str) -> None:
+    """Sets the model's networks from `save_weights`' npz (cast to each weight's dtype); a file of
+    other networks is a WorkdirError naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise WorkdirError(f"{path} could not be read as shipped weights ({type(e).__name__}: {e}).") from e
+    expected = {f"{name}/{i}": w for name, net in network_models(model).items() for i, w in enumerate(net.weights)}
+    wrong = sorted(k for k, w in expected.items() if k not in arrays or tuple(arrays[k].shape) != tuple(w.shape))
+    if wrong or len(arrays) != len(expected):
+        raise WorkdirError(f"{path} holds other networks than its {CONFIG_FILE} builds (first mismatch: "
+                           f"{(wrong or sorted(set(arrays) - set(expected)))[0]}); ship the model again.")
+    for key, weight in expected.items():
+        weight.assign(arrays[key].astype(weight.dtype))  # Keras 3: the dtype's name, e.g. "float32"
+
+
 def restore(workdir: str):
     """Rebuilds the model of a workdir from its newest readable checkpoint (falling back past
-    unreadable ones, see `restore_newest_readable`; the workdir is not modified):
-    (model, config, image_shape, step)."""
+    unreadable ones, see `restore_newest_readable`), or a shipped model from its weights.npz (the
+    workdir is not modified): (model, config, image_shape, step)."""
     config, image_shape, num_train_examples = load_run(workdir)
     model = methods.build_model(config, image_shape, num_train_examples)
-    checkpoint, step = make_checkpoint(model)
     checkpoint_dir = os.path.join(workdir, CHECKPOINT_DIR)
+    weights = os.path.join(workdir, WEIGHTS_FILE)
+    if not os.path.isdir(checkpoint_dir) and os.path.isfile(weights):
+        load_weights(model, weights)
+        with open(os.path.join(workdir, SHIPPED_FILE)) as f:
+            return model, config, image_shape, int(json.load(f)["step"])
+    checkpoint, step = make_checkpoint(model)
     restored = restore_newest_readable(
         lambda path: checkpoint.restore(path).expect_partial().assert_existing_objects_matched(),
         checkpoint_dir, workdir)

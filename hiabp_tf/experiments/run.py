@@ -176,6 +176,11 @@ def report(experiment: str, scale: str, provenance: Provenance) -> None:
                                 "equal steps)", keyed,
                                 f"./run.sh table1 {scale}  (flags/<prefix>_<row>.flags{overlay}; {seeds}; "
                                 f"{provenance})", second_t=plan.SECOND_TEST_T)
+        if scale == "cpu":  # the first seed of every row shipped beside the table, to rescore in seconds
+            from hiabp_tf.serving import ship  # pylint: disable=import-outside-toplevel
+            for workdirs in keyed.values():
+                ship.ship(workdirs[0], os.path.join(out, "models", os.path.basename(workdirs[0])),
+                          command=f"./run.sh table1 {scale}")
         if scale != "paper":  # one learning-curve page per dataset column (the first: learning_curves.*)
             for number, prefix in enumerate(plan.prefixes(scale)):
                 column = {key: value for key, value in keyed.items() if key[0] == titles[prefix]}

@@ -1,3 +1,4 @@
 """Using a trained model: the Python API behind `hiabp_tf.load` (`api`), SavedModel export
-(`export`) and inpainting of a user's images (`inpaint`). Imports the layers below (methods, config,
-workdir, data), never experiments or tools."""
+(`export`), inpainting of a user's images (`inpaint`) and shipping a trained model's weights beside
+its results (`ship`). Imports the layers below (methods, config,
+workdir, data, evaluate), never experiments or tools."""

@@ -1,0 +1,88 @@
+"""Shipped models (python -m hiabp_tf.serving.ship): a trained workdir's networks in 16 bits that
+hiabp_tf.load and evaluate read like the workdir, and the models committed under results/ reproduce
+what they were shipped with."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+
+import hiabp_tf
+from hiabp_tf import config as config_lib
+from hiabp_tf import errors
+from hiabp_tf import evaluate
+from hiabp_tf import train
+from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.serving import ship
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIPPED = sorted(glob.glob(os.path.join(REPO, "results", "*", "models", "*", workdir_lib.SHIPPED_FILE)))
+DATA = os.path.join(REPO, "..", "shared", "data")
+
+
+@pytest.mark.slow
+def test_a_shipped_workdir_scores_as_the_trained_one(tmp_path):
+    trained, out = str(tmp_path / "run"), str(tmp_path / "shipped")
+    train.train(config_lib.RunConfig(dataset="mnist_5k", num_layers=2, latent_dims=(4, 4), width=4, batch_size=50,
+                                     langevin_steps=2), trained, 6, log_every=10, eval_every=100, eval_examples=20,
+                checkpoint_every=6)
+    record = ship.ship(trained, out)
+    assert record["weights_dtype"] == "float16" and record["agree_to_3_significant_digits"]
+    assert set(os.listdir(out)) == {"config.json", "weights.npz", "shipped.json"}  # its own evaluations removed
+    reference = evaluate.evaluate(trained)
+    rescored = evaluate.evaluate(out)
+    assert rescored["step"] == 6 == reference["step"]
+    for key in ("mse_E", "mse_EL", "mse_EL_det"):
+        assert f"{rescored[key]:.3g}" == f"{reference[key]:.3g}" == f"{record['full_precision'][key]:.3g}"
+    model = hiabp_tf.load(out)
+    assert model.step == 6 and model.latent_dims == (4, 4)
+    size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(trained, "checkpoints", "ckpt-6.*")))
+    assert record["weights_bytes"] < size / 3  # no optimiser state, half the bits
+    # Weights of other networks are refused by name.
+    other = str(tmp_path / "other")
+    os.makedirs(other)
+    config = config_lib.RunConfig(dataset="mnist_5k", num_layers=2, latent_dims=(4, 5), width=4, batch_size=50)
+    workdir_lib.save_config(other, config, (28, 28, 1), 4000)
+    for name in ("weights.npz", "shipped.json"):
+        os.link(os.path.join(out, name), os.path.join(other, name))
+    with pytest.raises(errors.WorkdirError, match="holds other networks"):
+        workdir_lib.restore(other)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHIPPED, reason="no shipped model under results/ yet")
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: os.path.basename(os.path.dirname(p)))
+def test_every_committed_model_loads_and_reproduces_its_probe(path):
+    """Data-free: the shipped weights decode fixed samples to what the full-precision model gave."""
+    with open(path) as f:
+        record = json.load(f)
+    model, _, _, step = workdir_lib.restore(os.path.dirname(path))
+    assert step == record["step"] and record["agree_to_3_significant_digits"]
+    np.testing.assert_allclose(ship.probe(model), record["probe"], rtol=1e-5)
+    np.testing.assert_allclose(record["probe"], record["probe_full_precision"], atol=2e-3)
+
+
+def test_the_committed_models_stay_small():
+    total = sum(json.load(open(path))["weights_bytes"] for path in SHIPPED)
+    assert total <= 25 * 2**20, f"{total / 2**20:.1f} MB of shipped weights"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "mnist.npz")),
+                    reason="../shared/data/mnist.npz (the MNIST test split, not part of the project) is absent")
+@pytest.mark.skipif(not os.path.isfile(os.path.join(REPO, "results", "cpu", "models", "mnist_vae", "shipped.json")),
+                    reason="results/cpu/models/mnist_vae is not shipped yet")
+def test_the_shipped_vae_rescores_its_committed_table1_number(tmp_path):
+    """Rescoring a committed row in seconds: the VAE's [E] over the 10,000 test digits."""
+    import shutil
+    shipped = os.path.join(REPO, "results", "cpu", "models", "mnist_vae")
+    workdir = str(tmp_path / "mnist_vae")
+    shutil.copytree(shipped, workdir)  # evaluate writes its JSON beside the weights
+    result = evaluate.evaluate(workdir, data_dir=os.path.abspath(DATA))
+    record = json.load(open(os.path.join(shipped, "shipped.json")))
+    table1 = json.load(open(os.path.join(REPO, "results", "cpu", "table1.json")))
+    committed = next(r for r in table1["rows"] if r["row"] == "vae" and r["column"] == "MNIST")["mse"]["seeds"][0]
+    assert result["num_examples"] == 10_000
+    assert f"{result['mse_E']:.3g}" == f"{committed:.3g}" == f"{record['full_precision']['mse_E']:.3g}"
