@@ -6,7 +6,7 @@ Reads only the JSON files the other reports wrote beside their tables (table1.js
 table3.json, figure1.json, learning_curves.json), so it needs no trained run, and no number in it is
 typed by hand: the paper's numbers are the constants below, transcribed from its tables; ours come
 from the JSON files. Each claim "A < B" on Table 1 is decided on the training seeds by Welch's
-t-test (scipy.stats.ttest_ind, equal_var=False, two-sided) at p < ALPHA: `holds` (A lower,
+t-test (scipy.stats.ttest_ind, equal_var=False, two-sided) at p < statistics.ALPHA: `holds` (A lower,
 significant), `does not hold` (A higher, significant), `tie` (not significant; a tie never counts
 as holding); with one seed per side there is no test and the note says so. Claims on other data
 than the paper's are `not comparable`. Table 1's claims are also decided with every Langevin method
@@ -24,9 +24,8 @@ from __future__ import annotations
 import json
 import os
 
-from scipy import stats
-
 from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.evaluation import statistics
 from hiabp_tf.experiments import plan
 
 # The paper's Table 1 MSE, by dataset, (row key, score) as in report.TABLE1_ROWS.
@@ -51,12 +50,7 @@ PAPER_TABLE3 = {5: 0.0216, 10: 0.0183, 15: 0.0168, 30: 0.0166}
 # "Gains little beyond T = 15": the relative fall of the MSE from T = 15 to T = 30 below this (the
 # paper's is 1.2%, against 8.2% from T = 10 to 15).
 LITTLE_GAIN = 0.05
-# Significance level of the seed tests: a difference with p >= ALPHA is a tie.
-ALPHA = 0.05
-# Where one side has a single seed (Table 3's T other than 15), a difference smaller than this many
-# seed standard deviations of the row that has several seeds is a tie.
-ONE_SEED_SIGMAS = 2.0
-VERDICTS = ("holds", "does not hold", "tie", "not comparable")
+VERDICTS = statistics.VERDICTS + ("not comparable",)
 # A method whose MSE still fell by more than this over its last doubling of updates is called
 # "still improving" in the notes.
 STILL_IMPROVING = -0.05
@@ -149,27 +143,6 @@ class Results:
                    if r["column"] == (column or self.column))
 
 
-def compare(smaller: list[float], larger: list[float], reference_std: float | None = None) -> dict:
-    """Is mean(smaller) < mean(larger)? {"verdict": holds / does not hold / tie, "p", "test"}.
-
-    Several seeds on both sides: Welch's t-test, significant at p < ALPHA. One seed on a side: with
-    `reference_std` (the seed std of a comparable row), a difference beyond ONE_SEED_SIGMAS of it
-    decides, else a tie; without one, the sign decides and the test says no test was possible."""
-    mean_a, mean_b = sum(smaller) / len(smaller), sum(larger) / len(larger)
-    direction = "holds" if mean_a < mean_b else "does not hold"
-    if len(smaller) >= 2 and len(larger) >= 2:
-        if len(set(smaller)) == len(set(larger)) == 1:  # no spread on either side: the means alone decide
-            p = 0.0 if mean_a != mean_b else 1.0
-        else:
-            p = float(stats.ttest_ind(smaller, larger, equal_var=False).pvalue)
-        return dict(verdict=direction if p < ALPHA else "tie", p=p, test="Welch's t-test")
-    if reference_std is not None:
-        decisive = abs(mean_a - mean_b) > ONE_SEED_SIGMAS * reference_std
-        return dict(verdict=direction if decisive else "tie", p=None,
-                    test=f"one seed: |difference| vs {ONE_SEED_SIGMAS:g} x seed std {reference_std:.5f}")
-    return dict(verdict=direction, p=None, test="one seed: no test")
-
-
 def _fmt_summary(summary: dict) -> str:
     return f"{summary['mean']:.4f}" + ("" if summary["std"] is None else f" ± {summary['std']:.4f}")
 
@@ -196,13 +169,13 @@ def _less_than(results: Results, smaller: tuple[str, str], larger: tuple[str, st
     """A claim 'smaller < larger' on Table 1: {"paper", "ours", "verdict", "p", "test", the verdict
     under each other variant ("verdict_<variant>"), "note"}."""
     a, b = results.summary(*smaller, column=column), results.summary(*larger, column=column)
-    decided = compare(a["seeds"], b["seeds"])
+    decided = statistics.compare(a["seeds"], b["seeds"])
     p = "" if decided["p"] is None else f", p = {decided['p']:.3g}"
     out = dict(paper=f"{paper[smaller]:.4f} < {paper[larger]:.4f}",
                ours=f"{_fmt_summary(a)} vs {_fmt_summary(b)} ({_pct(a['mean'] / b['mean'] - 1)}{p})",
                verdict=decided["verdict"], p=decided["p"], test=decided["test"])
     for variant, _ in TABLE1_VARIANTS[1:]:
-        out[f"verdict_{variant}"] = compare(results.summary(*smaller, variant, column)["seeds"],
+        out[f"verdict_{variant}"] = statistics.compare(results.summary(*smaller, variant, column)["seeds"],
                                             results.summary(*larger, variant, column)["seeds"])["verdict"]
     notes = [] if decided["p"] is not None else [decided["test"]]
     if decided["verdict"] != "holds" and column in (None, results.column):
@@ -267,7 +240,7 @@ def table3_claims(results: Results) -> list[dict]:
     ours = ", ".join(f"T={t}: {mean[t]:.4f}" + (f" ± {by_t[t]['mse_std']:.4f}" if by_t[t].get("mse_std") else "")
                      for t in steps)
     paper = ", ".join(f"T={t}: {v:.4f}" for t, v in sorted(PAPER_TABLE3.items()))
-    pairs = {(a, b): compare(seeds[b], seeds[a], reference) for a, b in zip(steps, steps[1:])}
+    pairs = {(a, b): statistics.compare(seeds[b], seeds[a], reference) for a, b in zip(steps, steps[1:])}
     verdicts = {d["verdict"] for d in pairs.values()}
     verdict = "does not hold" if "does not hold" in verdicts else "tie" if "tie" in verdicts else "holds"
     tests = sorted({d["test"] for d in pairs.values()})
@@ -438,6 +411,7 @@ def write_claims(out_dir: str, command: str | None = None, readme: str | None = 
     scale = _scale(out_dir)
     seeds = results.num_seeds()
     variants = [label.replace("T = 60", f"T = {results.second_t}") for _, label in TABLE1_VARIANTS[1:]]
+    alpha = statistics.ALPHA
     lines = [f"# The paper's claims at `{scale}` scale", "",
              f"Every number below is read from the JSON files beside this one (table1.json, learning_curves.json, "
              f"table2.json, table3.json, figure1.json), which `./run.sh table1|table2|table3|figure1 {scale}` wrote "
@@ -446,12 +420,12 @@ def write_claims(out_dir: str, command: str | None = None, readme: str | None = 
              f"{results.step():,} updates on {results.column}, {seeds} training seed{'s' * (seeds > 1)} per Table 1 "
              "row.", "",
              f"**Test**: each Table 1 claim *A < B* is decided on the training seeds by Welch's t-test "
-             f"(`scipy.stats.ttest_ind`, unequal variances, two-sided): **holds** if A is lower with p < {ALPHA}, "
-             f"**does not hold** if A is higher with p < {ALPHA}, **tie** if p ≥ {ALPHA} (a tie never counts as "
+             f"(`scipy.stats.ttest_ind`, unequal variances, two-sided): **holds** if A is lower with p < {alpha}, "
+             f"**does not hold** if A is higher with p < {alpha}, **tie** if p ≥ {alpha} (a tie never counts as "
              "holding). The last two verdict columns decide the same claim with every Langevin method scored at "
              f"T = {results.second_t} instead of its training T, and with the deterministic [E+L] (z_0 = mu_phi(x), "
              "no Langevin noise) instead of the paper's. Table 3's T other than 15 have one seed: a difference "
-             f"smaller than {ONE_SEED_SIGMAS:g} seed standard deviations of T = 15 is a tie there.", "",
+             f"smaller than {statistics.ONE_SEED_SIGMAS:g} seed standard deviations of T = 15 is a tie there.", "",
              "| claim | paper | ours (mean ± std over seeds) | verdict | " + " | ".join(
                  f"verdict, {v}" for v in variants) + " | note |",
              "|---|---|---|---|" + "---|" * len(variants) + "---|"]
@@ -482,7 +456,7 @@ def write_claims(out_dir: str, command: str | None = None, readme: str | None = 
     with open(tmp, "w") as f:
         f.write("\n".join(lines) + "\n")
     os.replace(tmp, path)
-    workdir_lib.write_json_atomic(os.path.join(out_dir, "claims.json"), {"command": command, "alpha": ALPHA,
+    workdir_lib.write_json_atomic(os.path.join(out_dir, "claims.json"), {"command": command, "alpha": statistics.ALPHA,
                                                                           "claims": claims})
     if readme:
         update_readme(readme, readme_block(out_dir, os.path.dirname(os.path.abspath(readme)), results, claims))
@@ -513,7 +487,7 @@ def readme_block(out_dir: str, readme_dir: str = ".", results: Results | None = 
         lines += [f"| {r['label']} | {_fmt_ours(r)} ({r['seeds']}) | {_fmt(r['second_t'])} | {_fmt(r['paper'])} |"
                   for r in absolute_rows(results, column)]
     lines += ["", f"![learning curves]({rel}/learning_curves.png)", "",
-              f"The paper's claims at this scale, decided on the seeds by Welch's t-test at p < {ALPHA} "
+              f"The paper's claims at this scale, decided on the seeds by Welch's t-test at p < {statistics.ALPHA} "
               f"([{rel}/claims.md]({rel}/claims.md)): {count_line(claims)}", ""]
     lines += [f"- **{c['verdict']}**: {c['claim']} (ours {c['ours']}{'; ' + c['note'] if c['note'] else ''})"
               for c in claims]

@@ -35,6 +35,7 @@ from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import images
 from hiabp_tf.data import masks
 from hiabp_tf.evaluation import metrics
+from hiabp_tf.evaluation import statistics
 from hiabp_tf.experiments import plan
 
 TABLE1_ROWS = plan.TABLE1  # (row key, label, score reported)
@@ -182,16 +183,6 @@ def _workdirs(value) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def seed_summary(values) -> dict:
-    """{"mean", "std" (sample std, ddof=1; None for one seed), "seeds": the values} of a score over
-    training seeds, or None if any seed lacks it."""
-    if not values or any(v is None for v in values):
-        return None
-    values = [float(v) for v in values]
-    return dict(mean=float(np.mean(values)), std=float(np.std(values, ddof=1)) if len(values) > 1 else None,
-                seeds=values)
-
-
 def _fmt_seeds(summary: dict | None) -> str:
     """mean ± std over seeds (5 decimals), the value alone for one seed, — if absent."""
     if summary is None:
@@ -241,9 +232,9 @@ def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str 
                     entry[key] = None  # no Langevin at test time, or no [E+L] to vary
                 else:
                     scored = [load_eval(w, langevin_steps=second_t) for w in workdirs] if at_second_t else results
-                    entry[key] = seed_summary([r.get(read or score) for r in scored])
+                    entry[key] = statistics.seed_summary([r.get(read or score) for r in scored])
                 cells.append(_fmt_seeds(entry[key]))
-            entry["fid"] = seed_summary([r.get("fid") for r in results])
+            entry["fid"] = statistics.seed_summary([r.get("fid") for r in results])
             cells.append("—" if entry["fid"] is None else f"{entry['fid']['mean']:.2f}"
                          + ("" if entry["fid"]["std"] is None else f" ± {entry['fid']['std']:.2f}"))
             cells.append(str(len(workdirs)))
@@ -391,7 +382,7 @@ def write_table3(out_dir: str, table: str, title: str, runs: dict, command: str 
                 raise errors.WorkdirError(f"{workdir} was evaluated with T = {result['langevin_steps']}, not {t}.")
             details.append(_run_details(f"T = {t}, seed {result['train_seed']}", workdir))
             datasets.add(result["dataset"])
-        summary = seed_summary([r[f"mse_{_headline(workdirs[0])}"] for r in results])
+        summary = statistics.seed_summary([r[f"mse_{_headline(workdirs[0])}"] for r in results])
         cells.append(_fmt_seeds(summary) + (f" ({len(workdirs)} seeds)" if len(workdirs) > 1 else ""))
         numbers.append(dict(langevin_steps=int(t), mse=summary["mean"], mse_std=summary["std"],
                             mse_seeds=summary["seeds"], step=results[0]["step"], dataset=results[0]["dataset"],

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.evaluation import statistics
 from hiabp_tf.experiments import claims
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import report
@@ -74,12 +75,12 @@ def test_verdicts_follow_welchs_test_on_the_seeds(tmp_path):
     assert by["HiABP L = 2 < IABP [E+L]"]["verdict"] == "holds"
     assert by["HiABP L = 3 < L = 2"]["verdict"] == "holds"
     l4 = by["HiABP L = 4 < L = 3"]
-    assert l4["verdict"] == "tie" and l4["p"] > claims.ALPHA and l4["test"] == "Welch's t-test"
+    assert l4["verdict"] == "tie" and l4["p"] > statistics.ALPHA and l4["test"] == "Welch's t-test"
     assert l4["verdict_mse_det"] == "holds" and l4["verdict_mse_second_t"] == "tie"
     assert "HiABP [E+L] (L=4) still improving (-20.0%" in l4["note"] and "HiABP [E+L] (L=3) flat (-1.0%" in l4["note"]
     assert by["IABP [E+L] < ABP (non-persistent)"]["verdict"] == "holds"
     persistent = by["IABP [E+L] < ABP (persistent)"]
-    assert persistent["verdict"] == "does not hold" and persistent["p"] < claims.ALPHA
+    assert persistent["verdict"] == "does not hold" and persistent["p"] < statistics.ALPHA
     for baseline in ("VAE", "LVAE (L=4)", "VLAE (L=4)"):  # L = 4, the paper's choice, not the best on test
         assert by[f"HiABP L = 4 < {baseline}"]["verdict"] == "holds"
     assert by["HiABP L = 4 < L = 3"]["paper"] == "0.0151 < 0.0162"
@@ -101,14 +102,14 @@ def test_verdicts_follow_welchs_test_on_the_seeds(tmp_path):
 
 
 def test_the_seed_test_known_answers():
-    assert claims.compare([1.0, 1.1, 0.9], [2.0, 2.1, 1.9])["verdict"] == "holds"
-    assert claims.compare([2.0, 2.1, 1.9], [1.0, 1.1, 0.9])["verdict"] == "does not hold"
-    close = claims.compare([1.0, 1.2, 0.8], [1.05, 1.25, 0.85])
+    assert statistics.compare([1.0, 1.1, 0.9], [2.0, 2.1, 1.9])["verdict"] == "holds"
+    assert statistics.compare([2.0, 2.1, 1.9], [1.0, 1.1, 0.9])["verdict"] == "does not hold"
+    close = statistics.compare([1.0, 1.2, 0.8], [1.05, 1.25, 0.85])
     assert close["verdict"] == "tie" and close["p"] == pytest.approx(0.77, abs=0.01)  # scipy's Welch p
-    assert claims.compare([1.0], [2.0]) == dict(verdict="holds", p=None, test="one seed: no test")
-    assert claims.compare([1.0], [1.1], reference_std=0.1)["verdict"] == "tie"  # within 2 seed stds
-    assert claims.compare([1.0], [1.3], reference_std=0.1)["verdict"] == "holds"
-    assert claims.compare([1.0, 1.0], [2.0, 2.0])["verdict"] == "holds"  # no spread: the means decide
+    assert statistics.compare([1.0], [2.0]) == dict(verdict="holds", p=None, test="one seed: no test")
+    assert statistics.compare([1.0], [1.1], reference_std=0.1)["verdict"] == "tie"  # within 2 seed stds
+    assert statistics.compare([1.0], [1.3], reference_std=0.1)["verdict"] == "holds"
+    assert statistics.compare([1.0, 1.0], [2.0, 2.0])["verdict"] == "holds"  # no spread: the means decide
 
 
 def test_one_seed_claims_are_decided_by_the_sign_and_say_so(tmp_path):
