@@ -24,7 +24,7 @@ DETERMINISTIC = {"hiabp_l4": 0.0100}
 
 def _seeds(mean, n=3):
     values = [mean * (1 + 0.01 * (k - (n - 1) / 2)) for k in range(n)]
-    return report.seed_summary(values)
+    return statistics.seed_summary(values)
 
 
 def _write_results(out, table3=None, figure1=None, still_improving=("hiabp_l4",), mean_image=0.15, seeds=3):
