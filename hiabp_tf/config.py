@@ -309,22 +309,29 @@ def _includes_root(path: str) -> str:
     return os.path.dirname(folder) if os.path.basename(folder) == "flags" else os.getcwd()
 
 
-def _read_flagfile(flag_values: flags.FlagValues, path: str, parse: bool):
-    """absl's reading of `path` (includes followed), from the folder its includes are relative to."""
-    if not os.path.isfile(path):
-        raise ConfigError(f"flagfile {path} not found; the flag files are in flags/.")
-    path = os.path.abspath(path)
+def _read_flagfile(flag_values: flags.FlagValues, path, parse: bool):
+    """absl's reading of `path` (includes followed), from the folder its includes are relative to; a
+    list of paths is read in order, a later file's values overriding an earlier one's (as
+    `train --flagfile=A --flagfile=B`)."""
+    paths = [path] if isinstance(path, str) else list(path)
+    for one in paths:
+        if not os.path.isfile(one):
+            raise ConfigError(f"flagfile {one} not found; the flag files are in flags/.")
+    paths = [os.path.abspath(one) for one in paths]
+    path = ", ".join(paths)
+    args = [f"--flagfile={one}" for one in paths]
     try:
-        with contextlib.chdir(_includes_root(path)):
+        with contextlib.chdir(_includes_root(paths[0])):
             if parse:
-                return flag_values(["load_flagfile", f"--flagfile={path}"])
-            return flag_values.read_flags_from_files([f"--flagfile={path}"], force_gnu=False)
+                return flag_values(["load_flagfile", *args])
+            return flag_values.read_flags_from_files(args, force_gnu=False)
     except (flags.Error, OSError) as e:
         raise ConfigError(f"{path}: {e} (flag files hold the flags of hiabp_tf.train, one per line).") from None
 
 
-def load_flagfile(path: str, **overrides) -> tuple[RunConfig, dict]:
-    """(RunConfig, train.train keyword arguments incl. num_steps) of a flags/*.flags file, read by
+def load_flagfile(path, **overrides) -> tuple[RunConfig, dict]:
+    """(RunConfig, train.train keyword arguments incl. num_steps) of a flags/*.flags file (or a list
+    of them, read in order: an experiment and its scale's overlays), read by
     absl (nested --flagfile includes are followed) into flags of their own, so the process's
     FLAGS are untouched; `overrides` (by flag name) replace the file's values. Unknown flags and
     bad values are a ConfigError naming the file."""
@@ -336,9 +343,12 @@ def load_flagfile(path: str, **overrides) -> tuple[RunConfig, dict]:
     for name, value in overrides.items():
         if name not in flag_values or name in _PLACE_FLAGS:
             raise ConfigError(f"--{name} is not a flag of hiabp_tf.train that can be overridden.")
-        if name == "latent_dims":
+        if name == "latent_dims" and not isinstance(value, str):
             value = [str(d) for d in value]
-        setattr(flag_values, name, value)
+        if isinstance(value, str):  # as on the command line: parsed by the flag's own type
+            flag_values[name].parse(value)
+        else:
+            setattr(flag_values, name, value)
     return config_from_flags(flag_values), train_kwargs_from_flags(flag_values)
 
 

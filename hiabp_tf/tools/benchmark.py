@@ -199,11 +199,18 @@ def _block(outputs) -> float:
     return float(outputs["generator_loss"])
 
 
-def read_flagfile(path: str) -> config_lib.RunConfig:
-    """The RunConfig of a train.py flagfile (its bookkeeping flags are not needed here)."""
-    if not os.path.isfile(path):
-        raise errors.ConfigError(f"--arch_flagfile={path}: file not found (try one of flags/*.flags).")
-    return config_lib.load_flagfile(path)[0]
+def read_flagfile(path, overrides=()) -> config_lib.RunConfig:
+    """The RunConfig of a train.py flagfile, or of several read in order (an experiment, then its
+    scale's overlays), with `overrides` ("NAME=VALUE" strings, --arch_set) after them; its
+    bookkeeping flags are not needed here."""
+    paths = [path] if isinstance(path, str) else list(path)
+    for one in paths:
+        if not os.path.isfile(one):
+            raise errors.ConfigError(f"--arch_flagfile={one}: file not found (try one of flags/*.flags).")
+    settings = dict(item.split("=", 1) for item in overrides if "=" in item)
+    if len(settings) != len(overrides):
+        raise errors.ConfigError(f"--arch_set={','.join(overrides)}: give NAME=VALUE items.")
+    return config_lib.load_flagfile(paths, **settings)[0]
 
 
 def _image_shape(dataset: str) -> tuple:
@@ -236,7 +243,8 @@ def _train_dataset(image_shape, batch_size, tmpdir):
     return input_pipeline.make_train_dataset(f"npz:{path}", batch_size, seed=0)[0]
 
 
-def make_setup(arch: str, arch_flagfile: str | None, tmpdir: str, precision: str = "float32") -> Setup:
+def make_setup(arch: str, arch_flagfile: str | None, tmpdir: str, precision: str = "float32",
+               arch_set=()) -> Setup:
     keras.utils.set_random_seed(0)
     if arch == "reference":
         hparams = algorithm.Hyperparameters(
@@ -252,11 +260,12 @@ def make_setup(arch: str, arch_flagfile: str | None, tmpdir: str, precision: str
     elif arch == "flags":
         if not arch_flagfile:
             raise errors.ConfigError("--arch=flags needs --arch_flagfile=flags/NAME.flags.")
-        run = dataclasses.replace(read_flagfile(arch_flagfile), precision=precision)
+        run = dataclasses.replace(read_flagfile(arch_flagfile, arch_set), precision=precision)
         image_shape = _image_shape(run.dataset)
         model = methods.build_model(run, image_shape, 60000)
         batch_size, method, steps, latent_dims = run.batch_size, run.method, run.langevin_steps, run.latent_dims
-        config = dict(arch="flags", arch_flagfile=arch_flagfile, **run.to_json(), image_shape=list(image_shape))
+        config = dict(arch="flags", arch_flagfile=arch_flagfile, arch_set=list(arch_set), **run.to_json(),
+                      image_shape=list(image_shape))
     else:
         raise errors.ConfigError(f"--arch={arch!r}: use reference or flags.")
     config["precision"] = precision
@@ -383,7 +392,7 @@ def time_input_pipeline(setup: Setup, step, iterations: int, seed) -> dict:
 
 def run(arch="reference", arch_flagfile=None, modes=("eager", "function", "xla"), iterations=10,
         eager_iterations=3, warmup=2, precision="float32", peer="none", matmul_size=2048,
-        input_pipeline_iterations=5, step="default", profile_dir=None, tmpdir=None, against=()) -> dict:
+        input_pipeline_iterations=5, step="default", profile_dir=None, tmpdir=None, against=(), arch_set=()) -> dict:
     """Runs the benchmark and returns the result dict (what main prints as JSON).
 
     `against`: counterfactual steps (COUNTERFACTUALS), each timed in alternation with the default
@@ -392,7 +401,7 @@ def run(arch="reference", arch_flagfile=None, modes=("eager", "function", "xla")
     faster), which the machine's noise affects far less than separate timings."""
     import tempfile
     with tempfile.TemporaryDirectory(dir=tmpdir) as tmp:
-        setup = make_setup(arch, arch_flagfile, tmp, precision)
+        setup = make_setup(arch, arch_flagfile, tmp, precision, arch_set)
         seed = tf.constant([0, 1], tf.int32)
         matmul_samples = [matmul_gflops_per_s(matmul_size)]
         result = dict(config=dict(setup.config, step=step, iterations=iterations, warmup=warmup,
@@ -573,7 +582,10 @@ def time_torch_peer(setup: Setup, iterations, warmup, timings, seed, rounds=3) -
 def define_flags():
     flags.DEFINE_enum("arch", "reference", ["reference", "flags"],
                       "reference: the fixed pair of the module docstring; flags: --arch_flagfile's networks.")
-    flags.DEFINE_string("arch_flagfile", None, "A train.py flagfile (flags/NAME.flags) for --arch=flags.")
+    flags.DEFINE_list("arch_flagfile", None, "A train.py flagfile (flags/NAME.flags) for --arch=flags, or several "
+                      "read in order, e.g. flags/celeba_hiabp_l4.flags,flags/cpu.flags,flags/cpu_celeba.flags.")
+    flags.DEFINE_list("arch_set", [], "NAME=VALUE flags of hiabp_tf.train set after --arch_flagfile, e.g. "
+                      "dataset=svhn_cropped (a 32x32x3 shape without its data: the benchmark times random images).")
     flags.DEFINE_list("modes", list(MODES), "Which of eager, function, xla to time.")
     flags.DEFINE_integer("iterations", 10, "Timed iterations per mode (the median is reported).")
     flags.DEFINE_integer("eager_iterations", 3, "Timed iterations in eager mode (slow).")
@@ -610,7 +622,8 @@ def main():
                  iterations=FLAGS.iterations, eager_iterations=FLAGS.eager_iterations,
                  warmup=FLAGS.warmup, precision=FLAGS.precision, peer=FLAGS.peer,
                  matmul_size=FLAGS.matmul_size, input_pipeline_iterations=FLAGS.input_pipeline_iterations,
-                 step=FLAGS.step, profile_dir=FLAGS.profile_dir, against=tuple(FLAGS.against))
+                 step=FLAGS.step, profile_dir=FLAGS.profile_dir, against=tuple(FLAGS.against),
+                 arch_set=tuple(FLAGS.arch_set))
     result["config"].update(remapping=FLAGS.remapping, tensorflow=tf.__version__,
                             machine=platform.machine(), python=platform.python_version())
     for mode, figs in result["modes"].items():

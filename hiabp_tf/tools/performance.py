@@ -81,6 +81,44 @@ FLAG_ARCHS = ("mnist5k_hiabp_l3", "mnist_hiabp_l1", "mnist_hiabp_l2", "mnist_hia
               "svhn_hiabp_l1", "svhn_hiabp_l4", "celeba_hiabp_l1")
 
 
+# The supported image shapes side by side, on the cpu scale's networks (width 32, one thread each as
+# two trainings side by side run): HiABP L = 4 on MNIST's 28x28x1 (the gray workhorse), and the CelebA
+# experiment's networks (latent size 192) at 32x32x3 (the cpu scale's faces) and 64x64x3 (the
+# paper's); random images of each shape (`--arch_set=dataset=...` gives the shape without its data).
+SHAPES = (
+    ("28x28x1 (MNIST)", ("flags/mnist_hiabp_l4.flags", "flags/cpu.flags"), ()),
+    ("32x32x3 (CelebA, cpu scale)", ("flags/celeba_hiabp_l4.flags", "flags/cpu.flags"), ("dataset=svhn_cropped",)),
+    ("64x64x3 (CelebA, paper size)", ("flags/celeba_hiabp_l4.flags", "flags/cpu.flags"), ()),
+)
+SHAPE_PRECISIONS = ("bfloat16", "float32")
+# Issue 21's bar: every supported shape at >= this fraction of the gray workhorse's GFLOP/s.
+TARGET_FRACTION_OF_GRAY = 0.7
+
+
+OUTPUT_LAYERS_SCRIPT = (
+    "import json; from hiabp_tf.tools import benchmark; print(json.dumps({"
+    "f\"{'x'.join(map(str, shape))} {p}\": benchmark.output_layer_variants(shape=shape, precision=p) "
+    "for shape in benchmark.OUTPUT_SHAPES for p in ('float32', 'bfloat16')}))")
+
+
+def measure_output_layers() -> dict:
+    """The output block r's formulations at every supported shape (`benchmark.output_layer_variants`),
+    in a fresh process with one intra-op thread."""
+    done = subprocess.run([sys.executable, "-c", OUTPUT_LAYERS_SCRIPT], capture_output=True, text=True,
+                          env=dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_CPP_MIN_LOG_LEVEL="3"),
+                          timeout=3600, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_shapes(iterations: int) -> dict:
+    """{precision: {shape label: benchmark result}} of SHAPES, one intra-op thread each."""
+    return {precision: {label: run_benchmark(
+        ("--arch=flags", f"--arch_flagfile={','.join(files)}", *((f"--arch_set={','.join(sets)}",) if sets else ()),
+         "--modes=function", f"--iterations={max(3, iterations // 3)}", "--warmup=1", "--input_pipeline_iterations=0",
+         f"--precision={precision}", "--intra_op_threads=1"))
+        for label, files, sets in SHAPES} for precision in SHAPE_PRECISIONS}
+
+
 def run_benchmark(args, env=(), timeout=3600) -> dict:
     """Runs `python -m hiabp_tf.benchmark ARGS` in a fresh process; returns its JSON."""
     command = [sys.executable, "-m", "hiabp_tf.benchmark", *args]
@@ -189,6 +227,8 @@ def measure(iterations: int, runs_dir: str, bf16_steps: int | None, flag_archs=F
         measured["flag_archs"][name] = run_benchmark(
             ("--arch=flags", f"--arch_flagfile=flags/{name}.flags", "--modes=function",
              f"--iterations={max(2, iterations // 4)}", "--warmup=1", "--input_pipeline_iterations=0"))
+    measured["shapes"] = measure_shapes(iterations)
+    measured["output_layers"] = measure_output_layers()
     if parallel_steps:
         measured["parallel"] = measure_parallel(PARALLEL_FLAGFILE, parallel_steps, runs_dir)
     if bf16_steps:
@@ -292,7 +332,7 @@ def render(measured: dict, command: str) -> str:
         lines.append("")
     variants = default.get("output_layer_ms")
     if variants:
-        keras_ms = variants["keras_conv2d_transpose"]
+        keras_ms = variants.get("keras", variants.get("keras_conv2d_transpose"))  # (its name until issue 21)
         best = min(variants, key=variants.get)
         saving = 15 * (keras_ms - variants[best])
         lines += [
@@ -409,8 +449,48 @@ def render(measured: dict, command: str) -> str:
             f"{c['batch_size']} | {c['langevin_steps']} | {result['flops_per_iteration']['per_iteration'] / 1e9:.1f} | "
             f"{figs['ms_per_iter']:.0f} | {figs['images_per_s']:.0f} | {figs['gflops_per_s']:.1f} | "
             f"{_percent(figs['fraction_of_matmul'])} |")
+    lines += render_shapes(measured.get("shapes"), measured.get("output_layers"),
+                           measured.get("shapes_measured"))
     lines += ["", "Raw JSON of every benchmark process: `performance.json` beside this file.", ""]
     return "\n".join(lines)
+
+
+def render_shapes(shapes: dict | None, output_layers: dict | None, when: str | None = None) -> list[str]:
+    """The image shapes side by side: each shape's speed against the gray workhorse's, and the output
+    block r's formulations at each shape (how `models.OUTPUT_FORMULATION_BY_CHANNELS` was chosen)."""
+    if not shapes:
+        return []
+    from hiabp_tf.core import models  # the formulations each channel count uses
+
+    lines = ["## Image shapes side by side", "",
+             (f"Measured {when} (`--only_shapes`), with nothing else running. " if when else "")
+             + "HiABP L = 4 with the cpu scale's networks (width 32), one intra-op thread (as each of two "
+             "trainings side by side), the default path, per precision; *of gray*: the GFLOP/s against "
+             f"28x28x1's in the same precision (issue 21's bar: >= {_percent(TARGET_FRACTION_OF_GRAY)} for every shape). The output "
+             "block r computes as `models.OUTPUT_FORMULATION_BY_CHANNELS` says: "
+             + ", ".join(f"{c} channel{'s' * (c > 1)}: {f}" for c, f in models.OUTPUT_FORMULATION_BY_CHANNELS.items())
+             + ".", "",
+             "| precision | image | GFLOP / iteration | ms / iteration | GFLOP/s | of gray | of matmul |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for precision, results in shapes.items():
+        gray = next(iter(results.values()))["modes"]["function"]["gflops_per_s"]
+        for label, result in results.items():
+            figs = result["modes"]["function"]
+            lines.append(f"| {precision} | {label} | {result['flops_per_iteration']['per_iteration'] / 1e9:.1f} | "
+                         f"{figs['ms_per_iter']:.0f} | {figs['gflops_per_s']:.1f} | "
+                         f"{_percent(figs['gflops_per_s'] / gray)} | {_percent(figs['fraction_of_matmul'])} |")
+    lines.append("")
+    if output_layers:
+        names = list(next(iter(output_layers.values())))
+        lines += ["The output block r alone at each shape (its input channels, 4x4 kernel, stride 1, batch 100): "
+                  "forward + input gradient (what every Langevin step computes), ms per call, by formulation "
+                  "(`benchmark.output_layer_variants`, checked equal):", "",
+                  "| shape (side x channels in x channels out x kernel), precision | " + " | ".join(names) + " |",
+                  "|---|" + "---:|" * len(names)]
+        lines += [f"| {shape} | " + " | ".join(f"{ms[n]:.2f}" for n in names) + " |"
+                  for shape, ms in output_layers.items()]
+        lines.append("")
+    return lines
 
 
 XLA_DECISION = ("rejected: XLA:CPU compiles the convolutions itself instead of calling oneDNN's; compare "
@@ -426,6 +506,8 @@ def define_flags():
                          "Training steps of each run of the two-at-a-time measurement (0: skip).")
     flags.DEFINE_list("flag_archs", list(FLAG_ARCHS), "flags/NAME.flags files to benchmark.")
     flags.DEFINE_bool("rerender", False, "Only rewrite --out from the JSON of the last measurement beside it.")
+    flags.DEFINE_bool("only_shapes", False, "Only measure the image shapes side by side (and the output block's "
+                      "formulations at each), into the JSON of the last measurement, and rewrite --out.")
 
 
 FLAGS = flags.FLAGS
@@ -437,10 +519,16 @@ def main():
         for name, value in (("out", FLAGS.out), ("iterations", FLAGS.iterations), ("bf16_steps", FLAGS.bf16_steps),
                             ("parallel_steps", FLAGS.parallel_steps)))
     json_path = os.path.splitext(FLAGS.out)[0] + ".json"
-    if FLAGS.rerender:
+    if FLAGS.rerender or FLAGS.only_shapes:
         with open(json_path) as f:
             measured = json.load(f)
         command = measured.get("command", command)
+        if FLAGS.only_shapes:
+            measured.update(shapes=measure_shapes(FLAGS.iterations), output_layers=measure_output_layers(),
+                            shapes_measured=datetime.datetime.now().isoformat(timespec="minutes"))
+            with open(json_path + ".tmp", "w") as f:
+                json.dump(measured, f, indent=1)
+            os.replace(json_path + ".tmp", json_path)
     else:
         measured = measure(FLAGS.iterations, FLAGS.runs_dir, FLAGS.bf16_steps, tuple(FLAGS.flag_archs),
                            parallel_steps=FLAGS.parallel_steps)

@@ -172,7 +172,7 @@ def test_performance_report_states_the_target_from_the_figures(peer_ms, fraction
     default = _fake_result(500, fraction, peer_ms)
     default["profile"] = dict(step_ms=500, op_ms=600, langevin_loop_share_of_op_time=0.9, logdir="p",
                               top_ops=[dict(op="Langevin loop: conv", ms_per_iter=300.0, share=0.5)])
-    default["output_layer_ms"] = {"keras_conv2d_transpose": 8.0, "depthwise_then_sum": 6.0}
+    default["output_layer_ms"] = {"keras": 8.0, "depthwise_then_sum": 6.0}
     measured = dict(started="t0", finished="t1", default=default,
                     default_again=_fake_result(510),
                     levers=[dict(name="lever A", decision="rejected", result=_fake_result(1000))],
@@ -191,3 +191,22 @@ def test_performance_report_states_the_target_from_the_figures(peer_ms, fraction
     assert "| reference | 500 | 510 | +2.0% (-1.0% .. +5.0%) | rejected: no gain" in text
     assert "| side by side, TF_NUM_INTRAOP_THREADS=1 | 160 | +25% |" in text
     assert "Fastest: side by side, TF_NUM_INTRAOP_THREADS=1." in text
+
+
+def test_the_shapes_table_compares_every_shape_with_the_gray_workhorse():
+    def result(gflops):
+        return dict(flops_per_iteration=dict(per_iteration=10e9),
+                    modes=dict(function=dict(ms_per_iter=100.0, gflops_per_s=gflops, fraction_of_matmul=0.5)))
+    shapes = {"bfloat16": {label: result(g) for (label, _, _), g in zip(performance.SHAPES, (100.0, 80.0, 60.0))}}
+    layers = {"28x32x1x4 bfloat16": {"depthwise_then_sum": 7.8, "conv2d_flipped_kernel": 12.2, "keras": 9.3}}
+    text = "\n".join(performance.render_shapes(shapes, layers, "2026-12-02T20:00"))
+    assert "| bfloat16 | 32x32x3 (CelebA, cpu scale) | 10.0 | 100 | 80.0 | 80% | 50% |" in text
+    assert "| bfloat16 | 64x64x3 (CelebA, paper size) | 10.0 | 100 | 60.0 | 60% |" in text
+    assert "| 28x32x1x4 bfloat16 | 7.80 | 12.20 | 9.30 |" in text and "Measured 2026-12-02T20:00" in text
+    assert "3 channels: keras" in text
+
+
+def test_every_output_formulation_at_every_shape_is_checked_equal():
+    for shape in benchmark.OUTPUT_SHAPES:
+        ms = benchmark.output_layer_variants(batch_size=2, repeats=1, shape=shape, precision="bfloat16")
+        assert set(ms) == {"depthwise_then_sum", "conv2d_flipped_kernel", "keras"}
