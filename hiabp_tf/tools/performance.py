@@ -466,8 +466,8 @@ def render_shapes(shapes: dict | None, output_layers: dict | None, when: str | N
              (f"Measured {when} (`--only_shapes`), with nothing else running. " if when else "")
              + "HiABP L = 4 with the cpu scale's networks (width 32), one intra-op thread (as each of two "
              "trainings side by side), the default path, per precision; *of gray*: the GFLOP/s against "
-             f"28x28x1's in the same precision (issue 21's bar: >= {_percent(TARGET_FRACTION_OF_GRAY)} for every shape). The output "
-             "block r computes as `models.OUTPUT_FORMULATION_BY_CHANNELS` says: "
+             f"28x28x1's in the same precision (issue 21's bar: >= {_percent(TARGET_FRACTION_OF_GRAY)} for every "
+             "shape). The output block r computes as `models.OUTPUT_FORMULATION_BY_CHANNELS` says: "
              + ", ".join(f"{c} channel{'s' * (c > 1)}: {f}" for c, f in models.OUTPUT_FORMULATION_BY_CHANNELS.items())
              + ".", "",
              "| precision | image | GFLOP / iteration | ms / iteration | GFLOP/s | of gray | of matmul |",
