@@ -26,6 +26,7 @@ from absl import flags
 from absl import logging
 
 from hiabp_tf import cli
+from hiabp_tf.core import hardware
 
 # Speed target of issue 5: the default path at least this much faster than the eager peer.
 TARGET_SPEEDUP_OVER_PEER = 2.2
@@ -525,7 +526,8 @@ def main():
         command = measured.get("command", command)
         if FLAGS.only_shapes:
             measured.update(shapes=measure_shapes(FLAGS.iterations), output_layers=measure_output_layers(),
-                            shapes_measured=datetime.datetime.now().isoformat(timespec="minutes"))
+                            shapes_measured=f"{datetime.datetime.now().isoformat(timespec='minutes')} on "
+                                            f"{hardware.describe()}")
             with open(json_path + ".tmp", "w") as f:
                 json.dump(measured, f, indent=1)
             os.replace(json_path + ".tmp", json_path)
