@@ -161,7 +161,7 @@ def report(experiment: str, scale: str, provenance: Provenance) -> None:
 
     out = f"results/{scale}"
     if experiment == "core":
-        table = "hiabp.md" if scale == "paper" else "hiabp_mnist5k.md"
+        table = "hiabp.md" if scale == "paper" else f"hiabp_{plan.main_prefix(scale)}.md"  # mnist5k, or mnist at cpu
         command = f"./run.sh {'' if scale == 'quick' else 'core '}{scale}  ({provenance})"
         report_lib.write_runs_table(out, table, f"IABP / HiABP test reconstruction MSE ({scale} scale)",
                                     list(_workdirs(scale, plan.core_names(scale)).items()), command)
