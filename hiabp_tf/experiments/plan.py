@@ -194,12 +194,18 @@ def table3_name(scale: str, steps: int) -> str:
     return table3_base(scale) if steps == 15 else f"{table3_base(scale)}_t{steps}"
 
 
-def samples_names(scale: str) -> dict:
-    """{label: run} of the samples page: VAE, ABP and HiABP side by side."""
+def samples_pages(scale: str) -> dict:
+    """{page name: {label: run}} of the samples pages: VAE, ABP and HiABP side by side (at the cpu
+    scale also on its CelebA faces, where ABP is the persistent one Table 1 trains there)."""
     if scale == "paper":
-        return {"VAE": "celeba_vae", "ABP (non-persistent)": "celeba_abp", "HiABP": "celeba_hiabp_l4"}
+        return {"samples": {"VAE": "celeba_vae", "ABP (non-persistent)": "celeba_abp", "HiABP": "celeba_hiabp_l4"}}
     prefix = main_prefix(scale)
-    return {"VAE": f"{prefix}_vae", "ABP (non-persistent)": f"{prefix}_abp", "HiABP": f"{prefix}_hiabp_l3"}
+    pages = {"samples": {"VAE": f"{prefix}_vae", "ABP (non-persistent)": f"{prefix}_abp",
+                         "HiABP": f"{prefix}_hiabp_l3"}}
+    if scale == "cpu":
+        pages["samples_celeba"] = {"VAE": "celeba_vae", "ABP (persistent)": "celeba_abp_persistent",
+                                   "HiABP (L=4)": "celeba_hiabp_l4"}
+    return pages
 
 
 def core_names(scale: str) -> dict:
@@ -238,7 +244,7 @@ def runs(experiment: str, scale: str, inception_weights: str | None = None) -> l
     if experiment == "figure7":
         return [Run(f"{main_prefix(scale)}_hiabp_l3")]
     if experiment == "samples":
-        return [Run(name) for name in samples_names(scale).values()]
+        return [Run(name) for page in samples_pages(scale).values() for name in page.values()]
     raise ValueError(f"experiment {experiment!r} is unknown; choose one of {', '.join(EXPERIMENTS)}.")
 
 

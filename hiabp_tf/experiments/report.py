@@ -528,18 +528,22 @@ def last_doubling_change(points) -> dict | None:
     return dict(from_step=from_step, to_step=last_step, relative=(last - first) / first)
 
 
-def write_samples(out_dir: str, runs: list[tuple[str, str]], command: str | None, num_images: int = 10) -> str:
+def write_samples(out_dir: str, runs: list[tuple[str, str]], command: str | None, num_images: int = 10,
+                  name: str = "samples") -> str:
     """Figures 4 and 5: test images beside the reconstructions of each run (e.g. VAE, ABP, HiABP),
-    and unconditional samples (every layer z^l ~ N(0, I)) of the last run. Writes samples.md."""
+    and unconditional samples (every layer z^l ~ N(0, I)) of the last run. Writes `name`.md and
+    `name`.png, with the reconstructions in reconstructions`name minus "samples"`.png."""
     from hiabp_tf.experiments import figures
 
     models = [(label, workdir_lib.restore(workdir)[0]) for label, workdir in runs]
     dataset = workdir_lib.load_config(runs[-1][1])[0].dataset
     originals = metrics.spread_images(dataset, num_images)
-    comparison = figures.save_reconstruction_comparison(models, originals, os.path.join(out_dir, "reconstructions.png"))
-    samples = figures.save_samples(models[-1][1], os.path.join(out_dir, "samples.png"), num=64, columns=8,
+    suffix = name[len("samples"):]  # "" or e.g. "_celeba"
+    comparison = figures.save_reconstruction_comparison(models, originals,
+                                                        os.path.join(out_dir, f"reconstructions{suffix}.png"))
+    samples = figures.save_samples(models[-1][1], os.path.join(out_dir, f"{name}.png"), num=64, columns=8,
                                    title=f"{runs[-1][0]}: samples, every layer z ~ N(0, I)")
-    lines = ["# Samples and reconstructions (Figures 4 and 5)", "",
+    lines = [f"# Samples and reconstructions (Figures 4 and 5){', ' + suffix[1:] if suffix else ''}", "",
              f"![reconstructions]({os.path.basename(comparison)})", "",
              "Rows: test images, then the reconstruction of " + ", ".join(
                  f"{label} ([{model.reconstructions[-1]}])" for label, model in models) + ".", "",
@@ -547,7 +551,7 @@ def write_samples(out_dir: str, runs: list[tuple[str, str]], command: str | None
              f"Unconditional samples of {runs[-1][0]}: every latent layer drawn from N(0, I)."]
     lines += ["", "## How these were made", ""] + ([f"Command: `{command}`", ""] if command else [])
     lines += [_run_details(label, workdir) for label, workdir in runs]
-    return _write(out_dir, "samples.md", lines)
+    return _write(out_dir, f"{name}.md", lines)
 
 
 # What each file in results/<scale>/ is and the run.sh subcommand that writes it (by file name).

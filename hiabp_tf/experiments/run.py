@@ -215,8 +215,9 @@ def report(experiment: str, scale: str, provenance: Provenance) -> None:
         for path in disentangle.disentangle(run_dir(scale, plan.runs("figure7", scale)[0].name), f"{out}/figure7"):
             print(path, flush=True)
     elif experiment == "samples":
-        report_lib.write_samples(out, list(_workdirs(scale, plan.samples_names(scale)).items()),
-                                 f"./run.sh samples {scale}  ({provenance})")
+        for page, names in plan.samples_pages(scale).items():
+            report_lib.write_samples(out, list(_workdirs(scale, names).items()),
+                                     f"./run.sh samples {scale}  ({provenance})", name=page)
 
 
 def prepare(experiments, scale: str) -> None:
