@@ -568,6 +568,10 @@ INDEX = (
      "budget"),
     ("samples.", "Figure 5: unconditional samples", "samples"),
     ("reconstructions.", "Figure 4: reconstructions of VAE, ABP and HiABP", "samples"),
+    ("samples_celeba", "Figure 5 on the CelebA faces: unconditional samples", "samples"),
+    ("reconstructions_celeba.", "Figure 4 on the CelebA faces: reconstructions of VAE, ABP and HiABP", "samples"),
+    ("models", "the first seed of every Table 1 model, shipped (16-bit weights, `hiabp_tf.load` and "
+     "`python -m hiabp_tf.evaluate --workdir=...` read them)", "table1"),
 )
 
 
