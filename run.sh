@@ -15,6 +15,8 @@
 #   ./run.sh figure7 [quick|cpu|paper]  per-layer disentanglement panels of HiABP
 #   ./run.sh samples [quick|cpu|paper]  samples, and reconstructions of VAE, ABP and HiABP side by side
 #   ./run.sh all [quick|cpu|paper]      every one of the above, then results/README.md
+#   ./run.sh EXPERIMENT SCALE --report_only   evaluate and report what is trained so far, training nothing
+#                         (Table 1 with the seeds there are); --train_only: train, report later
 #   ./run.sh budget [quick|cpu|paper]   quality per unit of compute: IABP and ABP each trained and tested
 #                                   with T = 1, 2, 5, 10, 15, 30, 60; test MSE vs Langevin gradient
 #                                   evaluations and training wall time, results/<scale>/langevin_budget.md
@@ -91,6 +93,6 @@ case "$cmd" in
     case "$scale" in quick|cpu|paper) ;; *) echo "$usage" >&2; exit 2 ;; esac
     if [ "$cmd" = budget ] && [ "$scale" = cpu ]; then echo "./run.sh budget: quick or paper" >&2; exit 2; fi
     setup
-    if [ "$cmd" = budget ]; then budget "$scale"; else experiment "$cmd" "$scale"; fi ;;
+    if [ "$cmd" = budget ]; then budget "$scale"; else experiment "$cmd" "$scale" "${@:3}"; fi ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac

@@ -69,6 +69,18 @@ def train_args(scale: str, run: plan.Run, runs_root: str = "runs", flags_dir: st
             f"--workdir={run_dir(scale, run.name, runs_root)}"]
 
 
+def run_finished(scale: str, run: plan.Run, runs_root: str = "runs", flags_dir: str = "flags") -> bool:
+    """Whether `run` is trained to its --num_steps (its checkpoint index lists that step)."""
+    from hiabp_tf import config as config_lib  # pylint: disable=import-outside-toplevel
+    index = os.path.join(run_dir(scale, run.name, runs_root), "checkpoints", "checkpoint")
+    if not os.path.isfile(index):
+        return False
+    _, kwargs = config_lib.load_flagfile([os.path.join(flags_dir, f) for f in plan.flag_files(scale, run.experiment)])
+    steps = next((int(f.split("=", 1)[1]) for f in run.train_flags if f.startswith("--num_steps=")),
+                 kwargs["num_steps"])
+    return f'"ckpt-{steps}"' in _read(index)
+
+
 def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, runs_root: str = "runs",
                        flags_dir: str = "flags", evaluate: bool = True) -> str:
     """Trains (or resumes) runs_root/SCALE/NAME, then (if `evaluate`) writes its eval_*.json (skipped
@@ -155,7 +167,7 @@ def _workdirs(scale: str, names: dict) -> dict:
     return {label: run_dir(scale, name) for label, name in names.items()}
 
 
-def report(experiment: str, scale: str, provenance: Provenance) -> None:
+def report(experiment: str, scale: str, provenance: Provenance, only: list[str] | None = None) -> None:
     """Writes results/<scale>/ for `experiment`, whose runs are trained and evaluated."""
     from hiabp_tf.experiments import report as report_lib  # pylint: disable=import-outside-toplevel
 
@@ -168,8 +180,10 @@ def report(experiment: str, scale: str, provenance: Provenance) -> None:
     elif experiment == "table1":
         titles = {"mnist5k": "mnist_5k", "mnist": "MNIST", "svhn": "SVHN", "celeba": "CelebA"}
         keyed = {(titles[prefix], row): [run_dir(scale, name) for name in
-                                         plan.seed_names(scale, plan.table1_name(prefix, row))]
+                                         plan.seed_names(scale, plan.table1_name(prefix, row))
+                                         if only is None or run_dir(scale, name) in only]
                  for prefix in plan.prefixes(scale) for row in plan.table1_rows(scale, prefix)}
+        keyed = {key: workdirs for key, workdirs in keyed.items() if workdirs}  # (report_only: what is trained)
         overlay = " + flags/cpu.flags" if scale == "cpu" else ""
         seeds = f"training seeds {', '.join(map(str, plan.SEEDS[scale]))} (runs NAME, NAME_seed1, ...)"
         report_lib.write_table1(out, "table1.md", f"Table 1: test reconstruction MSE of every method ({scale} scale, "
@@ -184,8 +198,11 @@ def report(experiment: str, scale: str, provenance: Provenance) -> None:
         if scale != "paper":  # one learning-curve page per dataset column (the first: learning_curves.*)
             for number, prefix in enumerate(plan.prefixes(scale)):
                 column = {key: value for key, value in keyed.items() if key[0] == titles[prefix]}
+                if not column:
+                    continue
                 long = {key: run_dir(scale, plan.long_run(plan.Run(plan.table1_name(prefix, key[1]))).name)
                         for key in column if key[1] in plan.LONG_ROWS and (scale, prefix) == ("cpu", "mnist")}
+                long = {key: workdir for key, workdir in long.items() if only is None or workdir in only}
                 report_lib.write_learning_curves(out, column, f"./run.sh table1 {scale}  (the evaluations during "
                                                  f"training of the Table 1 runs, {seeds})", long_runs=long,
                                                  name="learning_curves" + (f"_{prefix}" if number else ""))
@@ -239,9 +256,32 @@ def claims(scale: str) -> None:
     print(open(path).read(), flush=True)
 
 
-def run(command: str, scale: str, train_only: bool = False) -> None:
+def report_trained(experiments, scale: str) -> None:
+    """Evaluates and reports what is trained of `experiments`, training nothing: each finished run's
+    evaluations (skipped when up to date), then each report from the finished runs (Table 1 with the
+    seeds there are, its column *seeds* says how many); an experiment lacking a run is skipped."""
+    from hiabp_tf.experiments import report as report_lib  # pylint: disable=import-outside-toplevel
+    threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0) or None
+    env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": str(threads)} if threads else {}))
+    prepare(experiments, scale)
+    for experiment in experiments:
+        finished = [run for run in plan.runs(experiment, scale) if run_finished(scale, run)]
+        for run in finished:
+            workdir = run_dir(scale, run.name)
+            for number, flags in enumerate(run.evaluations):
+                _evaluate(workdir, f"{workdir}.log", flags, env, number)
+        try:
+            report(experiment, scale, Provenance(scale, None, [run_dir(scale, run.name) for run in finished]),
+                   only=[run_dir(scale, run.name) for run in finished])
+        except (errors.WorkdirError, KeyError) as e:
+            _say(f"{experiment}: not reported, a run it needs is not trained yet ({e})")
+    report_lib.write_index(f"results/{scale}", None)
+
+
+def run(command: str, scale: str, train_only: bool = False, report_only: bool = False) -> None:
     """Trains, evaluates and reports `command` ("all": every experiment) at `scale`; with
-    `train_only`, only trains its runs (e.g. in the background, to report later)."""
+    `train_only`, only trains its runs (e.g. in the background, to report later); with
+    `report_only`, only evaluates and reports what is trained (`report_trained`)."""
     os.chdir(REPO)  # flag files, runs/ and results/ are relative to the repository
     weights = os.environ.get("INCEPTION_WEIGHTS")
     if command == "claims":
@@ -251,6 +291,8 @@ def run(command: str, scale: str, train_only: bool = False) -> None:
     experiments = plan.EXPERIMENTS if command == "all" else (command,)
     if train_only:
         return train_all(scale, plan.pool(experiments, scale, weights), evaluate=False)
+    if report_only:
+        return report_trained(experiments, scale)
     start = time.monotonic()
     prepare(experiments, scale)
     pool_seconds = None
@@ -272,14 +314,14 @@ def run(command: str, scale: str, train_only: bool = False) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    usage = f"usage: ./run.sh {{{'|'.join(COMMANDS)}}} [{'|'.join(plan.SCALES)}] [--train_only]"
-    train_only = "--train_only" in argv
-    argv = [arg for arg in argv if arg != "--train_only"]
+    usage = f"usage: ./run.sh {{{'|'.join(COMMANDS)}}} [{'|'.join(plan.SCALES)}] [--train_only | --report_only]"
+    train_only, report_only = "--train_only" in argv, "--report_only" in argv
+    argv = [arg for arg in argv if arg not in ("--train_only", "--report_only")]
     if not 1 <= len(argv) <= 2 or argv[0] not in COMMANDS or (len(argv) == 2 and argv[1] not in plan.SCALES):
         print(usage, file=sys.stderr)
         return 2
     try:
-        run(argv[0], argv[1] if len(argv) == 2 else "quick", train_only)
+        run(argv[0], argv[1] if len(argv) == 2 else "quick", train_only, report_only)
     except RunFailed as e:
         _say(str(e))
         return 1

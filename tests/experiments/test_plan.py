@@ -107,6 +107,15 @@ def test_train_and_evaluate_resumes_and_evaluates_once_per_checkpoint_and_flags(
     assert json.loads(masked)["mask"] == "pepper" and open(out).readline() == "# evaluate --mask=pepper\n"
     log = open(os.path.join(runs_root, "quick", "tiny.log")).read()
     assert "Traceback" not in log
+    # Trained to its --num_steps: finished; a second evaluation (a run's more_evaluations) has its own record.
+    assert runner.run_finished("quick", plan.Run("tiny"), runs_root, str(flags_dir))
+    assert not runner.run_finished("quick", plan.Run("tiny", train_flags=("--num_steps=4",)), runs_root, str(flags_dir))
+    assert not runner.run_finished("quick", plan.Run("absent"), runs_root, str(flags_dir))
+    both = runner.train_and_evaluate("quick", plan.Run("tiny", more_evaluations=(("--langevin_steps=3",),)), 1,
+                                     runs_root, str(flags_dir))
+    assert [json.loads(line)["langevin_steps"] for line in both.splitlines()] == [2, 3]
+    assert open(os.path.join(runs_root, "quick", "tiny", "evaluate.1.out")).readline() == \
+        "# evaluate --langevin_steps=3\n"
 
 
 def test_run_sh_dispatches_to_the_runner():
