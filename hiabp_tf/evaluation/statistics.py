@@ -15,7 +15,9 @@ ALPHA = 0.05
 # Where one side has a single seed (Table 3's T other than 15), a difference smaller than this many
 # seed standard deviations of the row that has several seeds is a tie.
 ONE_SEED_SIGMAS = 2.0
-VERDICTS = ("holds", "does not hold", "tie")
+# "untested": one seed on a side and no seed spread to judge the difference by; like a tie, it never
+# counts as holding.
+VERDICTS = ("holds", "does not hold", "tie", "untested")
 
 
 def seed_summary(values) -> dict:
@@ -33,7 +35,7 @@ def compare(smaller: list[float], larger: list[float], reference_std: float | No
 
     Several seeds on both sides: Welch's t-test, significant at p < ALPHA. One seed on a side: with
     `reference_std` (the seed std of a comparable row), a difference beyond ONE_SEED_SIGMAS of it
-    decides, else a tie; without one, the sign decides and the test says no test was possible."""
+    decides, else a tie; without one, the verdict is "untested" (the sign alone decides nothing)."""
     mean_a, mean_b = sum(smaller) / len(smaller), sum(larger) / len(larger)
     direction = "holds" if mean_a < mean_b else "does not hold"
     if len(smaller) >= 2 and len(larger) >= 2:
@@ -46,4 +48,4 @@ def compare(smaller: list[float], larger: list[float], reference_std: float | No
         decisive = abs(mean_a - mean_b) > ONE_SEED_SIGMAS * reference_std
         return dict(verdict=direction if decisive else "tie", p=None,
                     test=f"one seed: |difference| vs {ONE_SEED_SIGMAS:g} x seed std {reference_std:.5f}")
-    return dict(verdict=direction, p=None, test="one seed: no test")
+    return dict(verdict="untested", p=None, test="one seed: no test")

@@ -8,7 +8,9 @@ typed by hand: the paper's numbers are the constants below, transcribed from its
 from the JSON files. Each claim "A < B" on Table 1 is decided on the training seeds by Welch's
 t-test (scipy.stats.ttest_ind, equal_var=False, two-sided) at p < statistics.ALPHA: `holds` (A lower,
 significant), `does not hold` (A higher, significant), `tie` (not significant; a tie never counts
-as holding); with one seed per side there is no test and the note says so. Claims on other data
+as holding); where a side has one seed, a difference beyond statistics.ONE_SEED_SIGMAS relative seed
+stds of the rows that have several seeds decides, else a tie, and with no such row the claim is
+`untested`; the note says which. Claims on other data
 than the paper's are `not comparable`. Table 1's claims are also decided with every Langevin method
 scored at the second test-time T (60) and with the deterministic [E+L], to show whether a verdict
 depends on those choices; where one does not hold or is a tie, the learning curves say whether the
@@ -138,6 +140,19 @@ class Results:
     def step(self) -> int:
         return self.table1["rows"][0]["step"]
 
+    def seed_spread(self, column: str | None = None) -> tuple[float, str] | None:
+        """The seed spread a one-seed comparison is judged by: the root mean square of the relative
+        seed std (std / mean) over the column's rows with several seeds, and which rows those are;
+        None if no row has several seeds."""
+        spreads = {}
+        for r in self.table1["rows"]:
+            summary = _summary(r["mse"])
+            if r["column"] == (column or self.column) and summary["std"] is not None and len(summary["seeds"]) > 1:
+                spreads[f"{r['label']} ({len(summary['seeds'])} seeds)"] = summary["std"] / summary["mean"]
+        if not spreads:
+            return None
+        return (sum(v * v for v in spreads.values()) / len(spreads)) ** 0.5, ", ".join(spreads)
+
     def num_seeds(self, column: str | None = None) -> int:
         return max(len(self.summary(r["row"], r["score"], column=column)["seeds"]) for r in self.table1["rows"]
                    if r["column"] == (column or self.column))
@@ -169,15 +184,24 @@ def _less_than(results: Results, smaller: tuple[str, str], larger: tuple[str, st
     """A claim 'smaller < larger' on Table 1: {"paper", "ours", "verdict", "p", "test", the verdict
     under each other variant ("verdict_<variant>"), "note"}."""
     a, b = results.summary(*smaller, column=column), results.summary(*larger, column=column)
-    decided = statistics.compare(a["seeds"], b["seeds"])
+    # A side with one seed: the difference is judged by the column's relative seed spread (if any
+    # row has several seeds), scaled to these two means; without one it is untested.
+    spread = results.seed_spread(column) if min(len(a["seeds"]), len(b["seeds"])) < 2 else None
+
+    def compare(x, y):
+        reference = None if spread is None else spread[0] * (sum(x) / len(x) + sum(y) / len(y)) / 2
+        return statistics.compare(x, y, reference)
+
+    decided = compare(a["seeds"], b["seeds"])
     p = "" if decided["p"] is None else f", p = {decided['p']:.3g}"
     out = dict(paper=f"{paper[smaller]:.4f} < {paper[larger]:.4f}",
                ours=f"{_fmt_summary(a)} vs {_fmt_summary(b)} ({_pct(a['mean'] / b['mean'] - 1)}{p})",
                verdict=decided["verdict"], p=decided["p"], test=decided["test"])
     for variant, _ in TABLE1_VARIANTS[1:]:
-        out[f"verdict_{variant}"] = statistics.compare(results.summary(*smaller, variant, column)["seeds"],
+        out[f"verdict_{variant}"] = compare(results.summary(*smaller, variant, column)["seeds"],
                                             results.summary(*larger, variant, column)["seeds"])["verdict"]
-    notes = [] if decided["p"] is not None else [decided["test"]]
+    notes = [] if decided["p"] is not None else [decided["test"] + (
+        "" if spread is None else f" (relative seed std {spread[0]:.1%}, of {spread[1]})")]
     if decided["verdict"] != "holds" and column in (None, results.column):
         notes.append(_improving_note(results, [smaller, larger]))
     out["note"] = "; ".join(filter(None, notes))
@@ -242,7 +266,7 @@ def table3_claims(results: Results) -> list[dict]:
     paper = ", ".join(f"T={t}: {v:.4f}" for t, v in sorted(PAPER_TABLE3.items()))
     pairs = {(a, b): statistics.compare(seeds[b], seeds[a], reference) for a, b in zip(steps, steps[1:])}
     verdicts = {d["verdict"] for d in pairs.values()}
-    verdict = "does not hold" if "does not hold" in verdicts else "tie" if "tie" in verdicts else "holds"
+    verdict = next((v for v in ("does not hold", "tie", "untested") if v in verdicts), "holds")
     tests = sorted({d["test"] for d in pairs.values()})
     note = "; ".join([f"T = {a} → {b}: {d['verdict']}" for (a, b), d in pairs.items() if d["verdict"] != "holds"]
                      + [f"decided by {', '.join(tests)}"])
@@ -383,8 +407,9 @@ def count_line(claims: list[dict]) -> str:
     """How many claims have each verdict (ties named as ties)."""
     counts = {v: sum(c["verdict"] == v for c in claims) for v in VERDICTS + (NOT_MEASURED,)}
     line = (f"{counts['holds']} hold, {counts['does not hold']} do not hold, {counts['tie']} "
-            f"{'is a tie' if counts['tie'] == 1 else 'are ties'} (not significant), {counts['not comparable']} "
-            "cannot be compared here")
+            f"{'is a tie' if counts['tie'] == 1 else 'are ties'} (not significant), "
+            + (f"{counts['untested']} untested (one seed, no seed spread to judge by), " if counts["untested"] else "")
+            + f"{counts['not comparable']} cannot be compared here")
     return line + (f", {counts[NOT_MEASURED]} not measured yet at this scale." if counts[NOT_MEASURED] else ".")
 
 
@@ -424,8 +449,11 @@ def write_claims(out_dir: str, command: str | None = None, readme: str | None = 
              f"**does not hold** if A is higher with p < {alpha}, **tie** if p ≥ {alpha} (a tie never counts as "
              "holding). The last two verdict columns decide the same claim with every Langevin method scored at "
              f"T = {results.second_t} instead of its training T, and with the deterministic [E+L] (z_0 = mu_phi(x), "
-             "no Langevin noise) instead of the paper's. Table 3's T other than 15 have one seed: a difference "
-             f"smaller than {statistics.ONE_SEED_SIGMAS:g} seed standard deviations of T = 15 is a tie there.", "",
+             "no Langevin noise) instead of the paper's. Where a side has one seed there is no t-test: the "
+             f"difference decides only if it exceeds {statistics.ONE_SEED_SIGMAS:g} seed standard deviations, "
+             "taken from the rows that have several seeds (Table 1: the root mean square of their relative seed "
+             "std, scaled to the two means; Table 3: the seed std of T = 15), else it is a **tie**; with no row "
+             "of several seeds it is **untested**, which like a tie never counts as holding.", "",
              "| claim | paper | ours (mean ± std over seeds) | verdict | " + " | ".join(
                  f"verdict, {v}" for v in variants) + " | note |",
              "|---|---|---|---|" + "---|" * len(variants) + "---|"]

@@ -106,17 +106,45 @@ def test_the_seed_test_known_answers():
     assert statistics.compare([2.0, 2.1, 1.9], [1.0, 1.1, 0.9])["verdict"] == "does not hold"
     close = statistics.compare([1.0, 1.2, 0.8], [1.05, 1.25, 0.85])
     assert close["verdict"] == "tie" and close["p"] == pytest.approx(0.77, abs=0.01)  # scipy's Welch p
-    assert statistics.compare([1.0], [2.0]) == dict(verdict="holds", p=None, test="one seed: no test")
+    # One seed and no seed spread to judge by: the sign alone decides nothing.
+    assert statistics.compare([1.0], [2.0]) == dict(verdict="untested", p=None, test="one seed: no test")
     assert statistics.compare([1.0], [1.1], reference_std=0.1)["verdict"] == "tie"  # within 2 seed stds
     assert statistics.compare([1.0], [1.3], reference_std=0.1)["verdict"] == "holds"
     assert statistics.compare([1.0, 1.0], [2.0, 2.0])["verdict"] == "holds"  # no spread: the means decide
 
 
-def test_one_seed_claims_are_decided_by_the_sign_and_say_so(tmp_path):
+def test_one_seed_claims_are_untested_without_a_seed_spread_and_say_so(tmp_path):
     out = _write_results(str(tmp_path / "quick"), seeds=1)
-    claims.write_claims(out)
-    l4 = _by_claim(out)["HiABP L = 4 < L = 3"]
-    assert l4["verdict"] == "does not hold" and l4["p"] is None and "one seed: no test" in l4["note"]
+    text = open(claims.write_claims(out)).read()
+    by = _by_claim(out)
+    l4 = by["HiABP L = 4 < L = 3"]
+    assert l4["verdict"] == "untested" and l4["p"] is None and "one seed: no test" in l4["note"]
+    table1 = [c for c in by.values() if c.get("test")]
+    assert table1 and all(c["verdict"] == "untested" for c in table1)  # never "holds" on one seed
+    assert f"{len(table1)} untested (one seed, no seed spread to judge by)" in text
+
+
+def test_one_seed_rows_are_judged_by_the_seed_spread_of_the_rows_that_have_seeds(tmp_path):
+    out = _write_results(str(tmp_path / "cpu"), seeds=1)
+    table1 = json.load(open(os.path.join(out, "table1.json")))
+    vae = next(r for r in table1["rows"] if r["row"] == "vae")
+    vae["mse"] = dict(mean=0.0100, std=0.0002, seeds=[0.0098, 0.0100, 0.0102])  # a relative seed std of 2%
+    workdir_lib.write_json_atomic(os.path.join(out, "table1.json"), table1)
+    results = claims.Results(out)
+    spread, rows = results.seed_spread()
+    assert spread == pytest.approx(0.02) and rows == "VAE (3 seeds)"
+    for smaller, larger, verdict in ((0.0100, 0.0103, "tie"),  # 3% < 2 x 2%
+                                     (0.0100, 0.0105, "holds"),  # 5% > 2 x 2% of the mean 0.01025
+                                     (0.0105, 0.0100, "does not hold")):
+        for r in table1["rows"]:
+            if (r["row"], r["score"]) in (("hiabp_l4", "mse_EL"), ("hiabp_l3", "mse_EL")):
+                value = smaller if r["row"] == "hiabp_l4" else larger
+                r["mse"] = r["mse_second_t"] = r["mse_det"] = value
+        workdir_lib.write_json_atomic(os.path.join(out, "table1.json"), table1)
+        claims.write_claims(out)
+        l4 = _by_claim(out)["HiABP L = 4 < L = 3"]
+        assert l4["verdict"] == verdict, (smaller, larger)
+        assert "relative seed std 2.0%, of VAE (3 seeds)" in l4["note"]
 
 
 def test_failing_table3_and_figure1_claims(tmp_path):
@@ -231,8 +259,9 @@ def test_a_celeba_column_gets_the_face_claims_and_table2_is_compared_on_training
     by = _by_claim(out)
     vae = by["CelebA: HiABP L = 4 < VAE"]
     assert vae["verdict"] == "holds" and vae["test"] == "Welch's t-test" and vae["paper"] == "0.0183 < 0.0317"
-    vlae = by["CelebA: HiABP L = 4 < VLAE (L=4)"]  # one seed of VLAE: no test possible
-    assert vlae["verdict"] == "holds" and vlae["p"] is None and "one seed: no test" in vlae["note"]
+    vlae = by["CelebA: HiABP L = 4 < VLAE (L=4)"]  # one seed of VLAE: judged by VAE's and HiABP's spread
+    assert vlae["verdict"] == "holds" and vlae["p"] is None and "one seed: |difference|" in vlae["note"]
+    assert "of VAE (3 seeds), HiABP [E+L] (L=4) (3 seeds)" in vlae["note"]
     assert by["CelebA: IABP: Langevin improves on the initializer, [E+L] < [E]"]["verdict"] == "holds"
     table2 = next(c for k, c in by.items() if k.startswith("Table 2: trained on occluded faces"))
     assert table2["verdict"] == "does not hold" and "higher than the paper's for region20" in table2["note"]
