@@ -45,6 +45,19 @@ def agree(a: dict, b: dict, digits: int = 3) -> bool:
     return a.keys() == b.keys() and all(f"{a[k]:.{digits}g}" == f"{b[k]:.{digits}g}" for k in a)
 
 
+def _already_shipped(out: str, workdir: str, step: int, reference: dict) -> dict | None:
+    """`out`'s shipped.json if it was shipped from this workdir's `step` with these scores (and its
+    weights are there), else None."""
+    path = os.path.join(out, workdir_lib.SHIPPED_FILE)
+    if not (os.path.isfile(path) and os.path.isfile(os.path.join(out, workdir_lib.WEIGHTS_FILE))):
+        return None
+    with open(path) as f:
+        record = json.load(f)
+    same = (record.get("source") == workdir and record.get("step") == step
+            and record.get("full_precision") == _scores(reference) and "agree_to_3_significant_digits" in record)
+    return record if same else None
+
+
 def ship(workdir: str, out: str, data_dir=None, command: str | None = None) -> dict:
     """Writes the shipped model of `workdir` to `out` (see the module docstring); returns shipped.json."""
     model, config, _, step = workdir_lib.restore(workdir)
@@ -56,6 +69,10 @@ def ship(workdir: str, out: str, data_dir=None, command: str | None = None) -> d
         reference = evaluate_lib.evaluate(workdir, data_dir=data_dir)
     if reference["step"] != step:
         reference = evaluate_lib.evaluate(workdir, data_dir=data_dir)
+    shipped = _already_shipped(out, workdir, step, reference)
+    if shipped is not None:  # a report run again: the same model is not rescored
+        logging.info("%s: already shipped from %s step %d", out, workdir, step)
+        return shipped
     os.makedirs(out, exist_ok=True)
     shutil.copyfile(os.path.join(workdir, workdir_lib.CONFIG_FILE), os.path.join(out, workdir_lib.CONFIG_FILE))
     record = dict(source=workdir, step=step, dataset=config.dataset, full_precision=_scores(reference),

@@ -31,6 +31,9 @@ def test_a_shipped_workdir_scores_as_the_trained_one(tmp_path):
     record = ship.ship(trained, out)
     assert record["weights_dtype"] == "float16" and record["agree_to_3_significant_digits"]
     assert set(os.listdir(out)) == {"config.json", "weights.npz", "shipped.json"}  # its own evaluations removed
+    weights_time = os.path.getmtime(os.path.join(out, "weights.npz"))
+    assert ship.ship(trained, out) == record  # a report run again: the same model is not rescored nor rewritten
+    assert os.path.getmtime(os.path.join(out, "weights.npz")) == weights_time
     reference = evaluate.evaluate(trained)
     rescored = evaluate.evaluate(out)
     assert rescored["step"] == 6 == reference["step"]
