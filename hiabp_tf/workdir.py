@@ -53,6 +53,7 @@ UNREADABLE_DIR = "unreadable"
 # checkpoints/, and what it was shipped from (step, source, the full-precision scores).
 WEIGHTS_FILE = "weights.npz"
 SHIPPED_FILE = "shipped.json"
+RECORD_FILE = "record.json"  # a finished run's record under results/ (experiments/records.py)
 
 
 def path_problem(path: str) -> str | None:
@@ -488,6 +489,21 @@ def load_weights(model, path: str) -> None:
         weight.assign(arrays[key].astype(weight.dtype))  # Keras 3: the dtype's name, e.g. "float32"
 
 
+def _restore_record(record: str):
+    """A run's record keeps no checkpoints: its shipped model (record.json's "model") stands in."""
+    try:
+        with open(os.path.join(record, RECORD_FILE)) as f:
+            model = json.load(f).get("model")
+    except (OSError, ValueError, AttributeError) as e:
+        raise WorkdirError(f"--workdir={record}: its {RECORD_FILE} is unreadable ({e}).") from e
+    if not model or not os.path.isfile(os.path.join(model, WEIGHTS_FILE)):
+        raise WorkdirError(
+            f"--workdir={record} is the record of a finished run ({RECORD_FILE}: its scores, no checkpoints) "
+            f"and no shipped model stands in for it{f' ({model} has no {WEIGHTS_FILE})' if model else ''}: "
+            "retrain the run (delete the record first) to rebuild its model.")
+    return restore(model)
+
+
 def restore(workdir: str):
     """Rebuilds the model of a workdir from its newest readable checkpoint (falling back past
     unreadable ones, see `restore_newest_readable`), or a shipped model from its weights.npz (the
@@ -496,6 +512,9 @@ def restore(workdir: str):
     model = methods.build_model(config, image_shape, num_train_examples)
     checkpoint_dir = os.path.join(workdir, CHECKPOINT_DIR)
     weights = os.path.join(workdir, WEIGHTS_FILE)
+    if not os.path.isdir(checkpoint_dir) and not os.path.isfile(weights) and os.path.isfile(
+            os.path.join(workdir, RECORD_FILE)):
+        return _restore_record(workdir)
     if not os.path.isdir(checkpoint_dir) and os.path.isfile(weights):
         load_weights(model, weights)
         with open(os.path.join(workdir, SHIPPED_FILE)) as f:

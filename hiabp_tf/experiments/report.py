@@ -572,6 +572,8 @@ INDEX = (
     ("reconstructions_celeba.", "Figure 4 on the CelebA faces: reconstructions of VAE, ABP and HiABP", "samples"),
     ("models", "the first seed of every Table 1 model, shipped (16-bit weights, `hiabp_tf.load` and "
      "`python -m hiabp_tf.evaluate --workdir=...` read them)", "table1"),
+    ("runs", "the records of the finished runs (their scores, learning curves and settings, no checkpoints), "
+     "which the reports read where runs/ lacks a run (docs/reproducing.md)", "table1"),
 )
 
 

@@ -8,6 +8,8 @@ run `jobs` at a time, each op on (cores / jobs) threads: on 2 cores two one-thre
 a table sooner than one two-thread training after another (results/performance.md); one at a time
 at paper scale (a GPU each). HIABP_JOBS and TF_NUM_INTRAOP_THREADS override. An evaluation already
 done on the same checkpoint with the same flags is not repeated (runs/<scale>/<name>/evaluate.out).
+At the cpu and paper scales a run trained and evaluated is recorded in results/<scale>/runs/<name>
+(`records`): it is never retrained, and reports read the record where runs/ lacks the run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from hiabp_tf import errors
 from hiabp_tf import sittings
 from hiabp_tf.core import hardware
 from hiabp_tf.experiments import plan
+from hiabp_tf.experiments import records
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # hiabp_tf/<group>/x.py
 COMMANDS = plan.EXPERIMENTS + ("claims", "all")
@@ -69,24 +72,106 @@ def train_args(scale: str, run: plan.Run, runs_root: str = "runs", flags_dir: st
             f"--workdir={run_dir(scale, run.name, runs_root)}"]
 
 
-def run_finished(scale: str, run: plan.Run, runs_root: str = "runs", flags_dir: str = "flags") -> bool:
-    """Whether `run` is trained to its --num_steps (its checkpoint index lists that step)."""
+def num_steps(scale: str, run: plan.Run, flags_dir: str = "flags") -> int:
+    """The --num_steps `run` trains to at `scale`."""
     from hiabp_tf import config as config_lib  # pylint: disable=import-outside-toplevel
-    index = os.path.join(run_dir(scale, run.name, runs_root), "checkpoints", "checkpoint")
-    if not os.path.isfile(index):
-        return False
     _, kwargs = config_lib.load_flagfile([os.path.join(flags_dir, f) for f in plan.flag_files(scale, run.experiment)])
-    steps = next((int(f.split("=", 1)[1]) for f in run.train_flags if f.startswith("--num_steps=")),
-                 kwargs["num_steps"])
-    return f'"ckpt-{steps}"' in _read(index)
+    return next((int(f.split("=", 1)[1]) for f in run.train_flags if f.startswith("--num_steps=")),
+                kwargs["num_steps"])
+
+
+def trained_in_runs(scale: str, run: plan.Run, runs_root: str = "runs", flags_dir: str = "flags") -> bool:
+    """Whether runs_root/SCALE/NAME is trained to its --num_steps (its checkpoint index lists that step)."""
+    index = os.path.join(run_dir(scale, run.name, runs_root), "checkpoints", "checkpoint")
+    return os.path.isfile(index) and f'"ckpt-{num_steps(scale, run, flags_dir)}"' in _read(index)
+
+
+def recorded(scale: str, run: plan.Run, results_root: str = "results", flags_dir: str = "flags") -> bool:
+    """Whether `run` has a record (results_root/SCALE/runs/NAME) of its --num_steps."""
+    return records.recorded_step(records.record_dir(scale, run.name, results_root)) == num_steps(scale, run, flags_dir)
+
+
+def run_finished(scale: str, run: plan.Run, runs_root: str = "runs", flags_dir: str = "flags",
+                 results_root: str = "results") -> bool:
+    """Whether `run` is trained to its --num_steps: in runs_root, or recorded under results_root."""
+    return trained_in_runs(scale, run, runs_root, flags_dir) or recorded(scale, run, results_root, flags_dir)
+
+
+def source_dir(scale: str, name: str, runs_root: str = "runs", results_root: str = "results") -> str:
+    """Where a report reads run `name`: its workdir while that has checkpoints, else its record if
+    there is one, else the workdir (whose absence the report then names)."""
+    workdir, record = run_dir(scale, name, runs_root), records.record_dir(scale, name, results_root)
+    if os.path.isdir(os.path.join(workdir, "checkpoints")) or records.recorded_step(record) is None:
+        return workdir
+    return record
+
+
+def record(scale: str, run: plan.Run, runs_root: str = "runs", results_root: str = "results",
+           flags_dir: str = "flags") -> str | None:
+    """Records the trained and evaluated `run` (at the scales that keep records); returns the record."""
+    if scale not in records.SCALES or not trained_in_runs(scale, run, runs_root, flags_dir):
+        return None
+    return records.save(run_dir(scale, run.name, runs_root), records.record_dir(scale, run.name, results_root),
+                        num_steps(scale, run, flags_dir), records.model_dir(scale, run.name, results_root))
+
+
+def rebuild_record(scale: str, run: plan.Run, results_root: str = "results", threads: int | None = None) -> str:
+    """The record of a run whose workdir is lost but whose model is shipped (results/SCALE/models/NAME):
+    its evaluations rescored from the shipped weights (which reproduce the trained ones' scores to
+    3 significant digits, shipped.json), its learning curve taken from the learning_curves.json of
+    results/SCALE where it is that run's alone (one seed); its sittings are lost with the workdir.
+    record.json says so."""
+    import json  # pylint: disable=import-outside-toplevel
+    import shutil  # pylint: disable=import-outside-toplevel
+    from hiabp_tf import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+    model, record_path = records.model_dir(scale, run.name, results_root), records.record_dir(scale, run.name, results_root)
+    if not os.path.isfile(os.path.join(model, workdir_lib.SHIPPED_FILE)):
+        raise errors.WorkdirError(f"{model} is not a shipped model: nothing to rebuild {run.name}'s record from.")
+    with open(os.path.join(model, workdir_lib.SHIPPED_FILE)) as f:
+        shipped = json.load(f)
+    work = os.path.abspath(record_path.rstrip("/") + ".rescoring")
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(model, work)
+    env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": str(threads)} if threads else {}))
+    for number, flags in enumerate(run.evaluations):
+        _evaluate(work, f"{work}.log", flags, env, number)
+    curve, source = [], os.path.join(results_root, scale, "learning_curves.json")
+    if os.path.isfile(source):
+        with open(source) as f:
+            for entry in json.load(f).get("curves", []):
+                if entry.get("workdirs") == [shipped["source"]] and entry.get("num_seeds") == 1:
+                    curve = [{"step": step, entry["score"]: value} for step, value in zip(entry["steps"], entry["mse"])]
+    with open(os.path.join(work, workdir_lib.LEARNING_CURVE_FILE), "w") as f:
+        f.writelines(json.dumps(point) + "\n" for point in curve)
+    for name in (workdir_lib.WEIGHTS_FILE, workdir_lib.SHIPPED_FILE):
+        os.remove(os.path.join(work, name))
+    saved = records.save(work, record_path, int(shipped["step"]), model)
+    with open(os.path.join(saved, records.RECORD_FILE)) as f:
+        kept = json.load(f)
+    kept.update(workdir=shipped["source"], rebuilt=(
+        f"{shipped['source']} was lost (runs/ is not committed): scores rescored from the shipped weights in {model} "
+        f"({shipped['weights_dtype']}); learning curve {'from ' + source if curve else 'not kept'}; its "
+        "training sittings not kept"))
+    with open(os.path.join(saved, records.RECORD_FILE), "w") as f:
+        json.dump(kept, f, indent=1)
+    shutil.rmtree(work, ignore_errors=True)
+    if os.path.isfile(f"{work}.log"):
+        os.remove(f"{work}.log")
+    return saved
 
 
 def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, runs_root: str = "runs",
-                       flags_dir: str = "flags", evaluate: bool = True) -> str:
+                       flags_dir: str = "flags", evaluate: bool = True, results_root: str = "results") -> str:
     """Trains (or resumes) runs_root/SCALE/NAME, then (if `evaluate`) writes its eval_*.json (skipped
     when the same evaluation of the same checkpoint is already there), one per `run.evaluations`;
     returns evaluate's JSON lines."""
     workdir = run_dir(scale, run.name, runs_root)
+    if scale in records.SCALES and not trained_in_runs(scale, run, runs_root, flags_dir) and recorded(
+            scale, run, results_root, flags_dir):
+        kept = records.record_dir(scale, run.name, results_root)
+        _say(f"{run.name}: recorded in {kept}, not retrained (delete the record to retrain it)")
+        return "\n".join(_read(os.path.join(kept, "evaluate.out" if n == 0 else f"evaluate.{n}.out")).strip()
+                         .split("\n")[-1] for n in range(len(run.evaluations)) if evaluate)
     log = f"{workdir}.log"
     os.makedirs(os.path.dirname(log), exist_ok=True)
     env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": str(threads)} if threads else {}))
@@ -99,7 +184,9 @@ def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, ru
     if not evaluate:
         _say(f"{run.name}: trained")
         return ""
-    return "\n".join(_evaluate(workdir, log, flags, env, number) for number, flags in enumerate(run.evaluations))
+    lines = "\n".join(_evaluate(workdir, log, flags, env, number) for number, flags in enumerate(run.evaluations))
+    record(scale, run, runs_root, results_root, flags_dir)
+    return lines
 
 
 def _evaluate(workdir: str, log: str, evaluate_flags, env: dict, number: int = 0) -> str:
@@ -110,8 +197,8 @@ def _evaluate(workdir: str, log: str, evaluate_flags, env: dict, number: int = 0
     result = os.path.join(workdir, "evaluate.out" if number == 0 else f"evaluate.{number}.out")
     checkpoint_index = os.path.join(workdir, "checkpoints", "checkpoint")
     previous = _read(result)
-    up_to_date = (previous.split("\n", 1)[0] == marker
-                  and os.path.getmtime(checkpoint_index) <= os.path.getmtime(result))
+    up_to_date = (previous.split("\n", 1)[0] == marker  # (a record has no checkpoints: its scores stand)
+                  and (not os.path.isfile(checkpoint_index) or os.path.getmtime(checkpoint_index) <= os.path.getmtime(result)))
     name = os.path.basename(workdir)
     if not up_to_date:
         with open(log, "a") as err:
@@ -164,7 +251,7 @@ class Provenance:
 
 
 def _workdirs(scale: str, names: dict) -> dict:
-    return {label: run_dir(scale, name) for label, name in names.items()}
+    return {label: source_dir(scale, name) for label, name in names.items()}
 
 
 def report(experiment: str, scale: str, provenance: Provenance, only: list[str] | None = None) -> None:
@@ -179,9 +266,9 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
                                     list(_workdirs(scale, plan.core_names(scale)).items()), command)
     elif experiment == "table1":
         titles = {"mnist5k": "mnist_5k", "mnist": "MNIST", "svhn": "SVHN", "celeba": "CelebA"}
-        keyed = {(titles[prefix], row): [run_dir(scale, name) for name in
+        keyed = {(titles[prefix], row): [source_dir(scale, name) for name in
                                          plan.seed_names(scale, plan.table1_name(prefix, row))
-                                         if only is None or run_dir(scale, name) in only]
+                                         if only is None or source_dir(scale, name) in only]
                  for prefix in plan.prefixes(scale) for row in plan.table1_rows(scale, prefix)}
         keyed = {key: workdirs for key, workdirs in keyed.items() if workdirs}  # (report_only: what is trained)
         overlay = " + flags/cpu.flags" if scale == "cpu" else ""
@@ -193,6 +280,8 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
         if scale == "cpu":  # the first seed of every row shipped beside the table, to rescore in seconds
             from hiabp_tf.serving import ship  # pylint: disable=import-outside-toplevel
             for workdirs in keyed.values():
+                if records.recorded_step(workdirs[0]) is not None:
+                    continue  # a record: shipped when its run was in runs/
                 ship.ship(workdirs[0], os.path.join(out, "models", os.path.basename(workdirs[0])),
                           command=f"./run.sh table1 {scale}")
         if scale != "paper":  # one learning-curve page per dataset column (the first: learning_curves.*)
@@ -200,7 +289,7 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
                 column = {key: value for key, value in keyed.items() if key[0] == titles[prefix]}
                 if not column:
                     continue
-                long = {key: run_dir(scale, plan.long_run(plan.Run(plan.table1_name(prefix, key[1]))).name)
+                long = {key: source_dir(scale, plan.long_run(plan.Run(plan.table1_name(prefix, key[1]))).name)
                         for key in column if key[1] in plan.LONG_ROWS and (scale, prefix) == ("cpu", "mnist")}
                 long = {key: workdir for key, workdir in long.items() if only is None or workdir in only}
                 report_lib.write_learning_curves(out, column, f"./run.sh table1 {scale}  (the evaluations during "
@@ -219,17 +308,17 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
         # T = 15 is Table 1's run, with its training seeds; the other T are one seed each.
         report_lib.write_table3(out, "table3.md", f"Table 3: the effect of the number of Langevin steps T on HiABP "
                                 f"({scale} scale, {plan.table3_base(scale)})",
-                                {str(t): [run_dir(scale, name) for name in (
+                                {str(t): [source_dir(scale, name) for name in (
                                     plan.seed_names(scale, plan.table3_name(scale, t)) if t == 15
                                     else [plan.table3_name(scale, t)])] for t in plan.LANGEVIN_STEPS},
                                 f"./run.sh table3 {scale}  ({provenance})")
     elif experiment == "figure1":
         iabp, abp = (run.name for run in plan.runs("figure1", scale))
-        report_lib.write_figure1(out, {"encoder": run_dir(scale, iabp), "noise": run_dir(scale, abp)},
+        report_lib.write_figure1(out, {"encoder": source_dir(scale, iabp), "noise": source_dir(scale, abp)},
                                  list(plan.FIGURE1_STEPS), f"./run.sh figure1 {scale}  ({provenance})")
     elif experiment == "figure7":
         from hiabp_tf.experiments import disentangle  # pylint: disable=import-outside-toplevel
-        for path in disentangle.disentangle(run_dir(scale, plan.runs("figure7", scale)[0].name), f"{out}/figure7"):
+        for path in disentangle.disentangle(source_dir(scale, plan.runs("figure7", scale)[0].name), f"{out}/figure7"):
             print(path, flush=True)
     elif experiment == "samples":
         for page, names in plan.samples_pages(scale).items():
@@ -267,12 +356,14 @@ def report_trained(experiments, scale: str) -> None:
     for experiment in experiments:
         finished = [run for run in plan.runs(experiment, scale) if run_finished(scale, run)]
         for run in finished:
-            workdir = run_dir(scale, run.name)
-            for number, flags in enumerate(run.evaluations):
-                _evaluate(workdir, f"{workdir}.log", flags, env, number)
+            workdir = source_dir(scale, run.name)
+            if workdir == run_dir(scale, run.name):  # (a record's evaluations were made before it was kept)
+                for number, flags in enumerate(run.evaluations):
+                    _evaluate(workdir, f"{workdir}.log", flags, env, number)
+                record(scale, run)
         try:
-            report(experiment, scale, Provenance(scale, None, [run_dir(scale, run.name) for run in finished]),
-                   only=[run_dir(scale, run.name) for run in finished])
+            report(experiment, scale, Provenance(scale, None, [source_dir(scale, run.name) for run in finished]),
+                   only=[source_dir(scale, run.name) for run in finished])
         except (errors.WorkdirError, KeyError) as e:
             _say(f"{experiment}: not reported, a run it needs is not trained yet ({e})")
     report_lib.write_index(f"results/{scale}", None)
@@ -302,7 +393,7 @@ def run(command: str, scale: str, train_only: bool = False, report_only: bool = 
         pool_seconds = round(time.monotonic() - pool_start)
     for experiment in experiments:
         runs = plan.runs(experiment, scale, weights)
-        provenance = Provenance(scale, pool_seconds, [run_dir(scale, run.name) for run in runs])
+        provenance = Provenance(scale, pool_seconds, [source_dir(scale, run.name) for run in runs])
         train_all(scale, runs)
         report(experiment, scale, provenance)
     if command == "all":

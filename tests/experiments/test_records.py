@@ -1,0 +1,97 @@
+"""Run records (hiabp_tf.experiments.records): a finished run's scores kept under results/, which
+`./run.sh` never retrains and reports read when runs/ lacks the run."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from hiabp_tf import errors
+from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.experiments import plan
+from hiabp_tf.experiments import records
+from hiabp_tf.experiments import run as runner
+from hiabp_tf.serving import ship
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FLAGS = os.path.join(REPO, "flags")
+RUN = {run.name: run for run in plan.runs("table1", "cpu")}["mnist_vae_seed1"]
+
+
+def _fake_workdir(path, step):
+    """A workdir as training and evaluation leave it: config.json, scores, a checkpoint index."""
+    os.makedirs(os.path.join(path, "checkpoints"))
+    for name, text in (("config.json", '{"config": {}}'), ("eval_mnist_test.json", '{"mse_E": 0.01}'),
+                       ("evaluate.out", "# evaluate --fid=classifier\n{\"mse_E\": 0.01}\n"),
+                       ("learning_curve.jsonl", '{"step": 1, "mse_E": 0.1}\n'), ("sittings.json", "[]")):
+        with open(os.path.join(path, name), "w") as f:
+            f.write(text)
+    with open(os.path.join(path, "checkpoints", "checkpoint"), "w") as f:
+        f.write(f'model_checkpoint_path: "ckpt-{step}"\nall_model_checkpoint_paths: "ckpt-{step}"\n')
+    with open(os.path.join(path, "checkpoints", f"ckpt-{step}.index"), "w") as f:
+        f.write("x")
+
+
+def test_a_record_keeps_the_small_files_only_and_is_replaced_whole(tmp_path):
+    workdir, record = str(tmp_path / "runs" / "cpu" / "r"), str(tmp_path / "results" / "cpu" / "runs" / "r")
+    _fake_workdir(workdir, 7)
+    assert records.latest_step(workdir) == 7
+    records.save(workdir, record, 7, model=str(tmp_path / "models" / "r"))
+    assert sorted(os.listdir(record)) == ["config.json", "eval_mnist_test.json", "evaluate.out",
+                                          "learning_curve.jsonl", "record.json", "sittings.json"]
+    assert records.recorded_step(record) == 7 and records.recorded_step(workdir) is None
+    assert records.shipped_model(record) is None  # its model is not shipped (yet)
+    os.remove(os.path.join(workdir, "sittings.json"))
+    records.save(workdir, record, 8)
+    assert "sittings.json" not in os.listdir(record) and records.recorded_step(record) == 8
+    assert sorted(os.listdir(os.path.dirname(record))) == ["r"]  # no temporary folder left
+    with pytest.raises(errors.WorkdirError, match="nothing to record"):
+        records.save(str(tmp_path), str(tmp_path / "other"), 1)
+
+
+def test_a_recorded_run_is_finished_read_from_its_record_and_never_retrained(tmp_path, monkeypatch):
+    runs_root, results_root = str(tmp_path / "runs"), str(tmp_path / "results")
+    steps = runner.num_steps("cpu", RUN, FLAGS)
+    assert steps == 3500
+    workdir, record = runner.run_dir("cpu", RUN.name, runs_root), records.record_dir("cpu", RUN.name, results_root)
+    assert not runner.run_finished("cpu", RUN, runs_root, FLAGS, results_root)
+    _fake_workdir(workdir, steps)
+    assert runner.run_finished("cpu", RUN, runs_root, FLAGS, results_root)
+    assert runner.record("cpu", RUN, runs_root, results_root, FLAGS) == record
+    assert runner.source_dir("cpu", RUN.name, runs_root, results_root) == workdir  # runs/ first while it is there
+    shutil.rmtree(workdir)  # runs/ is gone, as in a new session
+    assert runner.run_finished("cpu", RUN, runs_root, FLAGS, results_root)
+    assert runner.source_dir("cpu", RUN.name, runs_root, results_root) == record
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a recorded run was trained again"))
+    lines = runner.train_and_evaluate("cpu", RUN, runs_root=runs_root, flags_dir=FLAGS, results_root=results_root)
+    assert lines == '{"mse_E": 0.01}'
+    # A record of fewer steps (the run's --num_steps grew) does not count as finished.
+    with open(os.path.join(record, records.RECORD_FILE), "w") as f:
+        json.dump({"step": steps - 1}, f)
+    assert not runner.run_finished("cpu", RUN, runs_root, FLAGS, results_root)
+    assert runner.source_dir("cpu", RUN.name, runs_root, results_root) == record  # still read by reports
+    # The quick scale's runs are retrained, never recorded.
+    quick = plan.runs("table1", "quick")[0]
+    _fake_workdir(runner.run_dir("quick", quick.name, runs_root), runner.num_steps("quick", quick, FLAGS))
+    assert runner.record("quick", quick, runs_root, results_root, FLAGS) is None
+
+
+@pytest.mark.slow
+def test_a_record_restores_through_its_shipped_model(tiny_trained_workdir, tmp_path):
+    model, record = str(tmp_path / "models" / "tiny"), str(tmp_path / "runs" / "tiny")
+    with pytest.raises(errors.WorkdirError, match="no shipped model"):
+        records.save(tiny_trained_workdir, record, 60, model=model)
+        workdir_lib.restore(record)
+    ship.ship(tiny_trained_workdir, model)
+    restored, config, _, step = workdir_lib.restore(record)
+    _, reference_config, _, reference_step = workdir_lib.restore(tiny_trained_workdir)
+    assert step == reference_step == 60 and config == reference_config
+    assert records.shipped_model(record) == model
+
+
+def test_records_main_refuses_what_is_not_a_workdir(tmp_path, capsys):
+    assert records.main([]) == 2
+    assert records.main([str(tmp_path)]) == 2
+    assert "error:" in capsys.readouterr().err
