@@ -1,17 +1,20 @@
 """Run records (hiabp_tf.experiments.records): a finished run's scores kept under results/, which
 `./run.sh` never retrains and reports read when runs/ lacks the run."""
 
+import glob
 import json
 import os
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from hiabp_tf import errors
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import records
+from hiabp_tf.experiments import report
 from hiabp_tf.experiments import run as runner
 from hiabp_tf.serving import ship
 
@@ -95,3 +98,33 @@ def test_records_main_refuses_what_is_not_a_workdir(tmp_path, capsys):
     assert records.main([]) == 2
     assert records.main([str(tmp_path)]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+RECORDS = sorted(os.path.dirname(p) for p in glob.glob(os.path.join(REPO, "results", "*", "runs", "*",
+                                                                     records.RECORD_FILE)))
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=[os.path.relpath(r, REPO) for r in RECORDS])
+def test_every_committed_record_holds_its_final_scores(record):
+    step = records.recorded_step(record)
+    config, _ = workdir_lib.load_config(record)
+    with open(os.path.join(record, "evaluate.out")) as f:
+        marker, *lines = f.read().strip().split("\n")
+    assert marker.startswith("# evaluate") and json.loads(lines[-1])["step"] == step
+    result = report.load_eval(record)  # the file the reports read, of the final step, on the test split
+    assert result["step"] == step and result["train_seed"] == config.seed and result["split"] == "test"
+    curve = workdir_lib.read_learning_curve(record)
+    assert curve and curve[-1]["step"] <= step
+
+
+def test_the_committed_table1_is_what_its_records_say(monkeypatch):
+    path = os.path.join(REPO, "results", "cpu", "table1.json")
+    rows = [row for row in json.load(open(path))["rows"]
+            if all(w.startswith("results/") for w in row["workdirs"])] if os.path.isfile(path) else []
+    if not rows:
+        pytest.skip("results/cpu/table1.json has no row read from records")
+    monkeypatch.chdir(REPO)
+    for row in rows:
+        results = [report.load_eval(w) for w in row["workdirs"]]
+        assert [r["train_seed"] for r in results] == row["seeds"]
+        assert row["mse"]["mean"] == pytest.approx(float(np.mean([r[row["score"]] for r in results])), rel=1e-12)
