@@ -88,7 +88,8 @@ def trained_in_runs(scale: str, run: plan.Run, runs_root: str = "runs", flags_di
 
 def recorded(scale: str, run: plan.Run, results_root: str = "results", flags_dir: str = "flags") -> bool:
     """Whether `run` has a record (results_root/SCALE/runs/NAME) of its --num_steps."""
-    return records.recorded_step(records.record_dir(scale, run.name, results_root)) == num_steps(scale, run, flags_dir)
+    step = records.recorded_step(records.record_dir(scale, run.name, results_root))
+    return step is not None and step == num_steps(scale, run, flags_dir)
 
 
 def run_finished(scale: str, run: plan.Run, runs_root: str = "runs", flags_dir: str = "flags",
