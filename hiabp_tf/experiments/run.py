@@ -116,6 +116,25 @@ def record(scale: str, run: plan.Run, runs_root: str = "runs", results_root: str
                         num_steps(scale, run, flags_dir), records.model_dir(scale, run.name, results_root))
 
 
+# The test images of the evaluations during training (--eval_examples of flags/cpu.flags and the paper's).
+CURVE_EXAMPLES = {"cpu": 1000, "paper": 1000}
+
+
+def committed_curve(source: str, workdir: str, fields: dict | None = None) -> list[dict]:
+    """The learning curve of `workdir` as a committed learning_curves.json (`source`) holds it: the
+    points of every curve that is that run's alone (one seed; IABP's [E] and [E+L] rows share a run),
+    each with `fields` (how the evaluations during training were made: dataset, T, images, seed)."""
+    import json  # pylint: disable=import-outside-toplevel
+    points = {}
+    if os.path.isfile(source):
+        with open(source) as f:
+            for entry in json.load(f).get("curves", []):
+                if entry.get("workdirs") == [workdir] and entry.get("num_seeds") == 1:
+                    for step, value in zip(entry["steps"], entry["mse"]):
+                        points.setdefault(step, {**(fields or {}), "step": step})[entry["score"]] = value
+    return [points[step] for step in sorted(points)]
+
+
 def rebuild_record(scale: str, run: plan.Run, results_root: str = "results", threads: int | None = None) -> str:
     """The record of a run whose workdir is lost but whose model is shipped (results/SCALE/models/NAME):
     its evaluations rescored from the shipped weights (which reproduce the trained ones' scores to
@@ -136,12 +155,11 @@ def rebuild_record(scale: str, run: plan.Run, results_root: str = "results", thr
     env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": str(threads)} if threads else {}))
     for number, flags in enumerate(run.evaluations):
         _evaluate(work, f"{work}.log", flags, env, number)
-    curve, source = [], os.path.join(results_root, scale, "learning_curves.json")
-    if os.path.isfile(source):
-        with open(source) as f:
-            for entry in json.load(f).get("curves", []):
-                if entry.get("workdirs") == [shipped["source"]] and entry.get("num_seeds") == 1:
-                    curve = [{"step": step, entry["score"]: value} for step, value in zip(entry["steps"], entry["mse"])]
+    source = os.path.join(results_root, scale, "learning_curves.json")
+    config, _ = workdir_lib.load_config(work)
+    curve = committed_curve(source, shipped["source"], dict(
+        dataset=config.dataset, langevin_steps=config.langevin_steps, split="test", seed=config.seed,
+        num_examples=CURVE_EXAMPLES[scale]))
     with open(os.path.join(work, workdir_lib.LEARNING_CURVE_FILE), "w") as f:
         f.writelines(json.dumps(point) + "\n" for point in curve)
     for name in (workdir_lib.WEIGHTS_FILE, workdir_lib.SHIPPED_FILE):
