@@ -53,10 +53,12 @@ def latest_step(workdir: str) -> int:
     return int(candidates[0].rsplit("-", 1)[1])
 
 
-def save(workdir: str, record: str, step: int, model: str | None = None) -> str:
+def save(workdir: str, record: str, step: int, model: str | None = None, source: str | None = None,
+         **notes) -> str:
     """Writes (or replaces) the record of the finished `workdir` at `record`: its small files, copied
     into a temporary folder that then replaces the old record whole (an interrupted save leaves the
-    old record, or none, never half of one). `model`: a shipped model of the run, if there is one."""
+    old record, or none, never half of one). `model`: a shipped model of the run, if there is one;
+    `source`: the run's workdir to name, if not `workdir` (a copy); `notes`: more entries of record.json."""
     files = [os.path.join(workdir, f) for f in _FILES if os.path.isfile(os.path.join(workdir, f))]
     files += sorted(p for pattern in _PATTERNS for p in glob.glob(os.path.join(workdir, pattern)))
     if not any(os.path.basename(f) == workdir_lib.CONFIG_FILE for f in files):
@@ -68,7 +70,7 @@ def save(workdir: str, record: str, step: int, model: str | None = None) -> str:
     for path in files:
         shutil.copy2(path, tmp)
     with open(os.path.join(tmp, RECORD_FILE), "w") as f:
-        json.dump({"step": int(step), "workdir": workdir, "model": model}, f, indent=1)
+        json.dump({"step": int(step), "workdir": source or workdir, "model": model, **notes}, f, indent=1)
     old = record.rstrip("/") + ".old"
     shutil.rmtree(old, ignore_errors=True)
     if os.path.isdir(record):

@@ -164,15 +164,10 @@ def rebuild_record(scale: str, run: plan.Run, results_root: str = "results", thr
         f.writelines(json.dumps(point) + "\n" for point in curve)
     for name in (workdir_lib.WEIGHTS_FILE, workdir_lib.SHIPPED_FILE):
         os.remove(os.path.join(work, name))
-    saved = records.save(work, record_path, int(shipped["step"]), model)
-    with open(os.path.join(saved, records.RECORD_FILE)) as f:
-        kept = json.load(f)
-    kept.update(workdir=shipped["source"], rebuilt=(
+    saved = records.save(work, record_path, int(shipped["step"]), model, source=shipped["source"], rebuilt=(
         f"{shipped['source']} was lost (runs/ is not committed): scores rescored from the shipped weights in {model} "
         f"({shipped['weights_dtype']}); learning curve {'from ' + source if curve else 'not kept'}; its "
         "training sittings not kept"))
-    with open(os.path.join(saved, records.RECORD_FILE), "w") as f:
-        json.dump(kept, f, indent=1)
     shutil.rmtree(work, ignore_errors=True)
     if os.path.isfile(f"{work}.log"):
         os.remove(f"{work}.log")
