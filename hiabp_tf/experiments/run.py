@@ -143,8 +143,10 @@ def rebuild_record(scale: str, run: plan.Run, results_root: str = "results", thr
     record.json says so."""
     import json  # pylint: disable=import-outside-toplevel
     import shutil  # pylint: disable=import-outside-toplevel
+
     from hiabp_tf import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
-    model, record_path = records.model_dir(scale, run.name, results_root), records.record_dir(scale, run.name, results_root)
+    model = records.model_dir(scale, run.name, results_root)
+    record_path = records.record_dir(scale, run.name, results_root)
     if not os.path.isfile(os.path.join(model, workdir_lib.SHIPPED_FILE)):
         raise errors.WorkdirError(f"{model} is not a shipped model: nothing to rebuild {run.name}'s record from.")
     with open(os.path.join(model, workdir_lib.SHIPPED_FILE)) as f:
@@ -211,8 +213,10 @@ def _evaluate(workdir: str, log: str, evaluate_flags, env: dict, number: int = 0
     result = os.path.join(workdir, "evaluate.out" if number == 0 else f"evaluate.{number}.out")
     checkpoint_index = os.path.join(workdir, "checkpoints", "checkpoint")
     previous = _read(result)
-    up_to_date = (previous.split("\n", 1)[0] == marker  # (a record has no checkpoints: its scores stand)
-                  and (not os.path.isfile(checkpoint_index) or os.path.getmtime(checkpoint_index) <= os.path.getmtime(result)))
+    # (a record has no checkpoints: its scores stand)
+    checkpoint_is_older = (not os.path.isfile(checkpoint_index)
+                           or os.path.getmtime(checkpoint_index) <= os.path.getmtime(result))
+    up_to_date = previous.split("\n", 1)[0] == marker and checkpoint_is_older
     name = os.path.basename(workdir)
     if not up_to_date:
         with open(log, "a") as err:
