@@ -64,6 +64,10 @@ class RunConfig:
     kl_warmup_steps: int = _field(
         0, "Variational methods: the KL term's weight rises linearly from 0 to 1 over this many updates "
         "(the warm-up of Sonderby et al. 2016's LVAE); 0 = none.")
+    lvae_top_down: str = _field(
+        "pooled", "LVAE: what its linear prior heads p(z^l | z^{l+1}) read of the top-down map d^{l+1}: pooled "
+        "(the spatial mean of each channel) or flattened (every position: the first LVAE runs, which "
+        "collapsed; workdirs of then load as it).", enum_values=models.LVAE_TOP_DOWN)
     precision: str = _field(
         "float32", "Arithmetic of the networks: float32 (exact), bfloat16 (Keras mixed_bfloat16: faster "
         "on CPUs with AVX512_BF16 or AMX, slightly different results, see results/performance.md; emulated "
@@ -111,6 +115,9 @@ class RunConfig:
         if self.kl_warmup_steps and self.method not in methods.VARIATIONAL:
             raise ValueError(f"--kl_warmup_steps={self.kl_warmup_steps} is for the variational methods "
                              f"({', '.join(methods.VARIATIONAL)}): --method={self.method} has no KL term. Drop it.")
+        if self.lvae_top_down != "pooled" and self.method != "lvae":
+            raise ValueError(f"--lvae_top_down={self.lvae_top_down} is for --method=lvae (its prior heads); "
+                             f"--method={self.method} has none. Drop it.")
         if self.method == "vae" and self.num_layers != 1:
             raise ValueError(f"--method=vae has one latent layer: --num_layers must be 1, got "
                              f"{self.num_layers} (use --method=vlae or lvae for hierarchical latents).")
@@ -131,7 +138,8 @@ class RunConfig:
 
     def architecture(self, image_shape) -> models.Architecture:
         try:
-            return models.Architecture(tuple(image_shape), self.latent_dims, self.width, self.precision)
+            return models.Architecture(tuple(image_shape), self.latent_dims, self.width, self.precision,
+                                       self.lvae_top_down)
         except ValueError as e:
             raise ConfigError(f"--dataset={self.dataset}: {e}") from None
 
@@ -139,7 +147,7 @@ class RunConfig:
         """The fields a checkpoint depends on: resuming with others would not restore (the
         networks, and the input pipeline whose position the checkpoint holds)."""
         return {k: getattr(self, k) for k in ("method", "num_layers", "latent_dims", "width", "dataset",
-                                              "batch_size", "seed", "mask")}
+                                              "batch_size", "seed", "mask", "lvae_top_down")}
 
     def training_changes(self, other: "RunConfig") -> dict:
         """{field: (this value, other's)} of the settings, besides `model_fields`, in which `other`
@@ -159,6 +167,9 @@ class RunConfig:
             # Written before the published LVAE existed: "lvae" was then the variant that decodes
             # x from every layer, now "lvae_all_layers".
             data = dict(data, method="lvae_all_layers")
+        elif data.get("method") == "lvae" and "lvae_top_down" not in data:
+            # The first published-LVAE runs: prior heads on the flattened top-down map.
+            data = dict(data, lvae_top_down="flattened")
         return cls(**{k: v for k, v in data.items() if k in known})
 
 

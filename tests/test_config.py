@@ -108,3 +108,17 @@ def test_the_tree_is_clean_under_the_linter():
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "hiabp_tf", "tests"], cwd=REPO,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_lvae_workdirs_of_before_the_pooled_prior_heads_load_as_flattened():
+    today = config_lib.RunConfig(method="lvae", num_layers=2, latent_dims=(3, 3), kl_warmup_steps=10)
+    assert today.lvae_top_down == "pooled"
+    assert config_lib.RunConfig.from_json(today.to_json()).lvae_top_down == "pooled"
+    written_then = {k: v for k, v in today.to_json().items() if k != "lvae_top_down"}
+    then = config_lib.RunConfig.from_json(written_then)
+    assert then.method == "lvae" and then.lvae_top_down == "flattened"
+    assert then.architecture((28, 28, 1)).lvae_top_down == "flattened"
+    assert config_lib.RunConfig.from_json({k: v for k, v in config_lib.RunConfig().to_json().items()
+                                           if k != "lvae_top_down"}).lvae_top_down == "pooled"  # not an LVAE
+    with pytest.raises(config_lib.ConfigError, match="--lvae_top_down=flattened is for --method=lvae"):
+        config_lib.RunConfig(method="vlae", num_layers=2, latent_dims=(3, 3), lvae_top_down="flattened")

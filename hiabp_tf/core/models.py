@@ -51,6 +51,10 @@ OUTPUT_FORMULATIONS = ("depthwise_then_sum", "conv2d_flipped_kernel", "keras")
 # form (a channel multiplier of 3, then a reshaped sum) is 10x slower than Keras' own kernel, in
 # bfloat16 above all.
 OUTPUT_FORMULATION_BY_CHANNELS = {1: "depthwise_then_sum", 3: "keras"}
+# The features the LVAE's linear prior heads read from the top-down map d^{l+1}: its spatial mean
+# (one value per channel) or the whole map flattened (thousands of inputs: the first published-LVAE
+# runs, whose prior moved by ~1 per Adamax update and collapsed the chain; docs/method.md).
+LVAE_TOP_DOWN = ("pooled", "flattened")
 
 
 def resolve_precision(precision: str, flags_=None) -> str:
@@ -72,8 +76,13 @@ class Architecture:
     # weights (Keras' mixed_bfloat16 policy), fast on CPUs with AVX512_BF16; inputs and outputs
     # of both networks, the Langevin dynamics and the losses stay float32.
     precision: str = "float32"
+    # The LVAE's prior heads (methods.variational.ChainGenerator): what they read of d^{l+1}.
+    lvae_top_down: str = "pooled"
 
     def __post_init__(self):
+        if self.lvae_top_down not in LVAE_TOP_DOWN:
+            raise ValueError(f"--lvae_top_down={self.lvae_top_down!r} is unknown: use one of "
+                             f"{', '.join(LVAE_TOP_DOWN)}.")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision={self.precision!r} is unknown: use one of {', '.join(PRECISIONS)}.")
         shape = tuple(int(s) for s in self.image_shape)
