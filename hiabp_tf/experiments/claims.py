@@ -242,8 +242,17 @@ def table1_claims(results: Results) -> list[dict]:
         ("IABP [E+L] < ABP (persistent)", ("iabp", "mse_EL"), ("abp_persistent", "mse_L")),
     ] + [(f"HiABP L = 4 < {results.label(row, 'mse_E')}", best, (row, "mse_E"))
          for row in ("vae", "lvae", "vlae")]
-    return [dict(claim=text, **_less_than(results, smaller, larger)) if results.has(*smaller) and results.has(*larger)
-            else _row_not_measured(results, text, smaller, larger) for text, smaller, larger in claims]
+    out = [dict(claim=text, **_less_than(results, smaller, larger)) if results.has(*smaller) and results.has(*larger)
+           else _row_not_measured(results, text, smaller, larger) for text, smaller, larger in claims]
+    # The LVAE measured both ways: its KL warm-up (as published) and without it. A warm-up that hurts
+    # the baseline here must not decide the claim alone, so the claim is also decided against the other.
+    no_warmup = ("lvae_no_warmup", "mse_E")
+    if results.has(*best) and results.has(*no_warmup):
+        paper = {**PAPER_TABLE1["MNIST"], no_warmup: PAPER_TABLE1["MNIST"][("lvae", "mse_E")]}
+        out.insert(len(out) - 1, dict(
+            claim=f"HiABP L = 4 < {results.label(*no_warmup)} (the paper's number: its LVAE)",
+            **_less_than(results, best, no_warmup, paper)))
+    return out
 
 
 def _row_not_measured(results: Results, claim: str, smaller, larger, paper=PAPER_TABLE1["MNIST"]) -> dict:
