@@ -251,9 +251,10 @@ class Provenance:
     at a time and, from the runs' sittings.json, what their training cost over every sitting (a
     table resumed over several sessions, or machines, says so)."""
 
-    def __init__(self, scale: str, pool_seconds: int | None = None, workdirs: list[str] = ()):
+    def __init__(self, scale: str, pool_seconds: int | None = None, workdirs: list[str] = (),
+                 report_only: bool = False):
         self.scale, self.pool_seconds, self.start = scale, pool_seconds, time.monotonic()
-        self.workdirs = list(workdirs)
+        self.workdirs, self.report_only = list(workdirs), report_only
 
     def __str__(self) -> str:
         machine, jobs = hardware.describe(), jobs_for(self.scale)
@@ -262,6 +263,8 @@ class Provenance:
         if self.pool_seconds is not None:
             return (f"its runs trained in the pool of `./run.sh all {self.scale}`: {self.pool_seconds} s wall time "
                     f"for every run of every experiment on {machine}, {jobs} trainings at a time{recorded}")
+        if self.report_only:  # (its wall time would be the report's seconds, not the training's)
+            return f"--report_only: a report of runs trained earlier, this command trained nothing{recorded}"
         threads = os.environ.get("TF_NUM_INTRAOP_THREADS")
         return (f"{round(time.monotonic() - self.start)} s wall time on {machine}, {jobs} trainings at a "
                 f"time{f', TF_NUM_INTRAOP_THREADS={threads}' if threads else ''}; runs already trained to their "
@@ -380,7 +383,8 @@ def report_trained(experiments, scale: str) -> None:
                     _evaluate(workdir, f"{workdir}.log", flags, env, number)
                 record(scale, run)
         try:
-            report(experiment, scale, Provenance(scale, None, [source_dir(scale, run.name) for run in finished]),
+            report(experiment, scale, Provenance(scale, None, [source_dir(scale, run.name) for run in finished],
+                                                 report_only=True),
                    only=[source_dir(scale, run.name) for run in finished])
         except (errors.WorkdirError, KeyError) as e:
             _say(f"{experiment}: not reported, a run it needs is not trained yet ({e})")

@@ -152,3 +152,7 @@ def test_a_table_trained_over_several_sittings_says_what_they_cost(tmp_path):
     assert text.endswith("are only re-evaluated; training summed over 1 run: 7000 s in 2 sittings on "
                          "2 CPU cores (X), in float32"), text
     assert "7000 s in 2 sittings" in str(runner.Provenance("cpu", pool_seconds=5, workdirs=[workdir]))
+    # A --report_only report trained nothing: no wall time of its own (it would be the report's seconds).
+    report_only = str(runner.Provenance("cpu", workdirs=[workdir], report_only=True))
+    assert "wall time" not in report_only and "this command trained nothing" in report_only
+    assert report_only.endswith("training summed over 1 run: 7000 s in 2 sittings on 2 CPU cores (X), in float32")
