@@ -37,6 +37,7 @@ from hiabp_tf.data import masks
 from hiabp_tf.evaluation import metrics
 from hiabp_tf.evaluation import statistics
 from hiabp_tf.experiments import plan
+from hiabp_tf.experiments import records
 
 TABLE1_ROWS = plan.TABLE1  # (row key, label, score reported)
 SCORE_LABELS = {"mse_E": "[E]", "mse_EL": "[E+L]", "mse_L": "[L]"}
@@ -120,7 +121,17 @@ def _run_details(label: str, workdir: str, mask: str = "none") -> str:
             f"sigma = {config.sigma}, Adamax lr {config.learning_rate}, {config.precision} networks, "
             f"training seed {config.seed}; "
             f"scored on {result['num_examples']} test images with {result['langevin_steps']} test-time "
-            f"Langevin steps, evaluation seed {result['seed']}; workdir `{workdir}`.")
+            f"Langevin steps, evaluation seed {result['seed']}; workdir `{workdir}`{_record_note(workdir)}.")
+
+
+def _record_note(workdir: str) -> str:
+    """Where a run of runs/SCALE/NAME is kept once runs/ is gone: its record, if it has one."""
+    parts = os.path.normpath(workdir).split(os.sep)
+    if len(parts) == 3 and parts[0] == "runs":
+        record = records.record_dir(parts[1], parts[2])
+        if records.recorded_step(record) is not None:
+            return f" (its record: `{record}`)"
+    return ""
 
 
 def _footer(command: str | None, details: list[str], datasets) -> list[str]:

@@ -128,3 +128,13 @@ def test_the_committed_table1_is_what_its_records_say(monkeypatch):
         results = [report.load_eval(w) for w in row["workdirs"]]
         assert [r["train_seed"] for r in results] == row["seeds"]
         assert row["mse"]["mean"] == pytest.approx(float(np.mean([r[row["score"]] for r in results])), rel=1e-12)
+
+
+def test_a_table_names_the_record_of_a_run_that_runs_will_lose(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("results/cpu/runs/mnist_vae_seed1")
+    assert report._record_note("runs/cpu/mnist_vae_seed1") == ""  # no record.json: not a record
+    with open("results/cpu/runs/mnist_vae_seed1/record.json", "w") as f:
+        json.dump({"step": 3500}, f)
+    assert report._record_note("runs/cpu/mnist_vae_seed1") == " (its record: `results/cpu/runs/mnist_vae_seed1`)"
+    assert report._record_note("results/cpu/runs/mnist_vae_seed1") == ""  # already the record
