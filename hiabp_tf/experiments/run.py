@@ -213,10 +213,10 @@ def _evaluate(workdir: str, log: str, evaluate_flags, env: dict, number: int = 0
     result = os.path.join(workdir, "evaluate.out" if number == 0 else f"evaluate.{number}.out")
     checkpoint_index = os.path.join(workdir, "checkpoints", "checkpoint")
     previous = _read(result)
-    # (a record has no checkpoints: its scores stand)
-    checkpoint_is_older = (not os.path.isfile(checkpoint_index)
-                           or os.path.getmtime(checkpoint_index) <= os.path.getmtime(result))
-    up_to_date = previous.split("\n", 1)[0] == marker and checkpoint_is_older
+    # Up to date: the same flags, on a checkpoint no newer than the result (a record has no
+    # checkpoints: its scores stand). The result's mtime is read only if it has those flags.
+    up_to_date = previous.split("\n", 1)[0] == marker and (
+        not os.path.isfile(checkpoint_index) or os.path.getmtime(checkpoint_index) <= os.path.getmtime(result))
     name = os.path.basename(workdir)
     if not up_to_date:
         with open(log, "a") as err:

@@ -113,7 +113,7 @@ def test_flags_are_folded_into_the_dataset_name_and_recorded(tmp_path, monkeypat
         old = json.load(f)["config"]
     # (fields added since take their defaults: the KL warm-up of the variational methods is off)
     assert config_lib.RunConfig.from_json(old).to_json() == {**old, "latent_dims": tuple(old["latent_dims"]),
-                                                             "kl_warmup_steps": 0}
+                                                             "kl_warmup_steps": 0, "lvae_top_down": "pooled"}
 
 
 def test_a_flag_file_line_is_relative_to_the_current_directory(tmp_path, monkeypatch):
