@@ -523,11 +523,11 @@ def readme_block(out_dir: str, readme_dir: str = ".", results: Results | None = 
              f"<!-- written by `python -m hiabp_tf.experiments.report --kind=claims --out={rel} "
              "--readme=README.md`; do not edit -->",
              f"| Table 1 method | ours: {results.column}, {results.step():,} updates, "
-             f"{'mean ± std of ' + str(seeds) + ' seeds' if seeds > 1 else 'one seed'} | ours, T = {results.second_t} "
+             f"{'mean ± std over the seeds' if seeds > 1 else 'one seed'} | seeds | ours, T = {results.second_t} "
              "| ours, deterministic [E+L] | paper: MNIST, 3e5 updates |",
-             "|---|---:|---:|---:|---:|"]
-    lines += [f"| {r['label']} | {_fmt_ours(r)} | {_fmt(r['second_t'])} | {_fmt(r['det'])} | {_fmt(r['paper'])} |"
-              for r in absolute_rows(results)]
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['label']} | {_fmt_ours(r)} | {r['seeds']} | {_fmt(r['second_t'])} | {_fmt(r['det'])} "
+              f"| {_fmt(r['paper'])} |" for r in absolute_rows(results)]
     for column in [c for c in results.columns() if c != results.column]:
         lines += ["", f"| Table 1 method, {column} | ours (seeds) | ours, T = {results.second_t} | paper: {column} |",
                   "|---|---:|---:|---:|"]

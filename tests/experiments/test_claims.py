@@ -210,8 +210,8 @@ def test_readme_block_is_replaced_between_the_markers(tmp_path):
     text = readme.read_text()
     assert text.startswith("# title\n\nbefore\n") and text.endswith("\nafter\n") and "\nold\n" not in text
     assert "](cpu/claims.md)" in text and "](cpu/learning_curves.png)" in text  # relative to the README
-    assert "| IABP [E+L] (L=1) | 0.0180 ± 0.0002 | 0.0162 | 0.0180 | 0.0180 |" in text
-    assert "- **tie**: HiABP L = 4 < L = 3" in text and "mean ± std of 3 seeds" in text
+    assert "| IABP [E+L] (L=1) | 0.0180 ± 0.0002 | 3 | 0.0162 | 0.0180 | 0.0180 |" in text
+    assert "- **tie**: HiABP L = 4 < L = 3" in text and "mean ± std over the seeds | seeds |" in text
     once = text
     claims.write_claims(out, readme=str(readme))
     assert readme.read_text() == once  # idempotent
