@@ -177,7 +177,7 @@ def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=N
     train_ds, train_info = input_pipeline.make_train_dataset(
         config.dataset, config.batch_size, seed=config.seed, data_dir=data_dir)
     test_ds, test_info = input_pipeline.make_eval_dataset(
-        config.dataset, "test", batch_size=min(500, eval_examples), data_dir=data_dir)
+        config.dataset, "test", batch_size=min(500, eval_examples), data_dir=data_dir, max_examples=eval_examples)
     image_shape = train_info.image_shape
     config.architecture(image_shape)  # fails early, with a clear message, on an unsupported shape
     _warn_if_long_langevin(config, image_shape)

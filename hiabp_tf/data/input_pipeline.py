@@ -118,13 +118,21 @@ def make_train_dataset(name: str, batch_size: int, seed: int = 0, data_dir: str 
 
 
 def make_eval_dataset(
-    name: str, split: str = "test", batch_size: int = 500, data_dir: str | None = None
+    name: str, split: str = "test", batch_size: int = 500, data_dir: str | None = None,
+    max_examples: int | None = None,
 ):
-    """One pass over the whole split in order, batched (last batch may be smaller), cached,
-    prefetched. Returns (dataset, DatasetInfo)."""
+    """One pass over the whole split in order (or over its first `max_examples`), batched (last
+    batch may be smaller), cached, prefetched. Returns (dataset, DatasetInfo).
+
+    `max_examples` is taken before the cache: a pass that stops early would leave the cache
+    partial, and tf.data then discards it (and warns) so that every pass decodes again."""
     if batch_size < 1:
         raise DataError(f"The evaluation batch size must be at least 1, got {batch_size}.")
+    if max_examples is not None and max_examples < 1:
+        raise DataError(f"The number of evaluation examples must be at least 1, got {max_examples}.")
     ds, info = _uint8_dataset(name, split, data_dir)
+    if max_examples is not None:
+        ds = ds.take(max_examples)
     ds = (
         ds.cache()
         .map(_to_float, num_parallel_calls=_AUTOTUNE)

@@ -107,6 +107,23 @@ def test_make_eval_dataset_covers_split_once_in_order(split, n):
     np.testing.assert_array_equal(indices, np.arange(n))
 
 
+@pytest.mark.parametrize("max_examples,sizes", [(250, [100, 100, 50]), (100, [100]), (5000, [100] * 10)])
+def test_make_eval_dataset_max_examples_is_the_first_examples(max_examples, sizes):
+    """--eval_examples during training: the first examples of the split in order (what a full pass
+    cut short scores), every pass the same (the cache holds exactly them); more than the split: all."""
+    ds, info = ip.make_eval_dataset("mnist_5k", "test", batch_size=100, max_examples=max_examples)
+    assert info.num_examples == 1000  # the split's size, not the number taken
+    assert [int(b["index"].shape[0]) for b in ds] == sizes
+    for _ in range(2):
+        _, indices = _collect(ds)
+        np.testing.assert_array_equal(indices, np.arange(sum(sizes)))
+
+
+def test_make_eval_dataset_rejects_no_examples():
+    with pytest.raises(ip.DataError, match="at least 1, got 0"):
+        ip.make_eval_dataset("mnist_5k", "test", max_examples=0)
+
+
 # --------------------------------------------------------------------------- tfds
 
 
