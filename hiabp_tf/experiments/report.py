@@ -445,13 +445,14 @@ def _curve_points(workdir: str, score: str) -> list[tuple[int, float]]:
 
 
 def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_runs: dict | None = None,
-                          name: str = "learning_curves") -> str:
+                          name: str = "learning_curves", long_missing=()) -> str:
     """Test MSE against updates of every Table 1 run (`runs`: (column, row key) -> workdir, or a
     list of workdirs, one per training seed), from the evaluations during training (the workdir's
     learning_curve.jsonl): the mean over seeds with the band from the lowest to the highest seed.
     `long_runs` ((column, row key) -> workdir) are the same methods trained longer, drawn in a second
-    panel over their seeds' band. Writes learning_curves.md (the numbers, and each method's change
-    over the last doubling of updates), .png and .json (`name`.*)."""
+    panel over their seeds' band; `long_missing` (row keys) are those planned to be trained longer that
+    are not yet, named so that a partial comparison says what it lacks. Writes learning_curves.md (the
+    numbers, and each method's change over the last doubling of updates), .png and .json (`name`.*)."""
     from hiabp_tf.experiments import claims  # the paper's numbers
     from hiabp_tf.experiments import figures
 
@@ -517,6 +518,12 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
         order = [sorted(long, key=lambda c: dict(zip(c["steps"], c["mse"])).get(s, np.inf)) for s in marks]
         lines += ["", "Order (lowest MSE first) at " + "; ".join(
             f"{s:,}: " + " < ".join(c["label"].split(",")[0] for c in o) for s, o in zip(marks, order)) + "."]
+    labels = {row: label for row, label, _ in TABLE1_ROWS}  # a row's last label: its headline score
+    missing = [labels[row] for row in dict.fromkeys(long_missing)]
+    if missing:
+        lines += [""] if long else ["", "## Trained longer", ""]
+        lines.append(f"Not trained longer yet: {', '.join(missing)} (their NAME_long runs of the plan)"
+                     + ("; the order above is of the runs that are." if long else "."))
     datasets = {workdir_lib.load_config(_workdirs(w)[0])[0].dataset for w in runs.values()}
     lines += _footer(command, details, datasets)
     _write_json(out_dir, f"{name}.json", {"command": command, "curves": curves})

@@ -310,12 +310,13 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
                 column = {key: value for key, value in keyed.items() if key[0] == titles[prefix]}
                 if not column:
                     continue
-                long = {key: source_dir(scale, plan.long_run(plan.Run(plan.table1_name(prefix, key[1]))).name)
-                        for key in column if key[1] in plan.LONG_ROWS and (scale, prefix) == ("cpu", "mnist")}
-                long = {key: workdir for key, workdir in long.items() if only is None or workdir in only}
+                planned = {key: source_dir(scale, plan.long_run(plan.Run(plan.table1_name(prefix, key[1]))).name)
+                           for key in column if key[1] in plan.LONG_ROWS and (scale, prefix) == ("cpu", "mnist")}
+                long = {key: workdir for key, workdir in planned.items() if only is None or workdir in only}
                 report_lib.write_learning_curves(out, column, f"./run.sh table1 {scale}  (the evaluations during "
                                                  f"training of the Table 1 runs, {seeds})", long_runs=long,
-                                                 name="learning_curves" + (f"_{prefix}" if number else ""))
+                                                 name="learning_curves" + (f"_{prefix}" if number else ""),
+                                                 long_missing=[key[1] for key in planned if key not in long])
     elif experiment == "table2":
         base = plan.table2_base(scale)
         for mask in plan.MASKS:  # the model trained on complete images, tested on occluded ones

@@ -227,7 +227,15 @@ def test_learning_curves_come_from_the_evaluations_during_training(tmp_path):
     assert el["num_seeds"] == 2 and "mean over 2 training seeds" in text
     long_el = next(c for c in curves if c["score"] == "mse_EL" and c["long"])
     assert long_el["steps"] == [2, 4, 6, 8] and "## Trained longer" in text
-    assert "IABP [E+L] (L=1), 8 updates (seed 0)" in text
+    assert "IABP [E+L] (L=1), 8 updates (seed 0)" in text and "Not trained longer yet" not in text
+    # A planned long run that is not trained yet is named, whether or not another one is there.
+    for long_runs in ({("mnist_5k", "iabp"): long}, {}):
+        path = report.write_learning_curves(str(tmp_path / "out"), {("mnist_5k", "iabp"): [iabp, seed1]}, "pytest",
+                                            long_runs=long_runs, long_missing=["vae", "hiabp_l4"])
+        text = open(path).read()
+        assert text.count("## Trained longer") == 1
+        assert "Not trained longer yet: VAE, HiABP [E+L] (L=4) (their NAME_long runs of the plan)" in text
+        assert ("the order above is of the runs that are" in text) == bool(long_runs)
     with pytest.raises(errors.WorkdirError, match="learning_curve.jsonl"):
         report.write_learning_curves(str(tmp_path / "out"), {("mnist_5k", "iabp"): str(tmp_path / "none")}, None)
 
