@@ -77,11 +77,16 @@ def _all_finite(tensors) -> bool:
 
 def _divergence_message(step, quantities, config, manager) -> str:
     kept = manager.latest_checkpoint or "none yet"
-    return (f"training diverged at step {step}: {', '.join(quantities)} became non-finite (NaN or inf). "
-            f"Nothing after the last good checkpoint was saved ({kept}). This is usually a Langevin step "
-            f"size too large for the likelihood (--step_size={config.step_size} with --sigma={config.sigma}: "
-            f"try a smaller --step_size or a larger --sigma), or too high a --learning_rate "
-            f"({config.learning_rate}); --langevin_clip=C bounds the Langevin gradient if the chains blow up.")
+    head = (f"training diverged at step {step}: {', '.join(quantities)} became non-finite (NaN or inf). "
+            f"Nothing after the last good checkpoint was saved ({kept}). ")
+    if config.method in methods.VARIATIONAL:  # no Langevin chain: the optimiser or the precision
+        return head + (f"--method={config.method} has no Langevin chain; the usual causes are too high a "
+                       f"--learning_rate ({config.learning_rate}) or, with --precision={config.precision}, "
+                       f"a posterior log-variance beyond its range (try --precision=float32).")
+    return head + (f"This is usually a Langevin step size too large for the likelihood (--step_size="
+                   f"{config.step_size} with --sigma={config.sigma}: try a smaller --step_size or a larger "
+                   f"--sigma), or too high a --learning_rate ({config.learning_rate}); --langevin_clip=C bounds "
+                   f"the Langevin gradient if the chains blow up.")
 
 
 class _Stopped(Exception):

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -123,3 +124,19 @@ def test_langevin_clip_bounds_the_gradient_step():
     noise = free[0] - 0.5 * 0.01 * target  # the same noise in both runs
     drift = (clipped[0] - noise).numpy()
     np.testing.assert_allclose(drift, 0.5 * 0.01 * np.array([[1.0, -1.0, 0.5]]), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["vae", "lvae_all_layers", "hiabp", "abp"])
+def test_divergence_advice_fits_the_method(method):
+    """A variational method has no Langevin chain: its advice names the learning rate and precision,
+    not --step_size; a Langevin method's names the step size and sigma."""
+    layers = 2 if method == "lvae_all_layers" else 1
+    config = config_lib.RunConfig(**{**TINY, "method": method, "precision": "bfloat16", "num_layers": layers,
+                                     "latent_dims": (4,) * layers})
+    manager = types.SimpleNamespace(latest_checkpoint=None)
+    message = train._divergence_message(53, ["loss", "kl"], config, manager)
+    assert message.startswith("training diverged at step 53: loss, kl became non-finite") and "none yet" in message
+    assert "--learning_rate" in message
+    variational = method in ("vae", "lvae_all_layers")
+    assert ("--step_size" in message) != variational
+    assert ("--precision=bfloat16" in message and "float32" in message) == variational
