@@ -45,6 +45,23 @@ def recorded_step(record: str) -> int | None:
         return None
 
 
+def diverged(record: str) -> str | None:
+    """The error of a record of a run whose training diverged (`save_diverged`), else None."""
+    try:
+        with open(os.path.join(record, RECORD_FILE)) as f:
+            message = json.load(f).get("diverged")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(message) if message else None
+
+
+def save_diverged(workdir: str, record: str, step: int, message: str) -> str:
+    """Records a run whose training diverged at `step` (training here is deterministic, so a retry
+    diverges again): its config and curve so far, and the error, which a table names beside the
+    seeds it has. The plan counts the run as finished; delete the record to retry it."""
+    return save(workdir, record, step, diverged=message)
+
+
 def latest_step(workdir: str) -> int:
     """The step of a workdir's newest checkpoint (from its index, without restoring it)."""
     candidates, _ = workdir_lib.checkpoint_candidates(os.path.join(workdir, workdir_lib.CHECKPOINT_DIR))

@@ -211,11 +211,12 @@ TABLE1_VARIANTS = (
 
 
 def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str | None,
-                 num_images: int = 10, second_t: int | None = None) -> str:
+                 num_images: int = 10, second_t: int | None = None, diverged: dict | None = None) -> str:
     """The paper's Table 1. `runs` maps (column, row key) to a workdir, or a list of workdirs (one
     per training seed): every cell is the mean ± standard deviation over the seeds. The Langevin
     methods are scored with their training T and, with `second_t`, at T = `second_t` too (their
-    evaluate results at that T must exist); [E+L] also in its deterministic variant."""
+    evaluate results at that T must exist); [E+L] also in its deterministic variant. `diverged`
+    maps the runs whose training diverged (not in the cells) to their error, named below the table."""
     columns = list(dict.fromkeys(column for column, _ in runs))
     variants = [v for v in TABLE1_VARIANTS if second_t is not None or not v[3]]
     lines = [f"# {title}", ""]
@@ -271,8 +272,13 @@ def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str 
               "(the paper's [E+L] starts from an encoder sample and keeps the noise). IABP [E] and [E+L] share "
               "one model, hence one FID (generation does not use the encoder). Figures of the first seed: "
               "`reconstructions_<column>_<row>.png` and `samples_<column>_<row>.png` beside this file."]
+    if diverged:  # a seed whose training diverged is not averaged in, and is not hidden either
+        lines += ["", "Runs whose training diverged, not in the cells (their row has that many seeds fewer; "
+                  "not retried with other settings): " + "; ".join(f"`{name}`: {message}"
+                                                              for name, message in sorted(diverged.items())) + "."]
     lines += _footer(command, details, datasets)
-    _write_json(out_dir, _json_name(table), {"command": command, "second_t": second_t, "rows": numbers})
+    _write_json(out_dir, _json_name(table), {"command": command, "second_t": second_t, "rows": numbers,
+                                             "diverged": dict(sorted((diverged or {}).items()))})
     return _write(out_dir, table, lines)
 
 

@@ -87,9 +87,28 @@ def trained_in_runs(scale: str, run: plan.Run, runs_root: str = "runs", flags_di
 
 
 def recorded(scale: str, run: plan.Run, results_root: str = "results", flags_dir: str = "flags") -> bool:
-    """Whether `run` has a record (results_root/SCALE/runs/NAME) of its --num_steps."""
-    step = records.recorded_step(records.record_dir(scale, run.name, results_root))
-    return step is not None and step == num_steps(scale, run, flags_dir)
+    """Whether `run` has a record (results_root/SCALE/runs/NAME) of its --num_steps, or one that
+    says its training diverged (`diverged`): neither is trained again."""
+    record_path = records.record_dir(scale, run.name, results_root)
+    step = records.recorded_step(record_path)
+    return step is not None and (step == num_steps(scale, run, flags_dir) or records.diverged(record_path) is not None)
+
+
+def diverged(scale: str, name: str, results_root: str = "results") -> str | None:
+    """The error of run `name` if its record says that its training diverged, else None."""
+    return records.diverged(records.record_dir(scale, name, results_root))
+
+
+_DIVERGED = "error: training diverged at step "
+
+
+def _divergence(output: str) -> tuple[int, str] | None:
+    """(step, error line) of the last divergence `hiabp_tf.train` reported in `output`, if any."""
+    lines = [line for line in output.splitlines() if line.startswith(_DIVERGED)]
+    if not lines:
+        return None
+    step = lines[-1][len(_DIVERGED):].split(":", 1)[0]
+    return (int(step), lines[-1][len("error: "):]) if step.isdigit() else None
 
 
 def run_finished(scale: str, run: plan.Run, runs_root: str = "runs", flags_dir: str = "flags",
@@ -185,6 +204,10 @@ def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, ru
     if scale in records.SCALES and not trained_in_runs(scale, run, runs_root, flags_dir) and recorded(
             scale, run, results_root, flags_dir):
         kept = records.record_dir(scale, run.name, results_root)
+        if records.diverged(kept):
+            _say(f"{run.name}: not retrained, its record {kept} says {records.diverged(kept)} "
+                 "(delete the record to retry it)")
+            return ""
         _say(f"{run.name}: recorded in {kept}, not retrained (delete the record to retrain it)")
         return "\n".join(_read(os.path.join(kept, "evaluate.out" if n == 0 else f"evaluate.{n}.out")).strip()
                          .split("\n")[-1] for n in range(len(run.evaluations)) if evaluate)
@@ -192,11 +215,21 @@ def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, ru
     os.makedirs(os.path.dirname(log), exist_ok=True)
     env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": str(threads)} if threads else {}))
     _say(f"{run.name}: training{' and evaluating' * evaluate} (workdir {workdir}, log {log})")
+    start = os.path.getsize(log) if os.path.isfile(log) else 0
     with open(log, "a") as out:
         done = subprocess.run([sys.executable, "-m", "hiabp_tf.train", *train_args(scale, run, runs_root, flags_dir)],
                               stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     if done.returncode != 0:
-        raise RunFailed(f"{run.name} FAILED; the end of {log}:\n{_tail(log)}")
+        with open(log, errors="replace") as f:
+            f.seek(start)
+            divergence = _divergence(f.read())
+        if divergence is None or scale not in records.SCALES:
+            raise RunFailed(f"{run.name} FAILED; the end of {log}:\n{_tail(log)}")
+        # Training is deterministic here: a retry diverges again, so the run is recorded as diverged
+        # (the table names it beside the seeds it has) and the other runs and the report go on.
+        kept = records.save_diverged(workdir, records.record_dir(scale, run.name, results_root), *divergence)
+        _say(f"{run.name}: {divergence[1]}; recorded as diverged in {kept} (delete it to retry the run)")
+        return ""
     if not evaluate:
         _say(f"{run.name}: trained")
         return ""
@@ -289,15 +322,18 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
         titles = {"mnist5k": "mnist_5k", "mnist": "MNIST", "svhn": "SVHN", "celeba": "CelebA"}
         keyed = {(titles[prefix], row): [source_dir(scale, name) for name in
                                          plan.seed_names(scale, plan.table1_name(prefix, row))
-                                         if only is None or source_dir(scale, name) in only]
+                                         if (only is None or source_dir(scale, name) in only)
+                                         and not diverged(scale, name)]
                  for prefix in plan.prefixes(scale) for row in plan.table1_rows(scale, prefix)}
+        lost = {name: diverged(scale, name) for prefix in plan.prefixes(scale) for row in plan.table1_rows(
+            scale, prefix) for name in plan.seed_names(scale, plan.table1_name(prefix, row)) if diverged(scale, name)}
         keyed = {key: workdirs for key, workdirs in keyed.items() if workdirs}  # (report_only: what is trained)
         overlay = " + flags/cpu.flags" if scale == "cpu" else ""
         seeds = f"training seeds {', '.join(map(str, plan.SEEDS[scale]))} (runs NAME, NAME_seed1, ...)"
         report_lib.write_table1(out, "table1.md", f"Table 1: test reconstruction MSE of every method ({scale} scale, "
                                 "equal steps)", keyed,
                                 f"./run.sh table1 {scale}  (flags/<prefix>_<row>.flags{overlay}; {seeds}; "
-                                f"{provenance})", second_t=plan.SECOND_TEST_T)
+                                f"{provenance})", second_t=plan.SECOND_TEST_T, diverged=lost)
         if scale == "cpu":  # the first seed of every row shipped beside the table, to rescore in seconds
             from hiabp_tf.serving import ship  # pylint: disable=import-outside-toplevel
             for workdirs in keyed.values():
@@ -376,7 +412,8 @@ def report_trained(experiments, scale: str) -> None:
     env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": str(threads)} if threads else {}))
     prepare(experiments, scale)
     for experiment in experiments:
-        finished = [run for run in plan.runs(experiment, scale) if run_finished(scale, run)]
+        finished = [run for run in plan.runs(experiment, scale)
+                    if run_finished(scale, run) and not diverged(scale, run.name)]
         for run in finished:
             workdir = source_dir(scale, run.name)
             if workdir == run_dir(scale, run.name):  # (a record's evaluations were made before it was kept)

@@ -281,8 +281,12 @@ def test_table1_cells_are_seed_means_at_both_test_times_and_both_ways(runs, tmp_
         evaluate.evaluate(workdir, langevin_steps=3)
     path = report.write_table1(str(tmp_path), "t1.md", "T1", {("mnist_5k", "iabp"): seeds,
                                                                ("mnist_5k", "abp"): runs["abp"]},
-                               None, num_images=2, second_t=3)
+                               None, num_images=2, second_t=3,
+                               diverged={"mnist_iabp_seed2": "training diverged at step 5: loss became non-finite"})
     text = open(path).read()
+    assert "diverged, not in the cells" in text and "`mnist_iabp_seed2`: training diverged at step 5" in text
+    assert json.load(open(tmp_path / "t1.json"))["diverged"] == {
+        "mnist_iabp_seed2": "training diverged at step 5: loss became non-finite"}
     assert "| METHODS | MSE, training T | MSE, T = 3 | [E+L] deterministic, training T | [E+L] deterministic, T = 3 |" \
         in text
     rows = {(r["row"], r["score"]): r for r in json.load(open(tmp_path / "t1.json"))["rows"]}

@@ -100,8 +100,62 @@ def test_records_main_refuses_what_is_not_a_workdir(tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+def test_a_diverged_run_is_recorded_as_diverged_and_never_retried(tmp_path, monkeypatch):
+    """Training here is deterministic, so a run whose training diverged diverges again: its record
+    says so, the plan counts it as finished (the other runs and the report go on), and Table 1 names
+    it below the cells instead of averaging it in."""
+    runs_root, results_root = str(tmp_path / "runs"), str(tmp_path / "results")
+    error = "error: training diverged at step 53: loss, kl became non-finite (NaN or inf). Nothing was saved."
+
+    def diverging_train(args, stdout, **kwargs):
+        workdir = next(a.split("=", 1)[1] for a in args if a.startswith("--workdir="))
+        os.makedirs(workdir, exist_ok=True)
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write('{"config": {}}')
+        stdout.write("I1204 step 50/3500\n" + error + "\n")
+        stdout.flush()
+        return subprocess.CompletedProcess(args, 2)
+
+    monkeypatch.setattr(subprocess, "run", diverging_train)
+    os.makedirs(os.path.join(runs_root, "cpu"))
+    with open(runner.run_dir("cpu", RUN.name, runs_root) + ".log", "w") as f:
+        f.write(error.replace("53", "7") + "\n")  # an earlier sitting's divergence is not this one's
+    assert runner.train_and_evaluate("cpu", RUN, runs_root=runs_root, flags_dir=FLAGS, results_root=results_root) == ""
+    record = records.record_dir("cpu", RUN.name, results_root)
+    assert records.recorded_step(record) == 53
+    assert records.diverged(record) == error[len("error: "):]
+    assert runner.diverged("cpu", RUN.name, results_root) == error[len("error: "):]
+    assert runner.run_finished("cpu", RUN, str(tmp_path / "elsewhere"), FLAGS, results_root)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a diverged run was trained again"))
+    assert runner.train_and_evaluate("cpu", RUN, runs_root=runs_root, flags_dir=FLAGS, results_root=results_root) == ""
+    # Any other failure is still a failure, and so is a divergence at the quick scale (not recorded).
+    monkeypatch.setattr(subprocess, "run", lambda args, stdout, **k: (stdout.write("error: --sigma must be > 0\n"),
+                                                                      subprocess.CompletedProcess(args, 2))[1])
+    other = {run.name: run for run in plan.runs("table1", "cpu")}["mnist_vae_seed2"]
+    with pytest.raises(runner.RunFailed, match="sigma"):
+        runner.train_and_evaluate("cpu", other, runs_root=runs_root, flags_dir=FLAGS, results_root=results_root)
+    assert records.recorded_step(records.record_dir("cpu", other.name, results_root)) is None
+    monkeypatch.setattr(subprocess, "run", diverging_train)
+    with pytest.raises(runner.RunFailed, match="diverged at step 53"):
+        runner.train_and_evaluate("quick", plan.runs("table1", "quick")[0], runs_root=runs_root, flags_dir=FLAGS,
+                                  results_root=results_root)
+
+
 RECORDS = sorted(os.path.dirname(p) for p in glob.glob(os.path.join(REPO, "results", "*", "runs", "*",
                                                                      records.RECORD_FILE)))
+DIVERGED = [record for record in RECORDS if records.diverged(record)]
+RECORDS = [record for record in RECORDS if record not in DIVERGED]
+
+
+@pytest.mark.parametrize("record", DIVERGED, ids=[os.path.relpath(r, REPO) for r in DIVERGED])
+def test_every_committed_diverged_record_says_where_and_is_named_by_table1(record):
+    workdir_lib.load_config(record)  # the record keeps the run's settings
+    run = {run.name: run for run in plan.runs("table1", "cpu")}[os.path.basename(record)]
+    step = records.recorded_step(record)
+    assert 0 < step < runner.num_steps("cpu", run, FLAGS) and f"diverged at step {step}:" in records.diverged(record)
+    assert not glob.glob(os.path.join(record, "eval_*.json"))  # no scores: nothing to average in
+    table = os.path.join(os.path.dirname(os.path.dirname(record)), "table1.json")
+    assert os.path.basename(record) in json.load(open(table))["diverged"]
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=[os.path.relpath(r, REPO) for r in RECORDS])
@@ -111,7 +165,8 @@ def test_every_committed_record_holds_its_final_scores(record):
     with open(os.path.join(record, "evaluate.out")) as f:
         marker, *lines = f.read().strip().split("\n")
     assert marker.startswith("# evaluate") and json.loads(lines[-1])["step"] == step
-    result = report.load_eval(record)  # the file the reports read, of the final step, on the test split
+    # the file the reports read, of the final step, on the test split (under the mask it was trained with)
+    result = report.load_eval(record, mask=config.mask)
     assert result["step"] == step and result["train_seed"] == config.seed and result["split"] == "test"
     curve = workdir_lib.read_learning_curve(record)
     assert curve and curve[-1]["step"] <= step
