@@ -308,6 +308,20 @@ def _workdirs(scale: str, names: dict) -> dict:
     return {label: source_dir(scale, name) for label, name in names.items()}
 
 
+# evaluate.<number>.out of Table 2's complete-image model scored on occluded images (past Table 1's
+# evaluations of the same run, which are numbered from 0).
+TABLE2_EVALUATIONS = 10
+
+
+def _ship_trained(scale: str, workdirs, command: str) -> None:
+    """Ships each of `workdirs` that is in runs/ to results/SCALE/models/NAME (a record's model was
+    shipped when its run was in runs/)."""
+    from hiabp_tf.serving import ship  # pylint: disable=import-outside-toplevel
+    for workdir in workdirs:
+        if records.recorded_step(workdir) is None:
+            ship.ship(workdir, records.model_dir(scale, os.path.basename(workdir)), command=command)
+
+
 def report(experiment: str, scale: str, provenance: Provenance, only: list[str] | None = None) -> None:
     """Writes results/<scale>/ for `experiment`, whose runs are trained and evaluated."""
     from hiabp_tf.experiments import report as report_lib  # pylint: disable=import-outside-toplevel
@@ -335,12 +349,7 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
                                 f"./run.sh table1 {scale}  (flags/<prefix>_<row>.flags{overlay}; {seeds}; "
                                 f"{provenance})", second_t=plan.SECOND_TEST_T, diverged=lost)
         if scale == "cpu":  # the first seed of every row shipped beside the table, to rescore in seconds
-            from hiabp_tf.serving import ship  # pylint: disable=import-outside-toplevel
-            for workdirs in keyed.values():
-                if records.recorded_step(workdirs[0]) is not None:
-                    continue  # a record: shipped when its run was in runs/
-                ship.ship(workdirs[0], os.path.join(out, "models", os.path.basename(workdirs[0])),
-                          command=f"./run.sh table1 {scale}")
+            _ship_trained(scale, [workdirs[0] for workdirs in keyed.values()], f"./run.sh table1 {scale}")
         if scale != "paper":  # one learning-curve page per dataset column (the first: learning_curves.*)
             for number, prefix in enumerate(plan.prefixes(scale)):
                 column = {key: value for key, value in keyed.items() if key[0] == titles[prefix]}
@@ -355,13 +364,20 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
                                                  long_missing=[key[1] for key in planned if key not in long])
     elif experiment == "table2":
         base = plan.table2_base(scale)
-        for mask in plan.MASKS:  # the model trained on complete images, tested on occluded ones
-            subprocess.run([sys.executable, "-m", "hiabp_tf.evaluate", f"--workdir={run_dir(scale, base)}",
-                            f"--mask={mask}"], check=True, stdout=subprocess.DEVNULL)
+        complete = source_dir(scale, base)  # its workdir in runs/, or its record with its shipped model
+        threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0) or None
+        env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": str(threads)} if threads else {}))
+        os.makedirs(os.path.dirname(run_dir(scale, base)), exist_ok=True)
+        for number, mask in enumerate(plan.MASKS, TABLE2_EVALUATIONS):  # trained on complete images, tested occluded
+            _evaluate(complete, f"{run_dir(scale, base)}.log", (f"--mask={mask}",), env, number)
+        if complete == run_dir(scale, base):
+            record(scale, plan.Run(base))  # its record keeps these evaluations too
+        occluded = {mask: source_dir(scale, f"{base}_{mask}") for mask in plan.MASKS}
         report_lib.write_table2(out, "table2.md", f"Table 2: learning from incomplete data, recovery error on "
-                                f"occluded pixels ({scale} scale, {base})",
-                                {mask: run_dir(scale, f"{base}_{mask}") for mask in plan.MASKS}, run_dir(scale, base),
+                                f"occluded pixels ({scale} scale, {base})", occluded, complete,
                                 f"./run.sh table2 {scale}  ({provenance})")
+        if scale == "cpu":  # shipped beside the table as Table 1's (the complete-image model is Table 1's)
+            _ship_trained(scale, occluded.values(), f"./run.sh table2 {scale}")
     elif experiment == "table3":
         # T = 15 is Table 1's run, with its training seeds; the other T are one seed each.
         report_lib.write_table3(out, "table3.md", f"Table 3: the effect of the number of Langevin steps T on HiABP "

@@ -141,6 +141,39 @@ def test_a_diverged_run_is_recorded_as_diverged_and_never_retried(tmp_path, monk
                                   results_root=results_root)
 
 
+
+def test_table2_is_reported_from_records_and_ships_the_mask_models_it_trained(tmp_path, monkeypatch):
+    """Table 2 reads its runs where the reports read every run (runs/ first, else the record with
+    its shipped model), scores the complete-image model on each mask once (its evaluate.N.out), and
+    ships the mask models that are in runs/, so that the table can be rebuilt after runs/ is lost."""
+    monkeypatch.chdir(tmp_path)
+    os.symlink(FLAGS, "flags")
+    base = plan.table2_base("cpu")
+    for name in [base] + [f"{base}_{mask}" for mask in plan.MASKS]:
+        _fake_workdir(f"runs/cpu/{name}", 3500)
+        records.save(f"runs/cpu/{name}", records.record_dir("cpu", name), 3500, records.model_dir("cpu", name))
+    shutil.rmtree(f"runs/cpu/{base}_pepper")  # lost with runs/: read from its record
+    evaluated, shipped, written = [], [], {}
+    monkeypatch.setattr(runner, "_evaluate", lambda workdir, log, flags, env, number: evaluated.append(
+        (workdir, flags, number)))
+    monkeypatch.setattr(runner, "_ship_trained", lambda scale, workdirs, command: shipped.extend(workdirs))
+    monkeypatch.setattr(report, "write_table2", lambda out, table, title, occluded, complete, command: written.update(
+        occluded=occluded, complete=complete))
+    runner.report("table2", "cpu", runner.Provenance("cpu"))
+    assert written["complete"] == f"runs/cpu/{base}"
+    assert written["occluded"] == {"pepper": records.record_dir("cpu", f"{base}_pepper"),
+                                   "region10": f"runs/cpu/{base}_region10", "region20": f"runs/cpu/{base}_region20"}
+    assert evaluated == [(f"runs/cpu/{base}", (f"--mask={mask}",), runner.TABLE2_EVALUATIONS + i)
+                         for i, mask in enumerate(plan.MASKS)]
+    assert shipped == list(written["occluded"].values())  # _ship_trained skips the records itself
+    # the complete-image model's record was made again, with its new evaluations
+    assert os.path.isfile(os.path.join(records.record_dir("cpu", base), records.RECORD_FILE))
+    shutil.rmtree("runs")
+    written.clear()
+    runner.report("table2", "cpu", runner.Provenance("cpu"))
+    assert written["complete"] == records.record_dir("cpu", base)
+    assert set(written["occluded"].values()) == {records.record_dir("cpu", f"{base}_{m}") for m in plan.MASKS}
+
 RECORDS = sorted(os.path.dirname(p) for p in glob.glob(os.path.join(REPO, "results", "*", "runs", "*",
                                                                      records.RECORD_FILE)))
 DIVERGED = [record for record in RECORDS if records.diverged(record)]
