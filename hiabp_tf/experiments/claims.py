@@ -336,6 +336,12 @@ def _table2_rows(results: Results, trained_on: str, images: str) -> dict:
             if r["trained_on"] == trained_on and r.get("images", "test images") == images}
 
 
+def _image_size(dataset: str) -> str:
+    """" at N x N" for a dataset spec that names its image size (images:DIR,image_size=N,...)."""
+    size = next((part.split("=", 1)[1] for part in dataset.split(",") if part.startswith("image_size=")), None)
+    return f" at {size} x {size}" if size else ""
+
+
 def table2_claims(results: Results) -> list[dict]:
     claim = ("Table 2: trained on occluded faces, HiABP recovers the never-observed pixels of its training images "
              "with the paper's error or lower, for every mask")
@@ -367,7 +373,8 @@ def table2_claims(results: Results) -> list[dict]:
                          "faces)", verdict="does not hold" if higher else "holds",
                          note=("higher than the paper's for " + ", ".join(higher) + "; " if higher else "")
                          + "one training seed per mask; our faces: 8,000 of the first 9,000 aligned CelebA "
-                           "images, the paper's 10,000 random ones, another budget (table2.md)"))
+                           f"images{_image_size(dataset)}, the paper's 10,000 random ones at 64 x 64, another "
+                           "budget (table2.md)"))
     rows.append(learns_from_incomplete_data(results, on_training or on_test,
                                             _table2_rows(results, plan.MEAN_IMAGE_REFERENCE,
                                                          TRAINING_IMAGES if on_training else "test images"),

@@ -269,6 +269,7 @@ def test_a_celeba_column_gets_the_face_claims_and_table2_is_compared_on_training
     assert by["CelebA: IABP: Langevin improves on the initializer, [E+L] < [E]"]["verdict"] == "holds"
     table2 = next(c for k, c in by.items() if k.startswith("Table 2: trained on occluded faces"))
     assert table2["verdict"] == "does not hold" and "higher than the paper's for region20" in table2["note"]
+    assert "CelebA images at 32 x 32, the paper's 10,000 random ones at 64 x 64" in table2["note"]
     assert table2["ours"].startswith("pepper 0.0450 (-10.4%)")
     assert "on occluded test faces: pepper 0.0470" in table2["ours"]
     learns = by[claims.LEARNS_FROM_INCOMPLETE_DATA[0]]
