@@ -181,6 +181,16 @@ def fid_flags(scale: str, prefix: str, inception_weights: str | None) -> tuple[s
     return ()
 
 
+def shipped_names(scale: str) -> set[str]:
+    """The runs whose trained models are shipped under results/SCALE/models/ (the cpu scale): the
+    first seed of every Table 1 row, which the figures and the samples pages also draw from, and
+    Table 2's mask runs."""
+    if scale != "cpu":
+        return set()
+    return ({table1_name(prefix, row) for prefix in prefixes(scale) for row in table1_rows(scale, prefix)}
+            | {f"{table2_base(scale)}_{mask}" for mask in MASKS})
+
+
 def table2_base(scale: str) -> str:
     """Table 2's model: HiABP L = 4 on CelebA as the paper (the offline digits at the quick scale)."""
     return "mnist5k_hiabp_l3" if scale == "quick" else "celeba_hiabp_l4"

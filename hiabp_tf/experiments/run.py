@@ -234,8 +234,21 @@ def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, ru
         _say(f"{run.name}: trained")
         return ""
     lines = "\n".join(_evaluate(workdir, log, flags, env, number) for number, flags in enumerate(run.evaluations))
+    if run.name in plan.shipped_names(scale):  # at once: runs/ may be lost before the report ships it
+        table = "table2" if run.name.startswith(f"{plan.table2_base(scale)}_") else "table1"
+        _ship(workdir, records.model_dir(scale, run.name, results_root), log, env, f"./run.sh {table} {scale}")
     record(scale, run, runs_root, results_root, flags_dir)
     return lines
+
+
+def _ship(workdir: str, model: str, log: str, env: dict, command: str) -> None:
+    """`python -m hiabp_tf.serving.ship` (a process of its own, as training's); a failure is said and
+    left to the report, which ships what it finds unshipped."""
+    with open(log, "a") as err:
+        done = subprocess.run([sys.executable, "-m", "hiabp_tf.serving.ship", f"--workdir={workdir}", f"--out={model}",
+                               f"--command={command}"], stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO)
+    _say(f"{os.path.basename(workdir)}: " + (f"shipped to {model}" if done.returncode == 0 else
+                                             f"shipping to {model} FAILED (the report ships it again); see {log}"))
 
 
 def _evaluate(workdir: str, log: str, evaluate_flags, env: dict, number: int = 0) -> str:

@@ -99,13 +99,14 @@ def define_flags():
     flags.DEFINE_string("workdir", None, "A workdir written by hiabp_tf.train.")
     flags.DEFINE_string("out", None, "Folder of the shipped model, e.g. results/cpu/models/NAME.")
     flags.DEFINE_string("data_dir", None, "Data dir of the run's dataset (as for evaluate).")
+    flags.DEFINE_string("command", None, "The command that trained the run, kept in shipped.json.")
 
 
 FLAGS = flags.FLAGS
 
 
 def main():
-    print(json.dumps(ship(FLAGS.workdir, FLAGS.out, FLAGS.data_dir)), flush=True)
+    print(json.dumps(ship(FLAGS.workdir, FLAGS.out, FLAGS.data_dir, FLAGS.command)), flush=True)
 
 
 if __name__ == "__main__":

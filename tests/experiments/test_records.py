@@ -142,6 +142,40 @@ def test_a_diverged_run_is_recorded_as_diverged_and_never_retried(tmp_path, monk
 
 
 
+
+def test_a_run_whose_model_is_shipped_is_shipped_as_soon_as_it_is_trained(tmp_path, monkeypatch):
+    """The first seed of a Table 1 row (and Table 2's mask runs) ship at the end of training, before
+    the record is written: a session that ends before the report loses runs/ but not the model."""
+    runs_root, results_root = str(tmp_path / "runs"), str(tmp_path / "results")
+    calls = []
+
+    def fake(args, **kwargs):
+        module = args[2]
+        calls.append(module)
+        workdir = next(a.split("=", 1)[1] for a in args if a.startswith("--workdir="))
+        if module == "hiabp_tf.train":
+            _fake_workdir(workdir, 3500)
+        if module == "hiabp_tf.serving.ship":
+            out = next(a.split("=", 1)[1] for a in args if a.startswith("--out="))
+            assert "--command=./run.sh table1 cpu" in args and not os.path.isdir(
+                records.record_dir("cpu", os.path.basename(workdir), results_root))
+            calls.append(out)
+        return subprocess.CompletedProcess(args, 0, stdout='{"mse_E": 0.01}\n')
+
+    monkeypatch.setattr(subprocess, "run", fake)
+    runs = {run.name: run for run in plan.runs("table1", "cpu")}
+    assert "mnist_vae" in plan.shipped_names("cpu") and "mnist_vae_seed1" not in plan.shipped_names("cpu")
+    assert {f"celeba_hiabp_l4_{mask}" for mask in plan.MASKS} <= plan.shipped_names("cpu")
+    assert plan.shipped_names("quick") == plan.shipped_names("paper") == set()
+    runner.train_and_evaluate("cpu", runs["mnist_vae"], runs_root=runs_root, flags_dir=FLAGS, results_root=results_root)
+    assert calls == ["hiabp_tf.train", "hiabp_tf.evaluate", "hiabp_tf.serving.ship",
+                     records.model_dir("cpu", "mnist_vae", results_root)]
+    assert records.recorded_step(records.record_dir("cpu", "mnist_vae", results_root)) == 3500
+    calls.clear()
+    runner.train_and_evaluate("cpu", runs["mnist_vae_seed1"], runs_root=runs_root, flags_dir=FLAGS,
+                              results_root=results_root)
+    assert calls == ["hiabp_tf.train", "hiabp_tf.evaluate"]  # a later seed is not shipped
+
 def test_table2_is_reported_from_records_and_ships_the_mask_models_it_trained(tmp_path, monkeypatch):
     """Table 2 reads its runs where the reports read every run (runs/ first, else the record with
     its shipped model), scores the complete-image model on each mask once (its evaluate.N.out), and

@@ -5,6 +5,8 @@ what they were shipped with."""
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -52,6 +54,14 @@ def test_a_shipped_workdir_scores_as_the_trained_one(tmp_path):
         os.link(os.path.join(out, name), os.path.join(other, name))
     with pytest.raises(errors.WorkdirError, match="holds other networks"):
         workdir_lib.restore(other)
+    # The command line (run.sh ships each run this way as soon as it is trained) keeps the command.
+    by_cli = str(tmp_path / "by_cli")
+    done = subprocess.run([sys.executable, "-m", "hiabp_tf.serving.ship", f"--workdir={trained}", f"--out={by_cli}",
+                           "--command=./run.sh table1 cpu"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(os.path.join(by_cli, workdir_lib.SHIPPED_FILE)) as f:
+        assert json.load(f)["command"] == "./run.sh table1 cpu"
 
 
 @pytest.mark.slow
