@@ -329,10 +329,17 @@ def write_table2(out_dir: str, table: str, title: str, occluded: dict, complete:
                                 recovery_mse=result[f"recovery_mse_{suffix}"], step=result["step"],
                                 dataset=result["dataset"], num_examples=result["num_examples"], workdir=workdir))
         lines.append(f"| {images_label}: error, {label} | " + " | ".join(cells) + " |")
+    undrawn = []
     for mask, workdir in occluded.items():
         datasets.add(workdir_lib.load_config(workdir)[0].dataset)
         details.append(_run_details(f"trained with mask {mask}", workdir, mask))
-        inpainting_figure(workdir, mask, os.path.join(out_dir, f"table2_{_slug(mask)}.png"), num_images)
+        figure = os.path.join(out_dir, f"table2_{_slug(mask)}.png")
+        try:
+            inpainting_figure(workdir, mask, figure, num_images)
+        except errors.WorkdirError as e:  # a record without its model: its numbers stand, its figure cannot
+            if os.path.isfile(figure):
+                os.remove(figure)  # (a figure of another model must not stand beside these numbers)
+            undrawn.append(f"`{os.path.basename(figure)}` is not drawn: {e}")
     # The no-model references: what learning from the observed pixels has to beat.
     for dataset in sorted(datasets):
         mean = metrics.mean_training_image(dataset)  # one pass over the training split for every mask
@@ -361,7 +368,7 @@ def write_table2(out_dir: str, table: str, title: str, occluded: dict, complete:
               f"*{TEST_IMAGES}*: the whole test split, each image with one fixed mask (`masks.example_masks`, "
               "seed `metrics.TEST_MASK_SEED`), the same for every model; the reference fills with the mean "
               "complete training image. Figures: `table2_<mask>.png` (rows: test images, occluded pixels in "
-              "grey, recovered)."]
+              "grey, recovered)."] + [f"\n{line}" for line in undrawn]
     lines += _footer(command, details, datasets)
     _write_json(out_dir, _json_name(table), {"command": command, "rows": numbers})
     return _write(out_dir, table, lines)

@@ -14,6 +14,7 @@ from hiabp_tf import train
 from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import masks
 from hiabp_tf.evaluation import metrics
+from hiabp_tf.experiments import records
 from hiabp_tf.experiments import report
 
 
@@ -136,6 +137,18 @@ def test_table2_report(runs, tmp_path):
     assert next(r for r in numbers if r["mask"] == "region20" and r["images"] == report.TEST_IMAGES
                 and r["trained_on"] == report.MEAN_IMAGE_REFERENCE)["recovery_mae"] == reference["recovery_mae"]
     assert f"| test images: error, {report.MEAN_IMAGE_REFERENCE} |" in text
+    # A mask run kept only as a record without its model: its numbers stand, its figure is not drawn.
+    record = str(tmp_path / "record_region20")
+    records.save(runs["region20"], record, workdir_lib.restore(runs["region20"])[3])
+    again = tmp_path / "again"
+    os.makedirs(again)
+    (again / "table2_region20.png").write_bytes(b"an older figure")
+    text = open(report.write_table2(str(again), "table2.md", "T2", {"pepper": runs["pepper"], "region20": record},
+                                    runs["complete"], "pytest", num_images=3)).read()
+    assert "`table2_region20.png` is not drawn" in text and "no shipped model" in text
+    assert os.path.isfile(again / "table2_pepper.png") and not os.path.exists(again / "table2_region20.png")
+    region20 = report.load_eval(runs["region20"], "region20")
+    assert f"{region20['recovery_mae_EL']:.5f} ({region20['recovery_mse_EL']:.5f})" in text
 
 
 @pytest.mark.slow
