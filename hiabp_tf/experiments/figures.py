@@ -250,7 +250,7 @@ def save_learning_curves(curves, path: str, title: str) -> str:
     "high" if given (e.g. the lowest and highest seed); a curve's paper number, if it has one, is a
     tick of the same colour right of the last update. Curves with "long" set go to a second panel
     (training continued), over the band of their own method's curve. `curves`: dicts {"label",
-    "steps", "mse", optional "low", "high", "paper_mnist" (float or None), "long", "row"}."""
+    "steps", "mse", optional "low", "high", "paper" (the paper's number, float or None), "long", "row"}."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -281,8 +281,8 @@ def save_learning_curves(curves, path: str, title: str) -> str:
             if curve.get("low") is not None and len(curve["steps"]) > 1:
                 ax.fill_between(curve["steps"], curve["low"], curve["high"], color=line.get_color(), alpha=0.2,
                                 linewidth=0)
-            if with_paper and curve.get("paper_mnist") is not None:  # the paper's number beyond the last update
-                ax.plot([last * 1.04, last * 1.1], [curve["paper_mnist"]] * 2, color=line.get_color(), linewidth=3)
+            if with_paper and curve.get("paper") is not None:  # the paper's number beyond the last update
+                ax.plot([last * 1.04, last * 1.1], [curve["paper"]] * 2, color=line.get_color(), linewidth=3)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3f"))
         ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3f"))

@@ -274,7 +274,7 @@ def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str 
               "`reconstructions_<column>_<row>.png` and `samples_<column>_<row>.png` beside this file."]
     if diverged:  # a seed whose training diverged is not averaged in, and is not hidden either
         lines += ["", "Runs whose training diverged, not in the cells (their row has that many seeds fewer; "
-                  "not retried with other settings): " + "; ".join(f"`{name}`: {message}"
+                  "not retried with other settings): " + "; ".join(f"`{name}`: {message.rstrip('.')}"
                                                               for name, message in sorted(diverged.items())) + "."]
     lines += _footer(command, details, datasets)
     _write_json(out_dir, _json_name(table), {"command": command, "second_t": second_t, "rows": numbers,
@@ -484,7 +484,8 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
                                label=label + (f", {steps[-1]:,} updates (seed 0)" if long else ""),
                                steps=steps, mse=mean.tolist(), low=values.min(axis=0).tolist(),
                                high=values.max(axis=0).tolist(), num_seeds=len(workdirs),
-                               paper_mnist=claims.PAPER_TABLE1["MNIST"].get((row, score)),
+                               paper=claims.PAPER_TABLE1.get(claims.PAPER_COLUMN.get(column, column), {}).get(
+                                   (row, score)),
                                last_doubling=last_doubling_change(list(zip(steps, mean)))))
             if long:
                 details.append(_run_details(f"{column}: {row}, trained longer", workdirs[0]))
@@ -497,10 +498,12 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
     first = workdir_lib.read_learning_curve(_workdirs(next(iter(runs.values())))[0])[0]
     what = (f"test MSE on the first {first['num_examples']:,} images of the {first['dataset']} test split, test-time "
             f"T = the training T")
+    columns = sorted({claims.PAPER_COLUMN.get(c["column"], c["column"]) for c in curves})
+    paper = f"paper {' / '.join(columns)}"  # the paper's numbers of this page's dataset column
     png = figures.save_learning_curves(
         curves, os.path.join(out_dir, f"{name}.png"),
         f"{what}; " + (f"mean of {seeds} seeds, band: lowest to highest; " if seeds > 1 else "")
-        + "ticks at right: the paper's MNIST (3e5 updates)")
+        + f"ticks at right: the {paper} (3e5 updates)")
     lines = ["# Learning curves of every Table 1 method", "", f"![learning curves]({os.path.basename(png)})", "",
              f"The evaluations during training ({what}), every "
              f"{steps[1] - steps[0] if len(steps) > 1 else steps[0]} updates"
@@ -508,13 +511,13 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
              + ". They describe training; no setting was chosen from them. *Last doubling*: the relative change "
              "of the MSE from half the updates to all of them (e.g. -10%: the second half of training took 10% off); "
              "a curve still falling fast there is not at its plateau.", "",
-             "| method | " + " | ".join(str(s) for s in steps) + " | last doubling | paper MNIST |",
+             "| method | " + " | ".join(str(s) for s in steps) + f" | last doubling | {paper} |",
              "|---|" + "---|" * (len(steps) + 2)]
     for c in short:
         by_step = dict(zip(c["steps"], c["mse"]))
         lines.append(f"| {c['label']} | " + " | ".join(_fmt(by_step.get(s)) for s in steps) + " | "
                      + _fmt_change(c["last_doubling"]) + " | "
-                     + ("—" if c["paper_mnist"] is None else f"{c['paper_mnist']:.4f}") + " |")
+                     + ("—" if c["paper"] is None else f"{c['paper']:.4f}") + " |")
     long = [c for c in curves if c["long"]]
     if long:
         lines += ["", "## Trained longer", "",

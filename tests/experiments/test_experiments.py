@@ -220,8 +220,13 @@ def test_learning_curves_come_from_the_evaluations_during_training(tmp_path):
     change = curve[1]["mse_EL"] / curve[0]["mse_EL"] - 1
     assert f"| IABP [E+L] (L=1) | {curve[0]['mse_EL']:.5f} | {curve[1]['mse_EL']:.5f} | {change:+.1%} (2 → 4) | " \
            f"{claims.PAPER_TABLE1['MNIST'][('iabp', 'mse_EL')]:.4f} |" in text
-    assert f"| IABP [E] (L=1) | {curve[0]['mse_E']:.5f} |" in text
+    assert f"| IABP [E] (L=1) | {curve[0]['mse_E']:.5f} |" in text and "| last doubling | paper MNIST |" in text
     assert os.path.isfile(tmp_path / "out" / "learning_curves.png")
+    # Another dataset column's page compares with the paper's numbers of that column, not MNIST's.
+    text = open(report.write_learning_curves(str(tmp_path / "out"), {("CelebA", "iabp"): iabp}, "pytest",
+                                             name="learning_curves_celeba")).read()
+    assert "| last doubling | paper CelebA |" in text and "paper MNIST" not in text
+    assert f"{claims.PAPER_TABLE1['CelebA'][('iabp', 'mse_EL')]:.4f} |" in text
     # Two seeds: the mean with the lowest-to-highest band; a run trained longer in its own section.
     seed1, long = str(tmp_path / "iabp_seed1"), str(tmp_path / "iabp_long")
     for workdir, seed, steps in ((seed1, 1, 4), (long, 0, 8)):
