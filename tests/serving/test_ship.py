@@ -81,11 +81,11 @@ def test_the_committed_models_stay_small():
     """Issue 20's budget, about 25 MB, for the models of Table 1 on MNIST (its only column then), and a
     cap on everything shipped: the face models are larger (RGB output, 192 latent dimensions) and
     mostly float32, because float16 moves their scores by 0.3% to 0.9% (VAE, VLAE, IABP [E]), more
-    than 3 significant digits allow."""
+    than 3 significant digits allow. (About 50 MB in all with Table 2's three face models.)"""
     sizes = {os.path.basename(os.path.dirname(path)): json.load(open(path))["weights_bytes"] for path in SHIPPED}
     mnist = sum(size for name, size in sizes.items() if name.startswith("mnist_"))
     assert mnist <= 25 * 2**20, f"{mnist / 2**20:.1f} MB of shipped MNIST weights"
-    assert sum(sizes.values()) <= 50 * 2**20, f"{sum(sizes.values()) / 2**20:.1f} MB of shipped weights"
+    assert sum(sizes.values()) <= 64 * 2**20, f"{sum(sizes.values()) / 2**20:.1f} MB of shipped weights"
 
 
 @pytest.mark.slow
