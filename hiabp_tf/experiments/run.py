@@ -378,8 +378,7 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
     elif experiment == "table2":
         base = plan.table2_base(scale)
         complete = source_dir(scale, base)  # its workdir in runs/, or its record with its shipped model
-        threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0) or None
-        env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": str(threads)} if threads else {}))
+        env = dict(os.environ)  # the evaluations inherit TF_NUM_INTRAOP_THREADS as they are
         os.makedirs(os.path.dirname(run_dir(scale, base)), exist_ok=True)
         for number, mask in enumerate(plan.MASKS, TABLE2_EVALUATIONS):  # trained on complete images, tested occluded
             _evaluate(complete, f"{run_dir(scale, base)}.log", (f"--mask={mask}",), env, number)
