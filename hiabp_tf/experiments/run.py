@@ -118,12 +118,18 @@ def run_finished(scale: str, run: plan.Run, runs_root: str = "runs", flags_dir: 
 
 
 def source_dir(scale: str, name: str, runs_root: str = "runs", results_root: str = "results") -> str:
-    """Where a report reads run `name`: its workdir while that has checkpoints, else its record if
-    there is one, else the workdir (whose absence the report then names)."""
+    """Where a report reads run `name`: its workdir while that has checkpoints of at least the
+    recorded step, else its record if there is one, else the workdir (whose absence the report then
+    names). A workdir behind its record (a retraining under way, or one stopped early) is not read:
+    the finished record is what the tables show until the retraining is recorded over it."""
     workdir, record = run_dir(scale, name, runs_root), records.record_dir(scale, name, results_root)
-    if os.path.isdir(os.path.join(workdir, "checkpoints")) or records.recorded_step(record) is None:
+    recorded_step = records.recorded_step(record)
+    if recorded_step is None:
         return workdir
-    return record
+    try:
+        return workdir if records.latest_step(workdir) >= recorded_step else record
+    except errors.WorkdirError:  # no checkpoint in runs/ (the usual case in a new session)
+        return record
 
 
 def record(scale: str, run: plan.Run, runs_root: str = "runs", results_root: str = "results",

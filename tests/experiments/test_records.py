@@ -67,6 +67,9 @@ def test_a_recorded_run_is_finished_read_from_its_record_and_never_retrained(tmp
     shutil.rmtree(workdir)  # runs/ is gone, as in a new session
     assert runner.run_finished("cpu", RUN, runs_root, FLAGS, results_root)
     assert runner.source_dir("cpu", RUN.name, runs_root, results_root) == record
+    _fake_workdir(workdir, steps // 2)  # a retraining under way (or stopped early) in a new session
+    assert runner.source_dir("cpu", RUN.name, runs_root, results_root) == record  # the finished record
+    shutil.rmtree(workdir)
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a recorded run was trained again"))
     lines = runner.train_and_evaluate("cpu", RUN, runs_root=runs_root, flags_dir=FLAGS, results_root=results_root)
     assert lines == '{"mse_E": 0.01}'
