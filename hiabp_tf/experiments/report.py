@@ -532,8 +532,11 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
             lines.append(f"| {c['label']} | " + " | ".join(_fmt(by_step.get(s)) for s in marks) + " | "
                          + _fmt_change(c["last_doubling"]) + " |")
         order = [sorted(long, key=lambda c: dict(zip(c["steps"], c["mse"])).get(s, np.inf)) for s in marks]
+        labels_in_order = [[c["label"].split(",")[0] for c in o] for o in order]
         lines += ["", "Order (lowest MSE first) at " + "; ".join(
-            f"{s:,}: " + " < ".join(c["label"].split(",")[0] for c in o) for s, o in zip(marks, order)) + "."]
+            f"{s:,}: " + " < ".join(o) for s, o in zip(marks, labels_in_order)) + "."]
+        if len(long) > 1:
+            lines += ["", ordering_over_training(marks, labels_in_order)]
     labels = {row: label for row, label, _ in TABLE1_ROWS}  # a row's last label: its headline score
     missing = [labels[row] for row in dict.fromkeys(long_missing)]
     if missing:
@@ -544,6 +547,20 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
     lines += _footer(command, details, datasets)
     _write_json(out_dir, f"{name}.json", {"command": command, "curves": curves})
     return _write(out_dir, f"{name}.md", lines)
+
+
+def ordering_over_training(marks, orders) -> str:
+    """Whether the order of the methods (`orders[i]`: labels, lowest MSE first, at `marks[i]` updates)
+    at the first mark holds at every later one; if not, where it first changes and what it is at the end."""
+    caveat = " (one training seed each: a gap smaller than Table 1's seed spread is not a verdict)."
+    changed = next((i for i, o in enumerate(orders) if o != orders[0]), None)
+    if changed is None:
+        return f"The order at {marks[0]:,} updates holds at every later multiple up to {marks[-1]:,}" + caveat
+    text = (f"The order at {marks[0]:,} updates does not hold as training goes on: at {marks[changed]:,} it is "
+            + " < ".join(orders[changed]))
+    if changed != len(orders) - 1:
+        text += f", at {marks[-1]:,} " + " < ".join(orders[-1])
+    return text + caveat
 
 
 def _fmt_change(change: dict | None) -> str:

@@ -228,6 +228,18 @@ def test_last_doubling_change_known_answers():
     assert report.last_doubling_change([(250, 0.04)]) is None
 
 
+def test_ordering_over_training_names_where_the_order_first_changes():
+    marks = [3500, 7000, 10500, 14000]
+    kept = report.ordering_over_training(marks, [["HiABP", "VAE"]] * 4)
+    assert kept.startswith("The order at 3,500 updates holds at every later multiple up to 14,000 (one training seed")
+    swapped = report.ordering_over_training(marks, [["HiABP", "VAE"], ["VAE", "HiABP"], ["VAE", "HiABP"],
+                                                    ["HiABP", "VAE"]])
+    assert swapped.startswith("The order at 3,500 updates does not hold as training goes on: at 7,000 it is "
+                              "VAE < HiABP, at 14,000 HiABP < VAE (one training seed")
+    last = report.ordering_over_training(marks, [["A", "B"]] * 3 + [["B", "A"]])
+    assert "at 14,000 it is B < A (" in last and last.count("14,000") == 1
+
+
 def test_read_learning_curve_keeps_the_latest_record_and_skips_a_cut_line(tmp_path):
     for record in ({"step": 250, "mse_E": 0.05}, {"step": 500, "mse_E": 0.04}, {"step": 500, "mse_E": 0.039}):
         workdir_lib.append_learning_curve(str(tmp_path), record)
