@@ -535,17 +535,23 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
         labels_in_order = [[c["label"].split(",")[0] for c in o] for o in order]
         lines += ["", "Order (lowest MSE first) at " + "; ".join(
             f"{s:,}: " + " < ".join(o) for s, o in zip(marks, labels_in_order)) + "."]
+        trained_longer = dict(methods=[c["label"].split(",")[0] for c in long], steps=long[0]["steps"][-1],
+                              marks=marks, orders=labels_in_order, summary=None)
         if len(long) > 1:
-            lines += ["", ordering_over_training(marks, labels_in_order)]
+            trained_longer["summary"] = ordering_over_training(marks, labels_in_order)
+            lines += ["", trained_longer["summary"]]
     labels = {row: label for row, label, _ in TABLE1_ROWS}  # a row's last label: its headline score
     missing = [labels[row] for row in dict.fromkeys(long_missing)]
+    if long:
+        trained_longer["missing"] = missing
     if missing:
         lines += [""] if long else ["", "## Trained longer", ""]
         lines.append(f"Not trained longer yet: {', '.join(missing)} (their NAME_long runs of the plan)"
                      + ("; the order above is of the runs that are." if long else "."))
     datasets = {workdir_lib.load_config(_workdirs(w)[0])[0].dataset for w in runs.values()}
     lines += _footer(command, details, datasets)
-    _write_json(out_dir, f"{name}.json", {"command": command, "curves": curves})
+    _write_json(out_dir, f"{name}.json", {"command": command, "curves": curves,
+                                          "trained_longer": trained_longer if long else None})
     return _write(out_dir, f"{name}.md", lines)
 
 

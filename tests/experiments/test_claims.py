@@ -220,6 +220,25 @@ def test_readme_block_is_replaced_between_the_markers(tmp_path):
         claims.update_readme(str(tmp_path / "bare.md"), "x")
 
 
+def test_readme_block_says_whether_the_order_holds_for_the_runs_trained_longer(tmp_path):
+    out = _write_results(str(tmp_path / "cpu"))
+    assert "Trained 14,000 updates" not in claims.readme_block(out, str(tmp_path))  # none trained longer
+    path = os.path.join(out, "learning_curves.json")
+    curves = json.load(open(path))
+    curves["trained_longer"] = dict(methods=["VAE", "HiABP [E+L] (L=4)"], steps=14000, marks=[3500, 14000],
+                                    orders=[["VAE", "HiABP [E+L] (L=4)"], ["HiABP [E+L] (L=4)", "VAE"]],
+                                    summary=report.ordering_over_training(
+                                        [3500, 14000], [["VAE", "HiABP"], ["HiABP", "VAE"]]),
+                                    missing=["IABP [E+L] (L=1)"])
+    workdir_lib.write_json_atomic(path, curves)
+    block = claims.readme_block(out, str(tmp_path))
+    assert ("Trained 14,000 updates (VAE, HiABP [E+L] (L=4); one seed each, [cpu/learning_curves.md]"
+            "(cpu/learning_curves.md)): The order at 3,500 updates does not hold as training goes on: at 14,000 "
+            "it is HiABP < VAE") in block
+    assert "Not trained longer yet: IABP [E+L] (L=1)." in block
+    assert block.index("learning_curves.png") < block.index("Trained 14,000") < block.index("The paper's claims")
+
+
 def test_last_doubling_change_known_answers():
     assert report.last_doubling_change([(250, 0.04), (500, 0.03), (1000, 0.02), (2000, 0.018)]) == dict(
         from_step=1000, to_step=2000, relative=pytest.approx(-0.1))

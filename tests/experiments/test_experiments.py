@@ -246,6 +246,10 @@ def test_learning_curves_come_from_the_evaluations_during_training(tmp_path):
     long_el = next(c for c in curves if c["score"] == "mse_EL" and c["long"])
     assert long_el["steps"] == [2, 4, 6, 8] and "## Trained longer" in text
     assert "IABP [E+L] (L=1), 8 updates (seed 0)" in text and "Not trained longer yet" not in text
+    longer = json.load(open(tmp_path / "out" / "learning_curves.json"))["trained_longer"]
+    assert longer["steps"] == 8 and longer["marks"] == [4, 8] and longer["missing"] == []
+    assert longer["summary"] == report.ordering_over_training(longer["marks"], longer["orders"])
+    assert longer["summary"] in text and longer["methods"] == ["IABP [E] (L=1)", "IABP [E+L] (L=1)"]
     # A planned long run that is not trained yet is named, whether or not another one is there.
     for long_runs in ({("mnist_5k", "iabp"): long}, {}):
         path = report.write_learning_curves(str(tmp_path / "out"), {("mnist_5k", "iabp"): [iabp, seed1]}, "pytest",
