@@ -273,8 +273,9 @@ def save_learning_curves(curves, path: str, title: str) -> str:
     def draw(ax, group, with_paper):
         last = max(max(c["steps"]) for c in group)
         for i, curve in enumerate(group):
-            key = (curve.get("row"), curve.get("score"))  # a long run takes its method's colour, dashed
-            colour = colours.get(key) if curve.get("long") else None
+            # A method keeps its first panel's colour in the second, and its long run takes it, dashed.
+            key = (curve.get("row"), curve.get("score")) if curve.get("row") else curve["label"]
+            colour = colours.get(key)
             line, = ax.plot(curve["steps"], curve["mse"], "--" if curve.get("long") else styles[i // 10 % len(styles)],
                             marker=".", label=curve["label"], color=colour)
             colours.setdefault(key, line.get_color())

@@ -177,3 +177,24 @@ def test_disentangle_command_end_to_end(tmp_path):
     assert bad.returncode == 2
     error_lines = [line for line in bad_err.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "--workdir" in error_lines[0] and "Traceback" not in bad_err
+
+
+def test_learning_curves_keep_each_methods_colour_in_both_panels(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    drawn = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, path, **kw: drawn.append(fig))
+    curve = lambda row, score, long=False: dict(row=row, score=score, long=long, label=f"{row} {score} {long}",
+                                                steps=[1, 2], mse=[0.2, 0.1])
+    short = [curve(r, s) for r, s in (("vae", "mse_E"), ("lvae", "mse_E"), ("iabp", "mse_E"), ("iabp", "mse_EL"))]
+    long = [curve("vae", "mse_E", True), curve("iabp", "mse_EL", True)]
+    figures.save_learning_curves(short + long, str(tmp_path / "c.png"), "t")
+    (fig,) = drawn
+    colour = [{line.get_label(): line.get_color() for line in ax.get_lines() if not line.get_label().startswith("_")}
+              for ax in fig.axes]
+    assert len(set(colour[0].values())) == 4  # four methods, four colours
+    for c in (short[0], short[3]):  # the second panel: the long runs' methods, in their first-panel colours
+        assert colour[1][c["label"]] == colour[0][c["label"]]
+    assert "lvae mse_E False" not in colour[1] and "iabp mse_E False" not in colour[1]
+    for c in long:
+        assert colour[1][c["label"]] == colour[0][c["label"].replace("True", "False")]
