@@ -545,8 +545,7 @@ def readme_block(out_dir: str, readme_dir: str = ".", results: Results | None = 
                   for r in absolute_rows(results, column)]
     lines += ["", f"![learning curves]({rel}/learning_curves.png)", ""]
     lines += _trained_longer_lines(results, rel)
-    lines += [
-              f"The paper's claims at this scale, decided on the seeds by Welch's t-test at p < {statistics.ALPHA} "
+    lines += [f"The paper's claims at this scale, decided on the seeds by Welch's t-test at p < {statistics.ALPHA} "
               f"([{rel}/claims.md]({rel}/claims.md)): {count_line(claims)}", ""]
     lines += [f"- **{c['verdict']}**: {c['claim']} (ours {c['ours']}{'; ' + c['note'] if c['note'] else ''})"
               for c in claims]
@@ -556,13 +555,13 @@ def readme_block(out_dir: str, readme_dir: str = ".", results: Results | None = 
 
 def _trained_longer_lines(results: Results, rel: str) -> list[str]:
     """The README's line on the runs trained longer (learning_curves.json's "trained_longer"), if any
-    were: which, how long, and whether Table 1's order holds as training goes on."""
+    were: how long, and whether Table 1's order holds as training goes on."""
     longer = results.curves.get("trained_longer")
     if not longer or not longer.get("summary"):
         return []
     missing = longer.get("missing") or []
-    return [f"Trained {longer['steps']:,} updates ({', '.join(longer['methods'])}; one seed each, "
-            f"[{rel}/learning_curves.md]({rel}/learning_curves.md)): {longer['summary']}"
+    return [f"Trained {longer['steps']:,} updates ([{rel}/learning_curves.md]({rel}/learning_curves.md)): "
+            f"{longer['summary']}"
             + (f" Not trained longer yet: {', '.join(missing)}." if missing else ""), ""]
 
 

@@ -232,9 +232,8 @@ def test_readme_block_says_whether_the_order_holds_for_the_runs_trained_longer(t
                                     missing=["IABP [E+L] (L=1)"])
     workdir_lib.write_json_atomic(path, curves)
     block = claims.readme_block(out, str(tmp_path))
-    assert ("Trained 14,000 updates (VAE, HiABP [E+L] (L=4); one seed each, [cpu/learning_curves.md]"
-            "(cpu/learning_curves.md)): The order at 3,500 updates does not hold as training goes on: at 14,000 "
-            "it is HiABP < VAE") in block
+    assert ("Trained 14,000 updates ([cpu/learning_curves.md](cpu/learning_curves.md)): The order at 3,500 "
+            "updates does not hold as training goes on: at 14,000 it is HiABP < VAE") in block
     assert "Not trained longer yet: IABP [E+L] (L=1)." in block
     assert block.index("learning_curves.png") < block.index("Trained 14,000") < block.index("The paper's claims")
 

@@ -184,8 +184,10 @@ def test_learning_curves_keep_each_methods_colour_in_both_panels(tmp_path, monke
 
     drawn = []
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, path, **kw: drawn.append(fig))
-    curve = lambda row, score, long=False: dict(row=row, score=score, long=long, label=f"{row} {score} {long}",
-                                                steps=[1, 2], mse=[0.2, 0.1])
+
+    def curve(row, score, long=False):
+        return dict(row=row, score=score, long=long, label=f"{row} {score} {long}", steps=[1, 2], mse=[0.2, 0.1])
+
     short = [curve(r, s) for r, s in (("vae", "mse_E"), ("lvae", "mse_E"), ("iabp", "mse_E"), ("iabp", "mse_EL"))]
     long = [curve("vae", "mse_E", True), curve("iabp", "mse_EL", True)]
     figures.save_learning_curves(short + long, str(tmp_path / "c.png"), "t")
