@@ -73,7 +73,10 @@ def test_every_committed_model_loads_and_reproduces_its_probe(path):
         record = json.load(f)
     model, _, _, step = workdir_lib.restore(os.path.dirname(path))
     assert step == record["step"] and record["agree_to_3_significant_digits"]
-    np.testing.assert_allclose(ship.probe(model), record["probe"], rtol=1e-5)
+    # rtol 1e-4: the same weights give probes up to 2.7e-5 apart on another CPU (oneDNN's kernels round
+    # differently on an AMD EPYC than on the Intel Xeon that recorded them), while rounding the weights
+    # to float16 moves a probe by 4e-4 or more where it moves it at all (probe vs probe_full_precision).
+    np.testing.assert_allclose(ship.probe(model), record["probe"], rtol=1e-4)
     np.testing.assert_allclose(record["probe"], record["probe_full_precision"], atol=2e-3)
 
 
