@@ -327,9 +327,10 @@ def labelled_arrays(dataset: str, data_dir: str | None = None):
                 arrays += [np.concatenate([b["image"] for b in batches]).astype(np.uint8),
                            np.concatenate([b["label"] for b in batches]).astype(np.int64)]
         except Exception as e:
-            raise FIDError(f"the labelled tensorflow-datasets 'mnist' is not prepared in "
-                           f"--data_dir={data_dir} ({type(e).__name__}); prepare it, or use the "
-                           "offline mnist_5k classifier.") from e
+            raise FIDError(f"MNIST's labelled split is not in the data dir (--data_dir={data_dir}, else "
+                           f"TFDS_DATA_DIR): no mnist.npz there, and tensorflow-datasets' 'mnist' is not prepared "
+                           f"there ({type(e).__name__}). Put mnist.npz in it or prepare 'mnist' (docs/data.md), or "
+                           "use the offline mnist_5k classifier.") from e
         return tuple(arrays)
     raise FIDError(f"no labels are available for --dataset={dataset} to train the FID feature "
                    f"classifier; supported: {', '.join(LABELLED_DATASETS)}. Use Inception features "

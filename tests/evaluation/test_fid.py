@@ -192,7 +192,7 @@ def test_labelled_arrays_for_tfds_mnist_and_unknown_datasets(tmp_path):
         x_train, y_train, x_test, y_test = fid.labelled_arrays("mnist", data_dir=str(tmp_path))
     assert x_train.shape == (6, 28, 28, 1) and x_train.dtype == np.uint8
     assert y_test.shape == (6,) and y_test.dtype == np.int64
-    with pytest.raises(fid.FIDError, match="not prepared"):
+    with pytest.raises(fid.FIDError, match="no mnist.npz there, and .*not prepared.*docs/data.md"):
         fid.labelled_arrays("mnist", data_dir=str(tmp_path))  # download=False: fails at once
     with pytest.raises(fid.FIDError, match="svhn_cropped"):
         fid.labelled_arrays("svhn_cropped")
