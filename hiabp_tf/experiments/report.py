@@ -519,9 +519,13 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
                      + _fmt_change(c["last_doubling"]) + " | "
                      + ("—" if c["paper"] is None else f"{c['paper']:.4f}") + " |")
     long = [c for c in curves if c["long"]]
+    labels = {row: label for row, label, _ in TABLE1_ROWS}  # a row's last label: its headline score
+    missing = [labels[row] for row in dict.fromkeys(long_missing)]
+    trained_longer = None  # learning_curves.json's summary of this section, quoted by the README
     if long:
+        methods = [c["label"].split(",")[0] for c in long]  # the label without ", N updates (seed 0)"
         lines += ["", "## Trained longer", "",
-                  f"{', '.join(c['label'].split(',')[0] for c in long)} also trained {long[0]['steps'][-1]:,} "
+                  f"{', '.join(methods)} also trained {long[0]['steps'][-1]:,} "
                   "updates (one seed each); does Table 1's ordering hold as training goes on? Test MSE (same "
                   "evaluations) at each multiple of the Table 1 budget:", ""]
         marks = [s for s in long[0]["steps"] if s % steps[-1] == 0 or s == long[0]["steps"][-1]]
@@ -532,26 +536,20 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
             lines.append(f"| {c['label']} | " + " | ".join(_fmt(by_step.get(s)) for s in marks) + " | "
                          + _fmt_change(c["last_doubling"]) + " |")
         order = [sorted(long, key=lambda c: dict(zip(c["steps"], c["mse"])).get(s, np.inf)) for s in marks]
-        labels_in_order = [[c["label"].split(",")[0] for c in o] for o in order]
+        labels_in_order = [[methods[long.index(c)] for c in o] for o in order]
         lines += ["", "Order (lowest MSE first) at " + "; ".join(
             f"{s:,}: " + " < ".join(o) for s, o in zip(marks, labels_in_order)) + "."]
-        trained_longer = dict(methods=[c["label"].split(",")[0] for c in long], steps=long[0]["steps"][-1],
-                              marks=marks, orders=labels_in_order, summary=None)
-        if len(long) > 1:
-            trained_longer["summary"] = ordering_over_training(marks, labels_in_order)
-            lines += ["", trained_longer["summary"]]
-    labels = {row: label for row, label, _ in TABLE1_ROWS}  # a row's last label: its headline score
-    missing = [labels[row] for row in dict.fromkeys(long_missing)]
-    if long:
-        trained_longer["missing"] = missing
+        summary = ordering_over_training(marks, labels_in_order) if len(long) > 1 else None
+        lines += ["", summary] if summary else []
+        trained_longer = dict(methods=methods, steps=long[0]["steps"][-1], marks=marks, orders=labels_in_order,
+                              summary=summary, missing=missing)
     if missing:
         lines += [""] if long else ["", "## Trained longer", ""]
         lines.append(f"Not trained longer yet: {', '.join(missing)} (their NAME_long runs of the plan)"
                      + ("; the order above is of the runs that are." if long else "."))
     datasets = {workdir_lib.load_config(_workdirs(w)[0])[0].dataset for w in runs.values()}
     lines += _footer(command, details, datasets)
-    _write_json(out_dir, f"{name}.json", {"command": command, "curves": curves,
-                                          "trained_longer": trained_longer if long else None})
+    _write_json(out_dir, f"{name}.json", {"command": command, "curves": curves, "trained_longer": trained_longer})
     return _write(out_dir, f"{name}.md", lines)
 
 
