@@ -57,7 +57,7 @@ setup() {
 SCALES="quick|cpu|paper"
 experiment() {
   # MNIST (the cpu scale) from its npz copy when this machine has one beside the project
-  # (../shared/data/mnist.npz), unless TFDS_DATA_DIR names a data dir already (README, Data).
+  # (../shared/data/mnist.npz), unless TFDS_DATA_DIR names a data dir already (docs/data.md, MNIST).
   if [ -z "${TFDS_DATA_DIR:-}" ] && [ -f ../shared/data/mnist.npz ]; then
     TFDS_DATA_DIR="$(cd ../shared/data && pwd)"
     export TFDS_DATA_DIR
