@@ -4,7 +4,7 @@
 #   ./run.sh [quick]      main job: IABP and HiABP (L=3) on the offline mnist_5k, trained, evaluated
 #                         and written to results/quick/ (a few minutes on 2 CPU cores)
 #   ./run.sh paper        the same experiments at the paper's scale (MNIST/SVHN/CelebA, 3e5 updates;
-#                         needs a GPU and the tensorflow-datasets data, see README)
+#                         needs a GPU and the tensorflow-datasets data, see docs/data.md)
 #   ./run.sh table1 [quick|cpu|paper]
 #                         every row of the paper's Table 1 (VAE, LVAE, VLAE, ABP non-persistent and
 #                         persistent, IABP [E] and [E+L], HiABP L=2,3,4) trained with equal steps and

@@ -75,7 +75,7 @@ def _check_tf_config() -> dict:
         raise errors.ConfigError(
             "--strategy=multi_worker reads the cluster from the TF_CONFIG environment variable, which is "
             f"not set. Set it on every worker, e.g. {_TF_CONFIG_EXAMPLE} on the first host and "
-            '"index": 1 on the second (see README, "Scale-out with tf.distribute"), or use '
+            '"index": 1 on the second (see docs/scaling.md), or use '
             "--strategy=mirrored for one machine.")
     try:
         config = json.loads(raw)

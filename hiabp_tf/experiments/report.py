@@ -45,7 +45,7 @@ PROTOCOL = (
     "MSE: mean over pixels (in [0, 1]) of the squared error, averaged over the whole test split. "
     "[E]: x_hat = g(mu_phi(x)) (for LVAE: every layer at its top-down posterior mean); [E+L]: z_0 from "
     "the encoder, then T Langevin steps on the test image (training T, s, sigma), x_hat = g(z_T); "
-    "[L] (ABP): z_0 ~ N(0, I), then Langevin steps on the test image. See the README's Protocol section.")
+    "[L] (ABP): z_0 ~ N(0, I), then Langevin steps on the test image. See docs/protocol.md.")
 
 
 def define_flags():

@@ -472,7 +472,7 @@ def run(command: str, scale: str, train_only: bool = False, report_only: bool = 
     if command == "claims":
         return claims(scale)
     if scale == "paper" and not weights and command in ("table1", "all"):
-        _say("INCEPTION_WEIGHTS is not set: no FID for svhn and celeba (see README)")
+        _say("INCEPTION_WEIGHTS is not set: no FID for svhn and celeba (see docs/reproducing.md)")
     experiments = plan.EXPERIMENTS if command == "all" else (command,)
     if train_only:
         return train_all(scale, plan.pool(experiments, scale, weights), evaluate=False)
