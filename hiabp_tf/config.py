@@ -22,6 +22,7 @@ from hiabp_tf.core import algorithm
 from hiabp_tf.core import models
 from hiabp_tf.data import image_folder
 from hiabp_tf.data import masks
+from hiabp_tf.data import spec as data_spec
 from hiabp_tf.errors import ConfigError
 
 SEED_MAX = limits.SEED_MAX  # every --seed is in 0..SEED_MAX (limits.check_seed)
@@ -38,7 +39,8 @@ class RunConfig:
 
     # What to train.
     method: str = _field("hiabp", "Which model to train.", enum_values=methods.METHODS)
-    dataset: str = _field("mnist_5k", "mnist_5k (offline), mnist, svhn_cropped, celeb_a (tensorflow-datasets), "
+    dataset: data_spec.DataSpec = _field(  # given as text (a flag, config.json), parsed in __post_init__
+        "mnist_5k", "mnist_5k (offline), mnist, svhn_cropped, celeb_a (tensorflow-datasets), "
                           "npz:PATH or images:DIR (a folder of JPEG/PNG files: see --image_size, --image_crop, "
                           "--test_images; a relative DIR is relative to the current directory and recorded "
                           "absolute, with those settings, in config.json).")
@@ -81,8 +83,9 @@ class RunConfig:
         # network built from this config say which arithmetic the run used.
         object.__setattr__(self, "precision", models.resolve_precision(self.precision))
         try:
-            if image_folder.is_images_name(self.dataset):  # the name alone rebuilds the splits (no disk access)
-                object.__setattr__(self, "dataset", image_folder.canonical_name(self.dataset))
+            # Parsed once (config.json's text, old ones included, or the flags'): the name alone rebuilds the
+            # splits wherever the run is read.
+            object.__setattr__(self, "dataset", data_spec.parse(self.dataset))
             self._validate()
         except ValueError as e:
             raise ConfigError(str(e)) from None
@@ -103,8 +106,8 @@ class RunConfig:
                 f"--latent_dims has {len(self.latent_dims)} sizes {list(self.latent_dims)} but "
                 f"--num_layers={self.num_layers}: give one size per latent layer, bottom layer first "
                 f"(e.g. --latent_dims={','.join(['16'] * self.num_layers)}).")
-        if image_folder.is_images_name(self.dataset):
-            size, sides = image_folder.settings_of(self.dataset)["image_size"], _SUPPORTED_SIDES
+        if self.dataset.kind == "images":
+            size, sides = self.dataset.settings["image_size"], _SUPPORTED_SIDES
             if size not in sides:
                 raise ValueError(f"--image_size={size} is not a side the HiABP networks build: use one of "
                                  f"{', '.join(map(str, sides))} (the centre square is resized to it).")
@@ -262,7 +265,8 @@ def define_run_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         elif field.name == "latent_dims":
             flags.DEFINE_list(field.name, [str(d) for d in default], meta["help"], flag_values=flag_values)
         else:
-            kind = {"int": "integer", "float": "float", "str": "string"}[field.type.split(" ")[0]]
+            kind = {"int": "integer", "float": "float", "str": "string", "data_spec.DataSpec": "string"}[
+                field.type.split(" ")[0]]
             getattr(flags, f"DEFINE_{kind}")(field.name, default, meta["help"], flag_values=flag_values)
     for name, (kind, help_text) in IMAGE_FLAGS.items():
         getattr(flags, f"DEFINE_{kind}")(name, image_folder.DEFAULTS[name], help_text, flag_values=flag_values)
@@ -287,20 +291,20 @@ def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     return RunConfig(**{**values, "latent_dims": latent_dims, "dataset": _dataset_from_flags(flag_values)})
 
 
-def _dataset_from_flags(flag_values: flags.FlagValues) -> str:
-    """--dataset, an images:DIR folder with the IMAGE_FLAGS given folded into its name."""
+def _dataset_from_flags(flag_values: flags.FlagValues) -> data_spec.DataSpec:
+    """--dataset parsed, an images:DIR folder with the IMAGE_FLAGS given among its settings."""
     given = {name: flag_values[name].value for name in IMAGE_FLAGS if not flag_values[name].using_default_value}
-    if image_folder.is_images_name(flag_values.dataset):
-        try:
-            return image_folder.canonical_name(flag_values.dataset, given)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-    if given:
+    try:
+        dataset = data_spec.parse(flag_values.dataset, given if str(flag_values.dataset).startswith(
+            data_spec.IMAGES_PREFIX) else None)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if given and dataset.kind != "images":
         one = len(given) == 1
         raise ConfigError(f"{', '.join(f'--{name}' for name in given)} only appl{'ies' if one else 'y'} to "
                           f"--dataset=images:DIR, not to --dataset={flag_values.dataset}; remove "
                           f"{'it' if one else 'them'}.")
-    return flag_values.dataset
+    return dataset
 
 
 def train_kwargs_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> dict:

@@ -25,9 +25,9 @@ from hiabp_tf import config as config_lib
 from hiabp_tf import errors
 from hiabp_tf import limits
 from hiabp_tf import workdir as workdir_lib
-from hiabp_tf.data import image_folder
 from hiabp_tf.data import input_pipeline
 from hiabp_tf.data import masks
+from hiabp_tf.data import spec as data_spec
 from hiabp_tf.evaluation import fid as fid_lib
 from hiabp_tf.evaluation import metrics
 
@@ -108,10 +108,9 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
     model, config, image_shape, step = workdir_lib.restore(workdir)
     if fid != "none":
         limits.check_num_samples(fid_samples, "--fid_samples", image_shape, low=2)
-    dataset = dataset or config.dataset
-    if image_folder.is_images_name(dataset):  # settings the name does not give: the run's (at least its side)
-        run = image_folder.settings_of(config.dataset) if image_folder.is_images_name(config.dataset) else {}
-        dataset = image_folder.canonical_name(dataset, defaults={"image_size": image_shape[0], **run})
+    # An images: folder's settings that --dataset does not give are the run's (at least its side).
+    run = dict(config.dataset.settings) if config.dataset.kind == "images" else {}
+    dataset = data_spec.parse(dataset or config.dataset, defaults={"image_size": image_shape[0], **run})
     eval_ds, info = input_pipeline.make_eval_dataset(dataset, split, batch_size=batch_size, data_dir=data_dir)
     if tuple(info.image_shape) != tuple(image_shape):
         raise input_pipeline.DataError(

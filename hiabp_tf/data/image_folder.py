@@ -59,16 +59,16 @@ def is_images_name(name) -> bool:
 # ------------------------------------------------------------------------------------- names
 
 
-def _parse_setting(key: str, text: str):
+def parse_setting(key: str, text: str):
     try:
         value = float(text) if key == "image_crop" else int(text)
     except ValueError:
         kind = "a number in (0, 1]" if key == "image_crop" else "an integer"
         raise DataError(f"--{key}={text!r} must be {kind}.") from None
-    return _checked(key, value)
+    return check_setting(key, value)
 
 
-def _checked(key: str, value):
+def check_setting(key: str, value):
     if key == "image_crop":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
             raise DataError(f"--image_crop={value!r} must be a fraction in (0, 1] of an image's shorter side: "
@@ -94,7 +94,7 @@ def parse_name(name: str) -> tuple[str, dict]:
             break
         if key in given:
             raise DataError(f"--dataset={name} gives {key} twice; give each setting once.")
-        given[key] = _parse_setting(key, value)
+        given[key] = parse_setting(key, value)
         rest = head
     if not rest:
         raise DataError(f"--dataset={name} names no folder: use --dataset=images:DIR, DIR a folder of JPEG or "
@@ -103,32 +103,23 @@ def parse_name(name: str) -> tuple[str, dict]:
 
 
 def canonical_name(name: str, settings: dict | None = None, defaults: dict | None = None) -> str:
-    """The canonical images: name: the folder absolute (a relative one is relative to the current
-    directory) and every setting: those written in `name`, else `settings`, else `defaults`, else
-    DEFAULTS. A setting both in `name` and in `settings` with another value is a DataError (the flag
-    contradicts the name)."""
-    folder, given = parse_name(name)
-    for key, value in (settings or {}).items():
-        value = _checked(key, value)
-        if key in given and given[key] != value:
-            raise DataError(f"--{key}={value} contradicts --dataset={name}, which says {key}={given[key]}; "
-                            "give the setting once.")
-        given[key] = value
-    merged = {**DEFAULTS, **{k: _checked(k, v) for k, v in (defaults or {}).items()}, **given}
-    folder = os.path.abspath(os.path.expanduser(folder))
-    return PREFIX + folder + "".join(f",{key}={merged[key]!r}" for key in DEFAULTS)
+    """The canonical images: name (`spec.parse`): the folder absolute (a relative one is relative to the
+    current directory) and every setting: those written in `name`, else `settings`, else `defaults`, else
+    DEFAULTS. A setting both in `name` and in `settings` with another value is a DataError."""
+    from hiabp_tf.data import spec  # pylint: disable=import-outside-toplevel (spec builds on this module)
+    return spec.parse(name, settings, defaults)
 
 
 def settings_of(name: str) -> dict:
     """{image_size, image_crop, test_images} of an images: name (defaults for those not written)."""
-    return {**DEFAULTS, **parse_name(name)[1]}
+    return dict(canonical_name(name).settings)
 
 
 def describe(name: str) -> str:
     """Where the images of `name` come from and how they are prepared, for a result's provenance."""
-    folder, _ = parse_name(canonical_name(name))
-    s = settings_of(name)
-    return (f"JPEG/PNG files of {folder} sorted by name (the last {s['test_images']} the test split), centre "
+    dataset = canonical_name(name)
+    s = dataset.settings
+    return (f"JPEG/PNG files of {dataset.path} sorted by name (the last {s['test_images']} the test split), centre "
             f"square of {s['image_crop']:g} of the shorter side resized to {s['image_size']}x{s['image_size']}")
 
 
@@ -229,10 +220,12 @@ def _write_cache(path, images, names, skipped, alpha) -> None:
 # ------------------------------------------------------------------------------------ loading
 
 
-def _listing(folder: str, where: str) -> tuple:
+def _listing(folder: str, where: str, written_as: str | None = None) -> tuple:
     """((name, size, mtime_ns), ...) of the folder's image files, sorted by name."""
     if not os.path.exists(folder):
-        raise DataError(f"{where}: folder {folder} not found (a relative folder is relative to the current "
+        also = (f", nor {written_as} (the whole text, were ',{written_as[len(folder) + 1:]}' part of the folder's "
+                "name)") if written_as else ""
+        raise DataError(f"{where}: folder {folder} not found{also} (a relative folder is relative to the current "
                         f"directory, {os.getcwd()}). Give an existing folder of JPEG or PNG files.")
     if not os.path.isdir(folder):
         raise DataError(f"{where}: {folder} is a file, not a folder; give the folder holding the images "
@@ -290,14 +283,12 @@ def _decoded(folder: str, files: tuple, size: int, crop: float, where: str) -> t
     return images, tuple(names)
 
 
-def load(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(x_train, x_test): read-only uint8 arrays (N, S, S, C) of an images: dataset (see the module
-    docstring); DataError naming the folder or flag for a folder that cannot be used."""
-    name = canonical_name(name)
-    folder, _ = parse_name(name)
-    s = settings_of(name)
-    where = f"--dataset={PREFIX}{folder}"
-    images, _ = _decoded(folder, _listing(folder, where), s["image_size"], s["image_crop"], where)
+def load(dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(x_train, x_test): read-only uint8 arrays (N, S, S, C) of an images: dataset (a `spec.DataSpec`, or
+    its text; see the module docstring); DataError naming the folder or flag for a folder that cannot be used."""
+    dataset = canonical_name(dataset)
+    folder, s, where = dataset.path, dataset.settings, dataset.flag
+    images, _ = _decoded(folder, _listing(folder, where, dataset.written_as), s["image_size"], s["image_crop"], where)
     n, test = len(images), s["test_images"]
     if test >= n:
         raise DataError(f"{where}: --test_images={test} leaves no training image: the folder has {n} decodable "

