@@ -1,5 +1,6 @@
 """Tests for hiabp_tf.methods: the Table 1 baselines (VAE, VLAE, LVAE, ABP, persistent ABP)."""
 
+import by_hand
 import keras
 import numpy as np
 import pytest
@@ -203,6 +204,26 @@ def _lvae_kl_by_hand(model, conditional, x, seed):
     return np.mean(kl1 + kl2)
 
 
+def _log_sigma_conditional(model):
+    """z^2 -> (mu_p, log sigma_p) of p(z^1 | z^2), read off the networks by hand."""
+    def conditional(z):
+        mu_p, sigma_p = by_hand.lvae_conditional(model, 0, z)
+        return mu_p, tf.math.log(sigma_p)
+    return conditional
+
+
+def test_the_lvae_kl_with_random_prior_heads_is_the_closed_form_top_down():
+    """The heads start at zero (p(z^1 | z^2) = N(0, (1 + floor)^2 I) whatever z^2), which would hide a KL
+    that ignored the layer above or the prior's scale; with random heads both count."""
+    model = variational.LVAE(TWO_LAYERS, FAST, NUM_TRAIN)
+    by_hand.randomise_prior_heads(model)
+    x, seed = _batch(4)["image"], _seed(3, 1)
+    mu_p, sigma_p = model.conditional(0, tf.random.stateless_normal((4, 3), [1, 1]))
+    assert np.ptp(mu_p.numpy(), axis=0).min() > 1e-3 and np.ptp(sigma_p.numpy(), axis=0).min() > 1e-3
+    np.testing.assert_allclose(model.loss(x, seed)["kl"].numpy(),
+                               _lvae_kl_by_hand(model, _log_sigma_conditional(model), x, seed), rtol=1e-4)
+
+
 @pytest.mark.slow
 def test_the_published_lvae_is_a_chain_whose_top_down_path_serves_prior_and_posterior():
     model = variational.LVAE(TWO_LAYERS, FAST, NUM_TRAIN)
@@ -215,13 +236,8 @@ def test_the_published_lvae_is_a_chain_whose_top_down_path_serves_prior_and_post
     np.testing.assert_allclose(sigma_p.numpy(), np.ones((4, 2)) + variational.SIGMA_FLOOR, rtol=1e-6)
     # The posterior merges the bottom-up Gaussian with the generative model's own top-down conditional.
     x, seed = _batch(4)["image"], _seed(3, 1)
-
-    def conditional(z):
-        h = tf.reduce_mean(model.generator.top_down(1, z), axis=(1, 2))  # the spatial mean per channel
-        sigma = tf.nn.softplus(model.generator.sigma_heads[0](h)) + variational.SIGMA_FLOOR
-        return model.generator.mu_heads[0](h), tf.math.log(sigma)
-    np.testing.assert_allclose(model.loss(x, seed)["kl"].numpy(), _lvae_kl_by_hand(model, conditional, x, seed),
-                               rtol=1e-4)
+    np.testing.assert_allclose(model.loss(x, seed)["kl"].numpy(),
+                               _lvae_kl_by_hand(model, _log_sigma_conditional(model), x, seed), rtol=1e-4)
     heads = model.generator.mu_heads[0].trainable_variables + model.generator.sigma_heads[0].trainable_variables
     before = [v.numpy() for v in heads]
     model.train_step({"image": x, "index": tf.range(4, dtype=tf.int64)}, seed)
