@@ -99,12 +99,14 @@ def test_region_is_one_square_inside_the_image(image_side, side64):
     assert len(positions) > 20  # 32 examples almost surely get distinct places
 
 
-def test_region_reaches_every_row_offset():
-    """Uniform position fully inside: tops cover 0 .. H - side, ends included."""
-    m = masks.make_masks(masks.MaskSpec("region", side64=40), (400, 8, 8, 1), SEED).numpy()
-    side = masks.region_side(40, 8)  # 5, so tops are 0..3
-    tops = {_square_of(example)[0] for example in m[..., 0]}
-    assert tops == set(range(8 - side + 1))
+def test_region_reaches_every_row_and_column_offset():
+    """Uniform position fully inside: tops cover 0 .. H - side and lefts 0 .. W - side, ends included. The
+    image is wider than high, so columns drawn over the rows' range would show."""
+    m = masks.make_masks(masks.MaskSpec("region", side64=40), (400, 8, 12, 1), SEED).numpy()
+    side = masks.region_side(40, 8)  # 5 (the side scales with H), so tops are 0..3 and lefts 0..7
+    tops, lefts, _ = zip(*(_square_of(example) for example in m[..., 0]))
+    assert set(tops) == set(range(8 - side + 1))
+    assert set(lefts) == set(range(12 - side + 1))
 
 
 def test_region_too_big_is_rejected():

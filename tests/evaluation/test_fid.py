@@ -49,6 +49,24 @@ def test_frechet_distance_rank_deficient_covariances():
     assert got == pytest.approx(2.0, abs=1e-4)  # (1-2)^2 + (2-1)^2
 
 
+def test_frechet_distance_retries_a_singular_product_with_eps_on_the_diagonals(monkeypatch):
+    """S1 = a a^T, S2 = b b^T: S1 S2 = (a.b) a b^T has rank 1 and a double zero eigenvalue, where
+    scipy's sqrtm gives NaN; with eps on both diagonals it succeeds. The trace of (S1 S2)^{1/2} is
+    |a.b|, so the distance is ||mu1 - mu2||^2 + |a|^2 + |b|^2 - 2 |a.b| (up to ~sqrt(eps) terms)."""
+    a, b = np.array([0.0, -1.0, 2.0]), np.array([1.0, 1.0, 2.0])
+    s1, s2 = np.outer(a, a), np.outer(b, b)
+    mu1, mu2 = np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.5, 0.0])
+    assert not np.isfinite(fid._sqrtm(s1 @ s2)).all()  # the case needs the retry
+    calls = []
+    sqrtm = fid._sqrtm
+    monkeypatch.setattr(fid, "_sqrtm", lambda m: calls.append(m) or sqrtm(m))
+    got = fid.frechet_distance(mu1, s1, mu2, s2)
+    expected = 1.25 + a @ a + b @ b - 2 * abs(a @ b)  # 6.25
+    assert got == pytest.approx(expected, abs=1e-4)
+    assert len(calls) == 2
+    np.testing.assert_allclose(calls[1], (s1 + 1e-6 * np.eye(3)) @ (s2 + 1e-6 * np.eye(3)))
+
+
 def test_frechet_distance_rejects_mismatched_shapes():
     with pytest.raises(fid.FIDError):
         fid.frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
