@@ -6,7 +6,8 @@ MSE = mean over pixels and channels of (x - x_hat)^2, averaged over every exampl
            sigma, x_hat = g(z_T)
     [E+L] deterministic (mode-seeking, reported beside it): z_0 = mu_phi(x), the T steps without
            their noise (gradient descent on the energy with step s^2 / 2), x_hat = g(z_T)
-    [L]    the ABP baselines: z_0 ~ N(0, I), T Langevin steps, x_hat = g(z_T)
+    [L]    the ABP baselines: z_0 ~ N(0, I), T Langevin steps, x_hat = g(z_T); with `from_noise`, any
+           method so (an encoder unused): Figure 1's same-model comparison of the initialisations
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ TEST_MASK_SEED = 1
 
 
 def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_examples=None,
-                       mask_spec=None, deterministic=False, mask_seed: int = TEST_MASK_SEED) -> dict:
+                       mask_spec=None, deterministic=False, mask_seed: int = TEST_MASK_SEED,
+                       from_noise: bool = False) -> dict:
     """Test MSE of every reconstruction `model.reconstruct` gives, over a batched eval `dataset`
     (with `deterministic`, only the deterministic [E+L], "mse_EL_det", of a method that has [E+L]).
 
@@ -39,7 +41,8 @@ def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_e
     recovery error over occluded pixels: "recovery_mae_EL", "recovery_mse_EL", ... per reconstruction.
     MSE always compares with the complete test image. Example i's mask is drawn from `mask_seed`
     (the test masks by default; a run's training seed gives the masks it trained with, on its
-    training split).
+    training split). With `from_noise`, only [L] ("mse_L"): Langevin from z_0 ~ N(0, I) for any
+    method (`reconstruct_from_noise`; for ABP the same numbers as its own [L]).
     """
     sums, recovery = {}, {}
     count = 0
@@ -47,7 +50,10 @@ def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_e
     masked = mask_spec is not None and masks.parse_mask(mask_spec).kind != "none"
     if deterministic and "E+L" not in model.reconstructions:
         raise ValueError(f"{model.method} has no [E+L] reconstruction, so no deterministic variant of it")
+    if deterministic and from_noise:
+        raise ValueError("deterministic starts from the encoder's mean, from_noise from N(0, I): choose one")
     options = {"deterministic": True} if deterministic else {}
+    reconstruct = model.reconstruct_from_noise if from_noise else model.reconstruct
     for b, batch in enumerate(dataset):
         x, mask = batch["image"], None
         if max_examples is not None:
@@ -58,8 +64,8 @@ def reconstruction_mse(model, dataset, seed: int = 0, langevin_steps=None, max_e
         if masked:
             mask = masks.example_masks(mask_spec, x.shape, batch["index"][:x.shape[0]], mask_seed)
             model_input = masks.occlude(x, mask)
-        recon = model.reconstruct(model_input, tf.random.experimental.stateless_fold_in(base_seed, b),
-                                  langevin_steps=langevin_steps, mask=mask, **options)
+        recon = reconstruct(model_input, tf.random.experimental.stateless_fold_in(base_seed, b),
+                            langevin_steps=langevin_steps, mask=mask, **options)
         if deterministic:
             recon = {DETERMINISTIC: recon["E+L"]}
         for key, x_hat in recon.items():

@@ -98,6 +98,9 @@ class Method(tf.Module):
                                              (methods with "E+L" also take deterministic=True:
                                              z_0 = the encoder mean, Langevin without noise)
       sample(num_samples, seed)              unconditional samples from the model's prior
+      reconstruct_from_noise(x, seed, langevin_steps, mask)   {"L"}: Langevin from z_0 ~ N(0, I) on
+                                             the model's energy, the encoder unused (ABP's [L] for
+                                             any method: Figure 1's same-model comparison)
       initial_latents(x, seed)               (z_0, mean): the initializer's sample and mean, lists
                                              over layers (None for methods without an encoder)
       energy_fn(x, mask)                     E(z) = -log p(x, z) (batch-summed, constants dropped)
@@ -113,6 +116,18 @@ class Method(tf.Module):
         """Fast thinking: (z_0 ~ q_phi(z | x) without gradient, the encoder's mean mu_phi(x))."""
         z0, mus, _ = algorithm.initializing(self.encoder, x, seed)
         return z0, mus
+
+    @tf.function
+    def reconstruct_from_noise(self, x, seed, langevin_steps=None, mask=None):
+        """{"L": g(z_T)}: every layer's z_0 ~ N(0, I), then `langevin_steps` (default T) Langevin steps
+        on the test image with the training s and sigma; an encoder, if the method has one, is not
+        used. The seed is split as in ABP's `reconstruct`, so ABP gives the same numbers either way."""
+        init_seed, langevin_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        z0 = standard_normal_latents(self.arch.latent_dims, tf.shape(x)[0], init_seed)
+        steps = self.hparams.langevin_steps if langevin_steps is None else langevin_steps
+        z_t, _ = langevin.langevin_dynamics(self.energy_fn(x, mask), z0, steps, self.hparams.step_size, langevin_seed,
+                                            self.hparams.langevin_clip)
+        return {"L": self.generator(z_t)}
 
     def energy_fn(self, x, mask=None) -> langevin.EnergyFn:
         """The Langevin energy of the paper's model: N(0, I) priors and the Gaussian likelihood."""
