@@ -35,6 +35,12 @@ def pages() -> list[str]:
     return ["README.md"] + docs
 
 
+def results_pages() -> list[str]:
+    """Every page under results/ (written by the code: report.py, claims.py, tools/performance.py, ...)."""
+    return sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "results", "**", "*.md"),
+                                                               recursive=True))
+
+
 def read(page: str) -> str:
     with open(os.path.join(REPO, page)) as f:
         return f.read()
@@ -124,6 +130,25 @@ def anchors(page: str) -> set[str]:
             seen[base] = count + 1
             out.add(base if count == 0 else f"{base}-{count}")
     return out
+
+
+# Inline code that is a path from the repository root into one of its committed folders names a file or
+# folder of the repository. Placeholders are not names: <name>, {a,b}, globs, and a segment in capitals
+# without an extension (results/SCALE/, results/cpu/models/NAME).
+_CODE_SPAN = re.compile(r"`([^`\s]+)`")
+COMMITTED_FOLDERS = ("results", "flags", "docs", "hiabp_tf", "tests")
+_PLACEHOLDER = re.compile(r"[<>{}*?\[\]]|(?:^|/)[A-Z][A-Z0-9_]*(?:/|$)")
+
+
+def paths_in(line: str) -> list[str]:
+    """The repository paths a line names in inline code (`results/cpu/table1.md`, `flags/cpu.flags`)."""
+    return [token for token in _CODE_SPAN.findall(line)
+            if token.split("/", 1)[0] in COMMITTED_FOLDERS and "/" in token and not _PLACEHOLDER.search(token)]
+
+
+def named_paths(page: str) -> list[tuple[int, str]]:
+    """(line, path) of every repository path a page names in inline code outside its code blocks."""
+    return [(number, path) for number, line in prose_lines(page) for path in paths_in(line)]
 
 
 def links(page: str) -> list[tuple[int, str]]:

@@ -15,6 +15,7 @@ import pytest
 
 PAGES = doc_pages.pages()
 DOCS = [p for p in PAGES if p.startswith("docs/")]
+GENERATED = doc_pages.results_pages()  # written by the code: a broken name there is fixed in its generator
 BLOCKS = [b for page in PAGES for b in doc_pages.blocks(page)]
 BASH = [b for b in BLOCKS if b.lang == "bash"]
 PYTHON = [b for b in BLOCKS if b.lang == "python"]
@@ -66,8 +67,9 @@ def test_every_docs_page_says_first_who_it_is_for(page):
     assert lines[1].startswith("*For "), f"{page}: the line after the title says who the page is for (*For ...*)"
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", PAGES + GENERATED)
 def test_every_relative_link_resolves(page):
+    """Links and images, on the README, docs/ and every generated page under results/."""
     here = os.path.dirname(os.path.join(REPO, page))
     broken = []
     for line, target in doc_pages.links(page):
@@ -78,6 +80,25 @@ def test_every_relative_link_resolves(page):
         elif anchor and full.endswith(".md") and anchor not in doc_pages.anchors(os.path.relpath(full, REPO)):
             broken.append(f"{page}:{line}: {target} (no heading with that anchor)")
     assert not broken, "\n".join(broken)
+
+
+@pytest.mark.parametrize("page", PAGES + GENERATED)
+def test_every_path_a_page_names_exists(page):
+    """A path from the repository root in inline code (`results/cpu/table1.md`, `flags/cpu.flags`, a record's
+    `results/cpu/runs/NAME`) names a file or folder that exists. Bare file names (`table1.md` in a column headed
+    results/SCALE/) do not say where they are and are not checked; a file that a command would write but that
+    is not committed is named without a path, with a word on why it is absent."""
+    missing = [f"{page}:{line}: `{path}`" for line, path in doc_pages.named_paths(page)
+               if not os.path.exists(os.path.join(REPO, path))]
+    assert not missing, "no such file or folder:\n" + "\n".join(missing)
+
+
+def test_the_path_check_tells_names_from_placeholders():
+    line = ("written to `results/cpu/hiabp_mnist.md`, beside `results/SCALE/`, `results/<scale>/runs/<name>/`, "
+            "`flags/*_lvae_l4.flags`, `flags/{mnist,svhn}_vae.flags`, `results/cpu/models/NAME`, `table1.md`, "
+            "`./run.sh table1 cpu` and `hiabp_tf/tools/torch_peer.py`; see `results/README.md`")
+    assert doc_pages.paths_in(line) == ["results/cpu/hiabp_mnist.md", "hiabp_tf/tools/torch_peer.py",
+                                        "results/README.md"]
 
 
 @pytest.mark.parametrize("block", BASH, ids=lambda b: b.name)

@@ -28,6 +28,9 @@ from absl import logging
 from hiabp_tf import cli
 from hiabp_tf.core import hardware
 
+# The eager PyTorch peer's source, as the page names it (a path from the repository root).
+TORCH_PEER_SOURCE = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_peer.py"),
+                                    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # Speed target of issue 5: the default path at least this much faster than the eager peer.
 TARGET_SPEEDUP_OVER_PEER = 2.2
 TARGET_FRACTION_OF_MATMUL = 0.8
@@ -291,7 +294,7 @@ def render(measured: dict, command: str) -> str:
         peer_fraction = (default["flops_per_iteration"]["per_iteration"] / (peer["ms_per_iter"] / 1000) / 1e9) / matmul
         lines += [
             f"Plain eager PyTorch peer ({peer['framework']}, {peer['threads']} threads, "
-            f"`hiabp_tf/torch_peer.py`, same networks, batch and iteration): {peer['ms_per_iter']:.0f} ms / "
+            f"`{TORCH_PEER_SOURCE}`, same networks, batch and iteration): {peer['ms_per_iter']:.0f} ms / "
             f"iteration, timed in rounds interleaved with our default path ({ours:.0f} ms in those rounds).",
             "",
             f"**Speed target** (default path >= {TARGET_SPEEDUP_OVER_PEER}x faster than the eager peer, "

@@ -191,6 +191,10 @@ def test_performance_report_states_the_target_from_the_figures(peer_ms, fraction
     assert "| reference | 500 | 510 | +2.0% (-1.0% .. +5.0%) | rejected: no gain" in text
     assert "| side by side, TF_NUM_INTRAOP_THREADS=1 | 160 | +25% |" in text
     assert "Fastest: side by side, TF_NUM_INTRAOP_THREADS=1." in text
+    # The peer's source by its path in the repository (it moved to hiabp_tf/tools/; the page named the old one).
+    assert "`hiabp_tf/tools/torch_peer.py`, same networks" in text
+    assert os.path.isfile(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                       performance.TORCH_PEER_SOURCE))
 
 
 def test_the_shapes_table_compares_every_shape_with_the_gray_workhorse():
