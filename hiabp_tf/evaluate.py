@@ -60,11 +60,21 @@ def define_flags():
 FLAGS = flags.FLAGS
 
 
-def result_path(workdir: str, dataset: str, split: str, mask: str = "none", langevin_steps=None) -> str:
-    """eval_<data>_<split>[_mask-<mask>][_T<steps>].json; T only when not the run's default; <data> is
-    a registered dataset's name, or for npz:PATH the file's name and a digest of its bytes
-    (`workdir_lib.dataset_slug`), so that a result is never replaced by one for other data."""
-    slug = workdir_lib.dataset_slug(dataset)
+def result_path(workdir: str, dataset, split: str, mask: str = "none", langevin_steps=None) -> str:
+    """eval_<data>_<split>[_mask-<mask>][_T<steps>].json; T only when not the run's default; <data> says
+    which data was scored (`workdir_lib.dataset_slug`: a registered dataset's name, or for a file or
+    folder of the user's its name, settings and a digest of its content), so that a result is never
+    replaced by one for other data. Where only a result of an earlier version's name is there
+    (`workdir_lib.legacy_dataset_slug`), that one: the readers (reports, ship) find old results."""
+    path = _result_file(workdir, workdir_lib.dataset_slug(dataset), split, mask, langevin_steps)
+    if not os.path.exists(path) and data_spec.parse(dataset).is_users:
+        legacy = _result_file(workdir, workdir_lib.legacy_dataset_slug(str(dataset)), split, mask, langevin_steps)
+        if os.path.isfile(legacy):
+            return legacy
+    return path
+
+
+def _result_file(workdir: str, slug: str, split: str, mask: str, langevin_steps) -> str:
     spec = masks.parse_mask(mask)
     suffix = "" if spec.kind == "none" else "_mask-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.name)
     if langevin_steps is not None:
@@ -152,12 +162,14 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
         "train_seed": config.seed,
         "seconds": round(time.perf_counter() - start, 2),
     }
-    path = result_path(workdir, dataset, split, mask_spec.name, langevin_steps)
+    # Read: this data's earlier result (an old name included); written: always under today's name.
+    previous_path = result_path(workdir, dataset, split, mask_spec.name, langevin_steps)
+    path = _result_file(workdir, workdir_lib.dataset_slug(dataset), split, mask_spec.name, langevin_steps)
     if fid != "none":
         result.update(fid_score(model, config, fid, fid_samples, inception_weights, fid_classifier,
                                 data_dir, seed))
     else:  # an FID of this same checkpoint and seed, computed earlier, still holds: keep it
-        previous = _read_json(path)
+        previous = _read_json(previous_path)
         if previous and previous.get("step") == step and previous.get("seed") == seed and "fid" in previous:
             result.update({k: previous[k] for k in FID_KEYS if k in previous})
     if scores["num_examples"] != info.num_examples:

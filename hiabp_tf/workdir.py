@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
-import functools
 import glob
 import hashlib
 import json
@@ -39,6 +38,7 @@ import tensorflow as tf
 from hiabp_tf import config as config_lib
 from hiabp_tf import methods
 from hiabp_tf import sittings
+from hiabp_tf.data import spec as data_spec
 from hiabp_tf.errors import ConfigError
 from hiabp_tf.errors import WorkdirError
 
@@ -199,46 +199,38 @@ def make_checkpoint(model, data_iterator=None) -> tuple[tf.train.Checkpoint, tf.
     return tf.train.Checkpoint(**items), step
 
 
-def dataset_slug(dataset: str) -> str:
-    """The part of a result file's name (eval_<slug>_<split>...json) that says which data it scored.
+def dataset_slug(dataset) -> str:
+    """The part of a result file's name (eval_<slug>_<split>...json) that says which data it scored
+    (`spec.DataSpec.slug`): a registered dataset's name (mnist_5k, mnist, svhn_cropped, celeb_a) is
+    itself; npz:PATH is npz-<file name>-<digest of its bytes>; images:DIR is images-<folder name>-<size,
+    crop and test split>-<digest of its image files' bytes>. Two files of one name in two folders, a
+    file or folder changed, or other settings never share a result; two copies of one file do."""
+    return data_spec.parse(dataset).slug()
 
-    A registered dataset's name (mnist_5k, mnist, svhn_cropped, celeb_a) is itself. A dataset of the
-    user's, KIND:PATH (npz:PATH), is KIND-<file name>-<digest>, the digest being the first 12 hex
-    digits of the SHA-256 of the file's bytes (of a folder's listing: names, sizes, times): two files
-    of one name in two folders, or one file rewritten with other data, never share a result, and two
-    copies of one file do."""
+
+def legacy_dataset_slug(dataset: str) -> str:
+    """The slug of results written before `dataset_slug` digested a folder's content (issue 38): KIND-<stem>-
+    <digest of the path's bytes or listing>, where an images: name's settings were part of the path (so its
+    digest was of the text) and its stem was cut at the crop's decimal point. Only read, never written."""
     if ":" not in dataset:
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)
     kind, path = dataset.split(":", 1)
     stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "data"
-    return "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", part) for part in (kind, stem)) + "-" + _data_digest(path)[:12]
+    return "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", part) for part in (kind, stem)) + "-" + _legacy_digest(path)[:12]
 
 
-def _data_digest(path: str) -> str:
+def _legacy_digest(path: str) -> str:
     real = os.path.realpath(os.path.expanduser(path))
-    try:
-        st = os.stat(real)
-    except OSError:  # nothing there (reading it fails, and says so): the name of the path itself
+    if os.path.isfile(real):
+        return data_spec.content_digest(real)
+    if not os.path.isdir(real):
         return hashlib.sha256(real.encode()).hexdigest()
-    return _digest(real, st.st_size, st.st_mtime_ns, os.path.isdir(real))
-
-
-@functools.lru_cache(maxsize=16)
-def _digest(path: str, size: int, mtime_ns: int, is_dir: bool) -> str:
-    """SHA-256 of a file's bytes or a folder's listing (memoised while the file is unchanged)."""
-    del size, mtime_ns  # only the cache's key
     sha = hashlib.sha256()
-    if is_dir:
-        for root, dirs, names in os.walk(path):
-            dirs.sort()
-            for name in sorted(names):
-                st = os.stat(os.path.join(root, name))
-                sha.update(f"{os.path.relpath(os.path.join(root, name), path)}\0{st.st_size}\0{st.st_mtime_ns}\n"
-                           .encode())
-        return sha.hexdigest()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            sha.update(block)
+    for root, dirs, names in os.walk(real):
+        dirs.sort()
+        for name in sorted(names):
+            st = os.stat(os.path.join(root, name))
+            sha.update(f"{os.path.relpath(os.path.join(root, name), real)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return sha.hexdigest()
 
 

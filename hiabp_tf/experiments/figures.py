@@ -245,14 +245,56 @@ def save_budget_curves(rows, path: str, title: str) -> str:
     return path
 
 
-def save_learning_curves(curves, path: str, title: str) -> str:
-    """Test MSE (log axis) against parameter updates, one line per curve with a band from "low" to
-    "high" if given (e.g. the lowest and highest seed); a curve's paper number, if it has one, is a
-    tick of the same colour right of the last update. Curves with "long" set go to a second panel
-    (training continued), over the band of their own method's curve. `curves`: dicts {"label",
-    "steps", "mse", optional "low", "high", "paper" (the paper's number, float or None), "long", "row"}."""
+# One colour per method (Table 1's row key, plan.TABLE1), the same in both panels and on every dataset's page.
+ROW_COLOURS = {
+    "vae": "tab:blue", "lvae": "tab:orange", "vlae": "tab:green", "abp": "tab:red", "abp_persistent": "tab:purple",
+    "iabp": "tab:brown", "hiabp_l2": "tab:pink", "hiabp_l3": "tab:gray", "hiabp_l4": "tab:cyan",
+    "lvae_no_warmup": "tab:olive", "lvae_all_layers": "black",
+}
+# Curves of rows outside ROW_COLOURS, in order: colours no row takes.
+_OTHER_COLOURS = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94")
+
+
+def learning_curve_styles(curves) -> list[dict]:
+    """Matplotlib style of each learning curve: its method's colour (`ROW_COLOURS[curve["row"]]`); a solid
+    line, dotted for a method's other score (IABP [E] beside its headline [E+L]: of a row with several
+    scores, all but the last given), dashed for a run trained longer (dash-dotted: its other score)."""
+    scores = {}
+    for curve in curves:
+        scores.setdefault(curve.get("row"), [])
+        if curve.get("score") not in scores[curve.get("row")]:
+            scores[curve.get("row")].append(curve.get("score"))
+    others = {}
+    styles = []
+    for curve in curves:
+        row = curve.get("row")
+        colour = ROW_COLOURS.get(row) or others.setdefault(row or curve["label"],
+                                                           _OTHER_COLOURS[len(others) % len(_OTHER_COLOURS)])
+        secondary = row is not None and curve.get("score") != scores[row][-1]
+        linestyle = {(False, False): "-", (False, True): ":", (True, False): "--", (True, True): "-."}[
+            (bool(curve.get("long")), secondary)]
+        styles.append(dict(color=colour, linestyle=linestyle, secondary=secondary))
+    return styles
+
+
+def usual_seeds(curves) -> int | None:
+    """The number of training seeds ("num_seeds") most of `curves` average (of two as common, the larger)."""
+    counts = [c.get("num_seeds") for c in curves if c.get("num_seeds")]
+    return max(counts, key=lambda n: (counts.count(n), n)) if counts else None
+
+
+def save_learning_curves(curves, path: str, title: str, paper_label: str = "the paper (3e5 updates)") -> str:
+    """Test MSE (log axis) against parameter updates, one line per curve in its method's colour
+    (`learning_curve_styles`), with a band from "low" to "high" if given (e.g. the lowest and highest
+    seed); a curve's paper number, if it has one, is a star of the same colour right of the last update
+    (open for a dotted curve), labelled `paper_label` in the legend. Curves with "long" set go to a
+    second panel (training continued), over the band of their own method's curve. A curve that averages
+    another number of seeds ("num_seeds") than most (`usual_seeds`) has its number in the legend. `curves`: dicts
+    {"label", "steps", "mse", optional "low", "high", "paper" (float or None), "long", "row", "score",
+    "num_seeds"}."""
     import matplotlib
     matplotlib.use("Agg")
+    from matplotlib.lines import Line2D
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
@@ -262,36 +304,47 @@ def save_learning_curves(curves, path: str, title: str) -> str:
     for curve in curves:
         if len(curve["steps"]) != len(curve["mse"]) or not curve["steps"]:
             raise ValueError(f"curve {curve['label']!r} needs as many MSE values as steps, at least one.")
+    styles = {id(curve): style for curve, style in zip(curves, learning_curve_styles(curves))}
     short = [c for c in curves if not c.get("long")]
     long = [c for c in curves if c.get("long")]
+    usual = usual_seeds(short)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     panels = 2 if long and short else 1
     fig, axes = plt.subplots(1, panels, figsize=(8 * panels, 5), dpi=100, squeeze=False)
-    styles = ["-", "--", "-.", ":"]
-    colours = {}
 
     def draw(ax, group, with_paper):
         last = max(max(c["steps"]) for c in group)
-        for i, curve in enumerate(group):
-            # A method keeps its first panel's colour in the second, and its long run takes it, dashed.
-            key = (curve.get("row"), curve.get("score")) if curve.get("row") else curve["label"]
-            colour = colours.get(key)
-            line, = ax.plot(curve["steps"], curve["mse"], "--" if curve.get("long") else styles[i // 10 % len(styles)],
-                            marker=".", label=curve["label"], color=colour)
-            colours.setdefault(key, line.get_color())
+        papers = [c for c in group if with_paper and c.get("paper") is not None]
+        for curve in group:
+            style = styles[id(curve)]
+            label = curve["label"]
+            if not curve.get("long") and curve.get("num_seeds") not in (None, usual):
+                label += f" ({curve['num_seeds']} seed{'s' * (curve['num_seeds'] != 1)})"
+            ax.plot(curve["steps"], curve["mse"], style["linestyle"], marker=".", label=label, color=style["color"])
             if curve.get("low") is not None and len(curve["steps"]) > 1:
-                ax.fill_between(curve["steps"], curve["low"], curve["high"], color=line.get_color(), alpha=0.2,
+                ax.fill_between(curve["steps"], curve["low"], curve["high"], color=style["color"], alpha=0.2,
                                 linewidth=0)
-            if with_paper and curve.get("paper") is not None:  # the paper's number beyond the last update
-                ax.plot([last * 1.04, last * 1.1], [curve["paper"]] * 2, color=line.get_color(), linewidth=3)
+        # The paper's numbers beyond the last update, side by side so that close values stay apart.
+        for i, curve in enumerate(papers):
+            style = styles[id(curve)]
+            ax.plot([last * (1.04 + 0.12 * i / max(len(papers), 1))], [curve["paper"]], linestyle="none",
+                    marker="*", markersize=10, color=style["color"],
+                    markerfacecolor="none" if style["secondary"] else style["color"])
+        handles, _ = ax.get_legend_handles_labels()
+        if papers:
+            handles.append(Line2D([], [], linestyle="none", marker="*", markersize=10, color="0.35",
+                                  label=f"{paper_label}, in the method's colour"))
+        if any(styles[id(c)]["secondary"] for c in papers):
+            handles.append(Line2D([], [], linestyle="none", marker="*", markersize=10, color="0.35",
+                                  markerfacecolor="none", label=f"{paper_label}, of a dotted curve"))
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3f"))
         ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3f"))
-        ax.set_xlim(0, last * 1.12)
+        ax.set_xlim(0, last * (1.2 if papers else 1.05))
         ax.set_xlabel("parameter updates (batch 100)")
         ax.set_ylabel("test MSE (log scale)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, ncol=2)
+        ax.legend(handles=handles, fontsize=8, ncol=2)
 
     draw(axes[0][0], short or long, True)
     axes[0][0].set_title(title, fontsize=9, wrap=True)

@@ -32,6 +32,7 @@ from hiabp_tf import errors
 from hiabp_tf import evaluate as evaluate_lib
 from hiabp_tf import methods
 from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.data import image_folder
 from hiabp_tf.data import images
 from hiabp_tf.data import masks
 from hiabp_tf.evaluation import metrics
@@ -487,27 +488,26 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
                                paper=claims.PAPER_TABLE1.get(claims.PAPER_COLUMN.get(column, column), {}).get(
                                    (row, score)),
                                last_doubling=last_doubling_change(list(zip(steps, mean)))))
-            if long:
-                details.append(_run_details(f"{column}: {row}, trained longer", workdirs[0]))
+    for (column, row), workdir in (long_runs or {}).items():  # once per run (IABP's run makes two curves)
+        details.append(_run_details(f"{column}: {row}, trained longer", workdir))
     for (column, row), value in runs.items():
         for number, workdir in enumerate(_workdirs(value)):
             details.append(_run_details(f"{column}: {row}" + (f" (seed run {number + 1})" if number else ""), workdir))
     short = [c for c in curves if not c["long"]]
     steps = sorted({s for c in short for s in c["steps"]})
-    seeds = max(c["num_seeds"] for c in short)
     first = workdir_lib.read_learning_curve(_workdirs(next(iter(runs.values())))[0])[0]
-    what = (f"test MSE on the first {first['num_examples']:,} images of the {first['dataset']} test split, test-time "
-            f"T = the training T")
+    what = (f"test MSE on the first {first['num_examples']:,} test images of {dataset_name(first['dataset'])}, "
+            "test-time T = the training T")
     columns = sorted({claims.PAPER_COLUMN.get(c["column"], c["column"]) for c in curves})
     paper = f"paper {' / '.join(columns)}"  # the paper's numbers of this page's dataset column
+    seeds = seeds_clauses(short)
     png = figures.save_learning_curves(
-        curves, os.path.join(out_dir, f"{name}.png"),
-        f"{what}; " + (f"mean of {seeds} seeds, band: lowest to highest; " if seeds > 1 else "")
-        + f"ticks at right: the {paper} (3e5 updates)")
+        curves, os.path.join(out_dir, f"{name}.png"), f"{what}" + (f"; {seeds[0]}" if seeds[0] else ""),
+        paper_label=f"{paper} (3e5 updates)")
     lines = ["# Learning curves of every Table 1 method", "", f"![learning curves]({os.path.basename(png)})", "",
              f"The evaluations during training ({what}), every "
              f"{steps[1] - steps[0] if len(steps) > 1 else steps[0]} updates"
-             + (f", mean over {seeds} training seeds (the figure's band: lowest to highest seed)" if seeds > 1 else "")
+             + (f", {seeds[1]}" if seeds[1] else "")
              + ". They describe training; no setting was chosen from them. *Last doubling*: the relative change "
              "of the MSE from half the updates to all of them (e.g. -10%: the second half of training took 10% off); "
              "a curve still falling fast there is not at its plateau.", "",
@@ -551,6 +551,49 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
     lines += _footer(command, details, datasets)
     _write_json(out_dir, f"{name}.json", {"command": command, "curves": curves, "trained_longer": trained_longer})
     return _write(out_dir, f"{name}.md", lines)
+
+
+def seeds_clauses(curves) -> tuple[str, str]:
+    """(the figure's, the page's) clause on how many training seeds each curve averages ("num_seeds"):
+    one number for all, or the usual one (`figures.usual_seeds`) and the methods that have another;
+    ("", "") when every curve has one seed."""
+    from hiabp_tf.experiments import figures
+
+    counts = {}
+    for curve in curves:
+        counts.setdefault(curve["num_seeds"], []).append(curve["label"])
+    if set(counts) == {1}:
+        return "", ""
+    band = "the figure's band: lowest to highest seed"
+    usual = figures.usual_seeds(curves)
+    if len(counts) == 1:
+        return f"mean of {usual} seeds, band: lowest to highest", f"mean over {usual} training seeds ({band})"
+    others = "; ".join(f"{seeds} for {', '.join(labels)}" for seeds, labels in sorted(counts.items(), reverse=True)
+                       if seeds != usual)
+    return (f"{'mean of ' if usual > 1 else ''}{usual} seed{'s' * (usual > 1)} (other numbers in the legend), "
+            "band: lowest to highest",
+            f"each method's curve the mean over its training seeds: {usual}, but {others} ({band}; none for one "
+            "seed)")
+
+
+# A dataset's short name for titles and prose (each run's details keep its exact spec: folder and settings).
+DATASET_NAMES = {"mnist": "MNIST (28 x 28)", "mnist_5k": "mnist_5k (5,000 MNIST digits, 28 x 28)",
+                 "svhn_cropped": "SVHN (32 x 32)", "celeb_a": "CelebA faces (64 x 64)"}
+
+
+def dataset_name(dataset: str) -> str:
+    """A short human name of a --dataset, e.g. "CelebA faces (32 x 32)" for
+    images:/data/celeba,image_size=32,...: a folder of images by its name and image size."""
+    if dataset in DATASET_NAMES:
+        return DATASET_NAMES[dataset]
+    if image_folder.is_images_name(dataset):
+        folder, given = image_folder.parse_name(dataset)
+        size = given.get("image_size", image_folder.DEFAULTS["image_size"])
+        base = os.path.basename(os.path.normpath(folder))
+        return f"{'CelebA faces' if 'celeb' in base.lower() else f'the images of {base}/'} ({size} x {size})"
+    if dataset.startswith("npz:"):
+        return os.path.basename(dataset[len("npz:"):])
+    return dataset
 
 
 def ordering_over_training(marks, orders) -> str:

@@ -67,6 +67,7 @@ def define_flags():
     flags.DEFINE_string("out", None, "Folder for the recovered images and before_after.png (created).")
     config_lib.define_seed_flag("the synthetic masks and of the inference noise")
     flags.DEFINE_integer("langevin_steps", None, "Langevin steps (default: the run's T; 0 = the encoder's mean).")
+    flags.DEFINE_bool("overwrite", False, "Replace the files of an earlier inpainting in --out (refused otherwise).")
 
 
 FLAGS = flags.FLAGS
@@ -216,12 +217,17 @@ def before_after_grid(originals, occluded, recovered, columns=GRID_COLUMNS) -> n
 
 
 def _output_names(paths) -> list[str]:
-    names, seen = [], {}
-    for path in paths:
-        stem = os.path.splitext(os.path.basename(path))[0] or "image"
-        count = seen.get(stem, 0) + 1
-        seen[stem] = count
-        names.append(stem if count == 1 else f"{stem}_{count}")
+    """One name per input, all different: its file name's stem, or for a repeated stem <stem>_2, _3, ...
+    skipping every stem an input has (dirA/a.png, dirB/a.png and dirA/a_2.png give a, a_3 and a_2), so
+    that no output is written over another's."""
+    stems = [os.path.splitext(os.path.basename(path))[0] or "image" for path in paths]
+    reserved, names = set(stems), []
+    for stem in stems:
+        name, count = stem, 1
+        while name in names or (name != stem and name in reserved):
+            count += 1
+            name = f"{stem}_{count}"
+        names.append(name)
     return names
 
 
@@ -232,8 +238,9 @@ def _finite_or_none(value):
 # ------------------------------------------------------------------------------------ main
 
 def inpaint_files(workdir: str, images: str, mask: str, out: str, seed: int = 0, langevin_steps=None,
-                  batch_size: int = BATCH_SIZE) -> dict:
-    """Inpaints the --images files with the model of `workdir`; writes to `out`; returns the summary."""
+                  batch_size: int = BATCH_SIZE, overwrite: bool = False) -> dict:
+    """Inpaints the --images files with the model of `workdir`; writes to `out`; returns the summary. Files
+    of an earlier inpainting in `out` are refused (a ConfigError naming them) unless `overwrite`."""
     if not out:
         raise errors.ConfigError("--out is required: the folder for the recovered images.")
     if workdir_lib.path_problem(out):  # said before the images are inferred, not after
@@ -245,6 +252,14 @@ def inpaint_files(workdir: str, images: str, mask: str, out: str, seed: int = 0,
     seed = config_lib.check_seed(seed)
     paths = expand_paths(images)
     mask_kind, mask_value = parse_mask_flag(mask)
+    outputs = [os.path.join(out, f"{name}{kind}.png") for name in _output_names(paths)
+               for kind in ("_occluded", "_recovered")] + [os.path.join(out, GRID_FILE)]
+    there = [path for path in outputs if os.path.lexists(path)]
+    if there and not overwrite:  # said before the images are inferred, and nothing is replaced
+        raise errors.ConfigError(
+            f"--out={out} already holds {len(there)} of the files this inpainting writes ({', '.join(there[:3])}"
+            f"{' and more' if len(there) > 3 else ''}), from an earlier inpainting; give another --out, or pass "
+            "--overwrite to replace them.")
     model = api.load(workdir)
     if not model.has_encoder and langevin_steps == 0:
         raise errors.ConfigError(f"--langevin_steps=0 is not possible for method {model.method!r}, which has no "
@@ -328,6 +343,7 @@ def main():
     for name in ("workdir", "images", "mask", "out"):
         if not getattr(FLAGS, name):
             raise app.UsageError(f"--{name} is required (see `python -m hiabp_tf.inpaint --help`).")
-    summary = inpaint_files(FLAGS.workdir, FLAGS.images, FLAGS.mask, FLAGS.out, FLAGS.seed, FLAGS.langevin_steps)
+    summary = inpaint_files(FLAGS.workdir, FLAGS.images, FLAGS.mask, FLAGS.out, FLAGS.seed, FLAGS.langevin_steps,
+                            overwrite=FLAGS.overwrite)
     logging.info("Wrote %d recovered images and %s", summary["num_images"], summary["grid"])
     print(json.dumps(summary, sort_keys=True), flush=True)

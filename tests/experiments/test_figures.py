@@ -194,9 +194,63 @@ def test_learning_curves_keep_each_methods_colour_in_both_panels(tmp_path, monke
     (fig,) = drawn
     colour = [{line.get_label(): line.get_color() for line in ax.get_lines() if not line.get_label().startswith("_")}
               for ax in fig.axes]
-    assert len(set(colour[0].values())) == 4  # four methods, four colours
+    assert len(set(colour[0].values())) == 3  # three methods, three colours: IABP's two scores share one
+    assert colour[0]["iabp mse_E False"] == colour[0]["iabp mse_EL False"]
     for c in (short[0], short[3]):  # the second panel: the long runs' methods, in their first-panel colours
         assert colour[1][c["label"]] == colour[0][c["label"]]
     assert "lvae mse_E False" not in colour[1] and "iabp mse_E False" not in colour[1]
     for c in long:
         assert colour[1][c["label"]] == colour[0][c["label"].replace("True", "False")]
+
+
+def test_every_table1_method_has_its_own_colour_on_every_page():
+    """One colour per Table 1 row key, fixed (so the same on the MNIST and the CelebA page, whichever rows a
+    page has): no two methods share one (LVAE without warm-up was drawn in the VAE's blue, the 11th colour
+    of matplotlib's cycle of 10). A method's other score (IABP [E]) is its colour dotted, a long run dashed."""
+    from hiabp_tf.experiments import plan
+
+    rows = list(dict.fromkeys(row for row, _, _ in plan.TABLE1))
+    assert set(figures.ROW_COLOURS) == set(rows)
+    assert len({matplotlib.colors.to_hex(c) for c in figures.ROW_COLOURS.values()}) == len(rows)
+
+    def curves(keys):
+        return [dict(row=row, score=score, label=label, long=False) for row, label, score in plan.TABLE1
+                if row in keys]
+
+    mnist = figures.learning_curve_styles(curves(rows))
+    celeba = figures.learning_curve_styles(curves(("vae", "vlae", "abp_persistent", "iabp", "hiabp_l4")))
+    by_label = {c["label"]: s for c, s in zip(curves(rows), mnist)}
+    for c, style in zip(curves(("vae", "vlae", "abp_persistent", "iabp", "hiabp_l4")), celeba):
+        assert style == by_label[c["label"]], c["label"]
+    assert by_label["LVAE (L=4), no KL warm-up"]["color"] != by_label["VAE"]["color"]
+    assert by_label["IABP [E] (L=1)"]["color"] == by_label["IABP [E+L] (L=1)"]["color"]
+    assert (by_label["IABP [E] (L=1)"]["linestyle"], by_label["IABP [E+L] (L=1)"]["linestyle"]) == (":", "-")
+    long = figures.learning_curve_styles([dict(row="iabp", score="mse_E", label="a", long=True),
+                                          dict(row="iabp", score="mse_EL", label="b", long=True)])
+    assert [s["linestyle"] for s in long] == ["-.", "--"]
+
+
+def test_the_papers_numbers_are_labelled_markers_in_the_legend(tmp_path, monkeypatch):
+    """The paper's MSE of each method: a star in the method's colour (open for a dotted curve) right of the
+    last update, explained by an entry of the legend (they were unlabelled ticks); when the methods average
+    different numbers of seeds, the legend says each one's."""
+    import matplotlib.figure
+
+    drawn = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, path, **kw: drawn.append(fig))
+    curves = [dict(row="vae", score="mse_E", label="VAE", steps=[1, 2], mse=[0.2, 0.1], paper=0.03, num_seeds=3),
+              dict(row="iabp", score="mse_E", label="IABP [E]", steps=[1, 2], mse=[0.3, 0.2], paper=0.04, num_seeds=1),
+              dict(row="iabp", score="mse_EL", label="IABP [E+L]", steps=[1, 2], mse=[0.2, 0.1], paper=0.02,
+                   num_seeds=1)]
+    figures.save_learning_curves(curves, str(tmp_path / "c.png"), "t", paper_label="paper CelebA (3e5 updates)")
+    (fig,) = drawn
+    ax = fig.axes[0]
+    stars = {line.get_ydata()[0]: line for line in ax.get_lines() if line.get_marker() == "*"}
+    assert set(stars) == {0.03, 0.04, 0.02}
+    assert stars[0.03].get_color() == figures.ROW_COLOURS["vae"]
+    assert stars[0.04].get_markerfacecolor() == "none" and stars[0.02].get_markerfacecolor() != "none"
+    assert min(line.get_xdata()[0] for line in stars.values()) > 2  # beyond the last update
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["VAE (3 seeds)", "IABP [E]", "IABP [E+L]",  # the number of seeds where it is not the usual one
+                      "paper CelebA (3e5 updates), in the method's colour",
+                      "paper CelebA (3e5 updates), of a dotted curve"]
