@@ -308,6 +308,13 @@ class Provenance:
         self.scale, self.pool_seconds, self.start = scale, pool_seconds, time.monotonic()
         self.workdirs, self.report_only = list(workdirs), report_only
 
+    def of(self, workdirs) -> "Provenance":
+        """The note of one page of this command that is made of `workdirs` alone (the samples pages of
+        each dataset): the same command, wall time and machine, the training cost of those runs only."""
+        page = Provenance(self.scale, self.pool_seconds, workdirs, self.report_only)
+        page.start = self.start
+        return page
+
     def __str__(self) -> str:
         machine, jobs = hardware.describe(), jobs_for(self.scale)
         recorded = sittings.summary(self.workdirs)
@@ -413,9 +420,10 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
         for path in disentangle.disentangle(source_dir(scale, plan.runs("figure7", scale)[0].name), f"{out}/figure7"):
             print(path, flush=True)
     elif experiment == "samples":
-        for page, names in plan.samples_pages(scale).items():
-            report_lib.write_samples(out, list(_workdirs(scale, names).items()),
-                                     f"./run.sh samples {scale}  ({provenance})", name=page)
+        for page, names in plan.samples_pages(scale).items():  # each page with its own runs' training cost
+            workdirs = _workdirs(scale, names)
+            report_lib.write_samples(out, list(workdirs.items()),
+                                     f"./run.sh samples {scale}  ({provenance.of(workdirs.values())})", name=page)
 
 
 def prepare(experiments, scale: str) -> None:

@@ -139,6 +139,28 @@ def test_every_table_says_which_machine_made_it(monkeypatch):
     assert "on 2 CPU cores (AMD EPYC" in str(runner.Provenance("cpu", pool_seconds=5))
 
 
+def test_each_samples_page_says_what_its_own_runs_cost(tmp_path, monkeypatch):
+    """One `./run.sh samples cpu` writes the MNIST and the faces page: each page's provenance sums the
+    sittings of its own runs (samples_celeba.md carried the MNIST runs' line: the command's six runs)."""
+    monkeypatch.chdir(tmp_path)
+    pages = plan.samples_pages("cpu")
+    seconds = {}
+    for number, name in enumerate(n for names in pages.values() for n in names.values()):
+        seconds[name] = 1000 * (number + 1)
+        os.makedirs(runner.run_dir("cpu", name))
+        sittings.record(runner.run_dir("cpu", name), dict(started="t", machine="2 CPU cores (X)", precision="bfloat16",
+                                                         from_step=0, to_step=3500, seconds=seconds[name]))
+    written = {}
+    monkeypatch.setattr(report, "write_samples", lambda out, runs, command, name: written.update({name: command}))
+    every_run = [runner.run_dir("cpu", name) for name in seconds]
+    runner.report("samples", "cpu", runner.Provenance("cpu", workdirs=every_run, report_only=True))
+    assert set(written) == set(pages) == {"samples", "samples_celeba"}
+    for page, names in pages.items():
+        total = sum(seconds[name] for name in names.values())
+        assert f"training summed over 3 runs: {total} s in 3 sittings" in written[page], written[page]
+        assert written[page].startswith("./run.sh samples cpu  (--report_only: a report of runs trained earlier")
+
+
 def test_a_table_trained_over_several_sittings_says_what_they_cost(tmp_path):
     """The provenance adds the runs' recorded sittings (a table resumed over sessions); none: as before."""
     workdir = str(tmp_path / "mnist5k_hiabp_l3")
