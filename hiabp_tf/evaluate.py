@@ -169,7 +169,7 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
         result.update(fid_score(model, config, fid, fid_samples, inception_weights, fid_classifier,
                                 data_dir, seed))
     else:  # an FID of this same checkpoint and seed, computed earlier, still holds: keep it
-        previous = _read_json(previous_path)
+        previous = read_result(previous_path)
         if previous and previous.get("step") == step and previous.get("seed") == seed and "fid" in previous:
             result.update({k: previous[k] for k in FID_KEYS if k in previous})
     if scores["num_examples"] != info.num_examples:
@@ -181,12 +181,15 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
 FID_KEYS = ("fid", "fid_features", "fid_samples")
 
 
-def _read_json(path: str) -> dict | None:
+def read_result(path: str) -> dict | None:
+    """A result file's JSON object, or None where there is none or it cannot be read (it is then computed
+    and written again: a result is a function of the checkpoint, the data and the flags)."""
     try:
         with open(path) as f:
-            return json.load(f)
+            result = json.load(f)
     except (OSError, ValueError):
         return None
+    return result if isinstance(result, dict) else None
 
 
 def main():

@@ -49,13 +49,28 @@ def read(workdir: str) -> list[dict]:
 
 
 def _load(path: str) -> list | None:
-    """The list in sittings.json, or None if it cannot be read as one."""
+    """The list in sittings.json, or None if it cannot be read as one: not JSON, not a list, or an entry
+    whose steps are not integers, seconds not a number, or changed settings not pairs (a file not written
+    here, which the sums of a table's provenance would stop on)."""
     try:
         with open(path) as f:
             sittings = json.load(f)
     except (OSError, ValueError):
         return None
-    return sittings if isinstance(sittings, list) else None
+    if not isinstance(sittings, list) or not all(_valid(s) for s in sittings if isinstance(s, dict)):
+        return None
+    return sittings
+
+
+def _valid(sitting: dict) -> bool:
+    def integer(value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    steps = [sitting[key] for key in ("from_step", "to_step") if key in sitting]
+    seconds = sitting.get("seconds", 0)
+    changed = sitting.get("changed") or {}
+    pairs = isinstance(changed, dict) and all(isinstance(v, (list, tuple)) and len(v) == 2 for v in changed.values())
+    return all(integer(step) for step in steps) and (integer(seconds) or isinstance(seconds, float)) and pairs
 
 
 def summary(workdirs: list[str]) -> str:

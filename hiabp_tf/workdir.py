@@ -70,6 +70,79 @@ def path_problem(path: str) -> str | None:
     return None if os.path.isdir(path) else "is a file, not a folder"
 
 
+def check_slot(path: str, folder: bool = False, what: str = "") -> None:
+    """A WorkdirError naming `path` when something of the wrong kind is there: a folder where a file belongs
+    (or, `folder`, a file where a folder belongs). Nothing there is fine: it is written."""
+    if not os.path.lexists(path) or os.path.isdir(path) == folder:
+        return
+    kind, belongs = ("a file", "a folder") if folder else ("a folder", "a file")
+    raise WorkdirError(f"{path} is {kind}, where {what or os.path.basename(path)} must be {belongs}; move it "
+                       "aside (nothing here deletes it), then rerun.")
+
+
+def read_json_file(path: str, what: str, advice: str, check=None):
+    """The JSON value of the file `path`, validated by `check(value)` (which returns a problem or None); a
+    WorkdirError naming the file, what it holds (`what`) and what to do (`advice`) for a folder, a file
+    that cannot be read or parsed, or a value `check` refuses. FileNotFoundError where nothing is there."""
+    check_slot(path, what=what)
+    try:
+        with open(path) as f:
+            value = json.load(f, parse_constant=_no_constant)
+        problem = check(value) if check else None
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as e:
+        problem = f"{type(e).__name__}: {e}"
+    if problem:
+        raise WorkdirError(f"{path} is unreadable ({problem}); it holds {what}. {advice}")
+    return value
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def read_shipped(folder: str) -> dict:
+    """A shipped model's shipped.json (`serving.ship`): a JSON object with its integer "step"; a
+    WorkdirError naming the file for a missing or unreadable one."""
+    path = os.path.join(folder, SHIPPED_FILE)
+    advice = (f"Ship the model again (python -m hiabp_tf.serving.ship --workdir=RUN --out={folder}), or restore "
+              "the file from where the model came from (git, a backup).")
+    try:
+        return read_json_file(path, "what the weights beside it were shipped from (its step, source, scores)",
+                              advice, lambda v: None if isinstance(v, dict) and _is_int(v.get("step")) and
+                              v["step"] >= 0 else "not an object with an integer \"step\"")
+    except FileNotFoundError:
+        raise WorkdirError(f"--workdir={folder} holds shipped weights ({WEIGHTS_FILE}) without their {SHIPPED_FILE}, "
+                           f"which says what step they are of. {advice}") from None
+
+
+def read_record(folder: str) -> dict | None:
+    """A finished run's record.json (experiments/records.py): a JSON object with its integer "step", the
+    shipped "model" standing in for its checkpoints (a path or null) and, for a diverged run, "diverged";
+    None if `folder` has no record.json; a WorkdirError naming the file for one that cannot be read, so that
+    nothing retrains over the run or leaves it out of a table without saying so."""
+
+    def check(value):
+        if not isinstance(value, dict) or not _is_int(value.get("step")) or value["step"] < 0:
+            return "not an object with an integer \"step\""
+        if not isinstance(value.get("model"), (str, type(None))) or not isinstance(value.get("diverged"),
+                                                                                   (str, type(None))):
+            return "\"model\" and \"diverged\" must be text or null"
+        return None
+
+    try:
+        return read_json_file(os.path.join(folder, RECORD_FILE), f"the record of a finished run ({folder})",
+                              f"Restore it (git checkout -- {os.path.join(folder, RECORD_FILE)}, if it is "
+                              f"committed), or delete {folder} to train the run again.", check)
+    except FileNotFoundError:
+        return None
+
+
 def _not_writable(workdir: str, error: OSError) -> WorkdirError:
     problem = path_problem(workdir)
     if problem:  # os.makedirs says only "File exists"
@@ -91,7 +164,12 @@ def prepare_workdir(workdir: str, config: config_lib.RunConfig, image_shape, num
         probe.close()
     except OSError as e:
         raise _not_writable(workdir, e) from None
-    if os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
+    # Everything training writes, of the kind it writes, before it writes any of it.
+    for name, folder, what in ((CHECKPOINT_DIR, True, "the checkpoints"), (TENSORBOARD_DIR, True, "the summaries"),
+                               (LEARNING_CURVE_FILE, False, "the learning curve"), (CONFIG_FILE, False, "the "
+                               "run's configuration")):
+        check_slot(os.path.join(workdir, name), folder, what)
+    if os.path.lexists(os.path.join(workdir, CONFIG_FILE)):  # a folder or a broken one: load_run says so
         previous, previous_shape, previous_n = load_run(workdir)
         if previous.precision != config.precision:  # allowed (float32 weights either way), but said
             logging.warning("--workdir=%s was trained in %s until now and continues in %s (--precision, or "
@@ -136,6 +214,7 @@ def training_lock(workdir: str):
     `workdir`. Raises WorkdirError, naming the holder, when another process (or another open of the
     file in this one) holds the lock, so a second training on one workdir stops before writing."""
     path = os.path.join(workdir, LOCK_FILE)
+    check_slot(path, what="the run lock")
     try:
         os.makedirs(workdir, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -254,7 +333,9 @@ def write_json_atomic(path: str, data) -> None:
 def append_learning_curve(workdir: str, record: dict) -> None:
     """Appends one evaluation during training ({"step", "mse_E", ...}) as a JSON line: a crash can
     at worst leave a partial last line, which `read_learning_curve` skips."""
-    with open(os.path.join(workdir, LEARNING_CURVE_FILE), "a") as f:
+    path = os.path.join(workdir, LEARNING_CURVE_FILE)
+    check_slot(path, what="the learning curve")
+    with open(path, "a") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
@@ -262,18 +343,30 @@ def append_learning_curve(workdir: str, record: dict) -> None:
 
 def read_learning_curve(workdir: str) -> list[dict]:
     """The evaluations during training of `workdir`, by step; a step evaluated twice (a run resumed
-    from a checkpoint older than its last evaluation) keeps its latest record."""
+    from a checkpoint older than its last evaluation) keeps its latest record. A line that is not JSON
+    (cut short by a crash) is skipped; one that is JSON but no evaluation ({"step": integer, ...}) is a
+    WorkdirError naming the file and the line: it was not written here."""
     path = os.path.join(workdir, LEARNING_CURVE_FILE)
+    check_slot(path, what="the learning curve")
     if not os.path.isfile(path):
         return []
     by_step = {}
-    with open(path) as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-            by_step[int(record["step"])] = record
+    try:
+        with open(path) as f:
+            lines = list(f)
+    except (OSError, UnicodeDecodeError) as e:
+        raise WorkdirError(f"{path} is unreadable ({type(e).__name__}: {e}); it holds the run's evaluations during "
+                           "training. Restore it from a backup, or move it aside to lose the curve.") from None
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        if not isinstance(record, dict) or not _is_int(record.get("step")):
+            raise WorkdirError(f"{path}, line {number}, is not an evaluation record (a JSON object with an integer "
+                               f"\"step\"): {line.strip()[:80]}. Remove that line (the others are the run's "
+                               "evaluations during training), or move the file aside to lose the curve.")
+        by_step[record["step"]] = record
     return [by_step[step] for step in sorted(by_step)]
 
 
@@ -286,6 +379,7 @@ def load_config(workdir: str) -> tuple[config_lib.RunConfig, tuple[int, int, int
 def load_run(workdir: str) -> tuple[config_lib.RunConfig, tuple[int, int, int], int]:
     """(RunConfig, image_shape, num_train_examples) saved by train.py in `workdir`."""
     path = os.path.join(workdir, CONFIG_FILE)
+    check_slot(path, what="the run's configuration")
     if not os.path.isfile(path) and path_problem(workdir):
         raise WorkdirError(f"--workdir={workdir} {path_problem(workdir)}: point --workdir at the folder that "
                            "training wrote.")
@@ -483,11 +577,7 @@ def load_weights(model, path: str) -> None:
 
 def _restore_record(record: str):
     """A run's record keeps no checkpoints: its shipped model (record.json's "model") stands in."""
-    try:
-        with open(os.path.join(record, RECORD_FILE)) as f:
-            model = json.load(f).get("model")
-    except (OSError, ValueError, AttributeError) as e:
-        raise WorkdirError(f"--workdir={record}: its {RECORD_FILE} is unreadable ({e}).") from e
+    model = read_record(record).get("model")
     if not model or not os.path.isfile(os.path.join(model, WEIGHTS_FILE)):
         raise WorkdirError(
             f"--workdir={record} is the record of a finished run ({RECORD_FILE}: its scores, no checkpoints) "
@@ -508,9 +598,9 @@ def restore(workdir: str):
             os.path.join(workdir, RECORD_FILE)):
         return _restore_record(workdir)
     if not os.path.isdir(checkpoint_dir) and os.path.isfile(weights):
+        step = read_shipped(workdir)["step"]  # before the weights: a missing record stops at once
         load_weights(model, weights)
-        with open(os.path.join(workdir, SHIPPED_FILE)) as f:
-            return model, config, image_shape, int(json.load(f)["step"])
+        return model, config, image_shape, step
     checkpoint, step = make_checkpoint(model)
     restored = restore_newest_readable(
         lambda path: checkpoint.restore(path).expect_partial().assert_existing_objects_matched(),

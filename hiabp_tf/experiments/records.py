@@ -37,22 +37,17 @@ def model_dir(scale: str, name: str, results_root: str = "results") -> str:
 
 
 def recorded_step(record: str) -> int | None:
-    """The step a record was made at, or None if `record` is not a record."""
-    try:
-        with open(os.path.join(record, RECORD_FILE)) as f:
-            return int(json.load(f)["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """The step a record was made at, or None if `record` is not a record (it has no record.json). A
+    record.json that cannot be read is a WorkdirError naming it (`workdir.read_record`): read as no record,
+    the plan would train the run again over it, and a table would leave it out without a word."""
+    data = workdir_lib.read_record(record)
+    return None if data is None else data["step"]
 
 
 def diverged(record: str) -> str | None:
     """The error of a record of a run whose training diverged (`save_diverged`), else None."""
-    try:
-        with open(os.path.join(record, RECORD_FILE)) as f:
-            message = json.load(f).get("diverged")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return str(message) if message else None
+    data = workdir_lib.read_record(record)
+    return str(data["diverged"]) if data and data.get("diverged") else None
 
 
 def save_diverged(workdir: str, record: str, step: int, message: str) -> str:
@@ -99,11 +94,8 @@ def save(workdir: str, record: str, step: int, model: str | None = None, source:
 
 def shipped_model(record: str) -> str | None:
     """The shipped model that stands in for a record's checkpoints, if it has one and it exists."""
-    try:
-        with open(os.path.join(record, RECORD_FILE)) as f:
-            model = json.load(f).get("model")
-    except (OSError, ValueError, AttributeError):
-        return None
+    data = workdir_lib.read_record(record)
+    model = data.get("model") if data else None
     return model if model and os.path.isfile(os.path.join(model, workdir_lib.WEIGHTS_FILE)) else None
 
 

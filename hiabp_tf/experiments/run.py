@@ -174,8 +174,7 @@ def rebuild_record(scale: str, run: plan.Run, results_root: str = "results", thr
     record_path = records.record_dir(scale, run.name, results_root)
     if not os.path.isfile(os.path.join(model, workdir_lib.SHIPPED_FILE)):
         raise errors.WorkdirError(f"{model} is not a shipped model: nothing to rebuild {run.name}'s record from.")
-    with open(os.path.join(model, workdir_lib.SHIPPED_FILE)) as f:
-        shipped = json.load(f)
+    shipped = workdir_lib.read_shipped(model)  # a WorkdirError naming the file if it cannot be read
     work = os.path.abspath(record_path.rstrip("/") + ".rescoring")
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(model, work)

@@ -51,8 +51,10 @@ def _already_shipped(out: str, workdir: str, step: int, reference: dict) -> dict
     path = os.path.join(out, workdir_lib.SHIPPED_FILE)
     if not (os.path.isfile(path) and os.path.isfile(os.path.join(out, workdir_lib.WEIGHTS_FILE))):
         return None
-    with open(path) as f:
-        record = json.load(f)
+    try:
+        record = workdir_lib.read_shipped(out)
+    except workdir_lib.WorkdirError:  # unreadable: shipped again, which rewrites it whole
+        return None
     same = (record.get("source") == workdir and record.get("step") == step
             and record.get("full_precision") == _scores(reference) and "agree_to_3_significant_digits" in record)
     return record if same else None
@@ -62,12 +64,8 @@ def ship(workdir: str, out: str, data_dir=None, command: str | None = None) -> d
     """Writes the shipped model of `workdir` to `out` (see the module docstring); returns shipped.json."""
     model, config, _, step = workdir_lib.restore(workdir)
     reference_path = evaluate_lib.result_path(workdir, config.dataset, "test")
-    if os.path.isfile(reference_path):
-        with open(reference_path) as f:
-            reference = json.load(f)
-    else:
-        reference = evaluate_lib.evaluate(workdir, data_dir=data_dir)
-    if reference["step"] != step:
+    reference = evaluate_lib.read_result(reference_path)  # None if absent or unreadable: scored again
+    if reference is None or reference.get("step") != step:
         reference = evaluate_lib.evaluate(workdir, data_dir=data_dir)
     shipped = _already_shipped(out, workdir, step, reference)
     if shipped is not None:  # a report run again: the same model is not rescored
