@@ -39,6 +39,7 @@ from hiabp_tf.evaluation import metrics
 from hiabp_tf.evaluation import statistics
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import records
+from hiabp_tf.serving import api
 
 TABLE1_ROWS = plan.TABLE1  # (row key, label, score reported)
 SCORE_LABELS = {"mse_E": "[E]", "mse_EL": "[E+L]", "mse_L": "[L]"}
@@ -369,26 +370,35 @@ def write_table2(out_dir: str, table: str, title: str, occluded: dict, complete:
               f"*{TEST_IMAGES}*: the whole test split, each image with one fixed mask (`masks.example_masks`, "
               "seed `metrics.TEST_MASK_SEED`), the same for every model; the reference fills with the mean "
               "complete training image. Figures: `table2_<mask>.png` (rows: test images, occluded pixels in "
-              "grey, recovered)."] + [f"\n{line}" for line in undrawn]
+              "grey, recovered: the observed pixels kept and the occluded ones from the model, as "
+              "`hiabp_tf.load(workdir).inpaint` returns them)."] + [f"\n{line}" for line in undrawn]
     lines += _footer(command, details, datasets)
     _write_json(out_dir, _json_name(table), {"command": command, "rows": numbers})
     return _write(out_dir, table, lines)
 
 
+def inpainting_rows(model, originals, mask, seed: int = 0) -> np.ndarray:
+    """The rows of a Table 2 figure: the test originals, the occluded images (grey where the model
+    cannot see), and what `hiabp_tf.load(workdir).inpaint` returns for them (`model`, a
+    serving.api.TrainedModel): the observed pixels of the input kept, the occluded ones from the
+    method's headline reconstruction (the encoder's mean for a method shown by [E])."""
+    key = model.network.reconstructions[-1]
+    recovered = model.inpaint(originals, mask, langevin_steps=0 if key == "E" else None, seed=(seed, 2))
+    shown = masks.occlude(originals, mask, fill=0.5).numpy()  # grey marks what the model cannot see
+    return np.concatenate([originals, shown, recovered])
+
+
 def inpainting_figure(workdir: str, mask: str, path: str, num_images: int = 10, seed: int = 0) -> str:
-    """Rows: test originals, the occluded images the model sees, and its recovery."""
-    model, config, _, step = workdir_lib.restore(workdir)
-    originals = metrics.spread_images(config.dataset, num_images)
-    mask_tensor = masks.make_masks(masks.parse_mask(mask), originals.shape,
-                                   tf.constant([metrics.TEST_MASK_SEED, 0]))
-    occluded = masks.occlude(originals, mask_tensor)
-    recon = model.reconstruct(occluded, tf.constant([seed, 2], tf.int32),
-                              langevin_steps=config.test_langevin_steps, mask=mask_tensor)
-    key = model.reconstructions[-1]
-    shown = masks.occlude(originals, mask_tensor, fill=0.5)  # grey marks what the model cannot see
-    rows = np.concatenate([originals, shown.numpy(), recon[key].numpy()])
+    """Rows: test originals, the occluded images the model sees, and the recovered images
+    (`inpainting_rows`)."""
+    model = api.load(workdir)
+    originals = metrics.spread_images(model.config.dataset, num_images)
+    mask_array = masks.make_masks(masks.parse_mask(mask), originals.shape,
+                                  tf.constant([metrics.TEST_MASK_SEED, 0])).numpy()
+    rows = inpainting_rows(model, originals, mask_array, seed)
     images.save_png(path, images.grid(rows, num_images),
-                    f"mask {mask}, step {step}: test images / occluded (grey) / recovered [{key}]")
+                    f"mask {mask}, step {model.step}: test images / occluded (grey) / recovered (observed pixels "
+                    f"kept, occluded ones from [{model.network.reconstructions[-1]}])")
     return path
 
 

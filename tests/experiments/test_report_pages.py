@@ -7,10 +7,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.figure
+import numpy as np
 import pytest
+import tensorflow as tf
 
+from hiabp_tf import config as config_lib
+from hiabp_tf import methods
+from hiabp_tf.data import masks
 from hiabp_tf.experiments import figures
 from hiabp_tf.experiments import report
+from hiabp_tf.serving import api
 
 FACES = "images:/work/shared/data/celeba,image_size=32,image_crop=0.786517,test_images=1000"
 
@@ -106,3 +112,27 @@ def test_a_run_trained_longer_is_listed_once(stub_runs, tmp_path):
 ])
 def test_dataset_names_for_titles(dataset, name):
     assert report.dataset_name(dataset) == name
+
+
+@pytest.mark.parametrize("method", ["hiabp", "vae"])
+def test_the_table2_figures_recovered_row_keeps_the_observed_pixels(method):
+    """table2_*.png's last row showed the whole reconstruction; it is what inpaint returns: the input's
+    observed pixels exactly, the model's pixels where occluded (an untrained model: the two differ)."""
+    config = config_lib.RunConfig(dataset="mnist_5k", method=method, num_layers=2 if method == "hiabp" else 1,
+                                  latent_dims=(4, 4) if method == "hiabp" else (8,), width=4, batch_size=50,
+                                  langevin_steps=2)
+    model = api.TrainedModel(methods.build_model(config, (28, 28, 1), 4000), config, (28, 28, 1), step=0)
+    originals = np.random.default_rng(0).uniform(size=(3, 28, 28, 1)).astype(np.float32)
+    mask = masks.make_masks(masks.parse_mask("region20"), originals.shape, tf.constant([1, 0])).numpy()
+    rows = report.inpainting_rows(model, originals, mask, seed=0)
+    assert rows.shape == (9, 28, 28, 1)
+    np.testing.assert_array_equal(rows[:3], originals)
+    np.testing.assert_array_equal(rows[3:6], np.where(mask == 1, originals, 0.5))
+    recovered = rows[6:]
+    observed = np.broadcast_to(mask == 1, recovered.shape)
+    np.testing.assert_array_equal(recovered[observed], originals[observed])
+    headline = model.network.reconstructions[-1]
+    details = model.inpaint(originals, mask, langevin_steps=0 if headline == "E" else None, seed=(0, 2),
+                            return_details=True)
+    np.testing.assert_array_equal(recovered[~observed], details["reconstruction"][~observed])
+    assert np.abs(details["reconstruction"][observed] - originals[observed]).max() > 0.1  # the old row's pixels
