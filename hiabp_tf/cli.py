@@ -47,6 +47,12 @@ def run(main, define_flags=None, *, workdir_flag: str | None = "workdir", workdi
         except USER_ERRORS as e:
             exit_with_user_error(e)
         except Exception as e:  # noqa: BLE001 - re-raised unless a resource ran out
+            if type(e).__name__ == "InvalidArgumentError":  # TensorFlow's, by name: this module imports none
+                # An input the command should have checked before building its graphs reached them: still one
+                # line, not a traceback of TensorFlow's internals (--verbosity=1 shows where it came from).
+                exit_with_user_error(errors.ConfigError(
+                    f"TensorFlow refused an input ({errors.reason(e)}). Check the flags and files given; "
+                    "rerun with --verbosity=1 for where it was refused."))
             if not (errors.is_out_of_space(e) or errors.is_out_of_memory(e)):
                 raise
             exit_with_user_error(errors.resource_error(

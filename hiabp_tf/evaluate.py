@@ -129,7 +129,7 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
             "shape (resize your images, or train a model on this data).")
     steps = config.test_langevin_steps if langevin_steps is None else langevin_steps
     try:
-        mask_spec = masks.parse_mask(mask)
+        mask_spec = masks.check_fits(mask, image_shape)  # before the graphs: inside them, a traceback
     except ValueError as e:
         raise errors.ConfigError(str(e)) from None
     start = time.perf_counter()

@@ -186,7 +186,10 @@ def train(config: config_lib.RunConfig, workdir: str, num_steps: int, data_dir=N
     image_shape = train_info.image_shape
     config.architecture(image_shape)  # fails early, with a clear message, on an unsupported shape
     _warn_if_long_langevin(config, image_shape)
-    mask_spec = config.mask_spec
+    try:  # checked here, before the pipeline below: in tf.data a region too large is a traceback
+        mask_spec = masks.check_fits(config.mask_spec, image_shape)
+    except ValueError as e:
+        raise errors.ConfigError(str(e)) from None
     if mask_spec.kind != "none":
         # Every training image keeps one fixed occlusion; the models see only the occluded image
         # and the mask (observed pixels alone enter the energy and the likelihood).

@@ -188,14 +188,25 @@ def _cache_path(folder, files, size, crop) -> str:
     return os.path.join(cache_dir(), f"{stem}-{size}px-{digest}.npz")
 
 
-def _read_cache(path):
+def _read_cache(path, size: int):
+    """(images, names, skipped, alpha) of a cache file, or None when there is none or it cannot be used: a
+    truncated or garbled file (zipfile.BadZipFile, ...), or arrays that are not a decoded folder of this size.
+    A cache is only ever a copy: whatever is wrong with it, the folder is decoded again (and the cache
+    rewritten), never an error."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return npz["images"], list(npz["names"]), list(zip(npz["skipped"], npz["reasons"])), list(npz["alpha"])
+            images, names = npz["images"], [str(n) for n in npz["names"]]
+            skipped = [(str(n), str(r)) for n, r in zip(npz["skipped"], npz["reasons"])]
+            alpha = [str(n) for n in npz["alpha"]]
+        if (images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:3] != (size, size)
+                or images.shape[3] not in (1, 3) or len(images) != len(names) or not len(names)):
+            raise ValueError(f"arrays {images.dtype} {images.shape} for {len(names)} names")
+        return images, names, skipped, alpha
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, EOFError) as e:  # a damaged cache file is rebuilt
-        logging.warning("Ignoring the unreadable image cache %s (%s); decoding the folder again.", path, e)
+    except Exception as e:  # noqa: BLE001 - any damage: the cache is rebuilt (see above)
+        logging.warning("Ignoring the unreadable image cache %s (%s: %s); decoding the folder again.", path,
+                        type(e).__name__, e)
         return None
 
 
@@ -256,7 +267,7 @@ def _decoded(folder: str, files: tuple, size: int, crop: float, where: str) -> t
     """(uint8 images (N, size, size, C) in file-name order, their names), read-only; memoised per
     listing, so a changed folder is read again."""
     path = _cache_path(folder, files, size, crop)
-    cached = _read_cache(path)
+    cached = _read_cache(path, size)
     if cached is not None:
         images, names, skipped, alpha = cached
         logging.info("%s: %d images read from the cache %s.", where, len(images), path)

@@ -104,6 +104,21 @@ def region_side(side64: int, image_side: int) -> int:
     return max(1, int(round(side64 * image_side / REFERENCE_SIDE)))
 
 
+def check_fits(spec, image_shape, flag: str = "--mask", whose: str = "the") -> MaskSpec:
+    """`spec` parsed and checked against the images it occludes, before any pipeline or graph is built (inside
+    tf.data or a tf.function the same mistake is a traceback): a region wider than the images is a
+    ValueError naming `flag`."""
+    spec = parse_mask(spec)
+    side, image_side = None, min(int(d) for d in image_shape[:2])
+    if spec.kind == "region":
+        side = region_side(spec.side64, int(image_shape[0]))
+    if side is not None and side > image_side:
+        raise ValueError(f"{flag}={spec.name}: a {side}x{side} region (side {spec.side64} on a 64x64 image, scaled to "
+                         f"side {image_shape[0]}) does not fit {whose} {image_shape[0]}x{image_shape[1]} images; "
+                         f"choose a smaller region (region:{REFERENCE_SIDE} covers a whole image).")
+    return spec
+
+
 def _static_or_tensor(value):
     """A Python int when the value is known while tracing, else the int32 tensor."""
     static = tf.get_static_value(value)

@@ -280,11 +280,10 @@ def inpaint_files(workdir: str, images: str, mask: str, out: str, seed: int = 0,
         mask_array = np.broadcast_to(read_mask_file(mask_value, shape), (n, *shape[:2], 1))
         mask_name = mask_value
     else:
-        if mask_value.kind == "region" and masks.region_side(mask_value.side64, shape[0]) > min(shape[:2]):
-            side = masks.region_side(mask_value.side64, shape[0])
-            raise errors.ConfigError(
-                f"--mask={mask}: a {side}x{side} region (side {mask_value.side64} on a 64x64 image, scaled to "
-                f"side {shape[0]}) does not fit the model's {shape[0]}x{shape[1]} images; choose a smaller region.")
+        try:
+            masks.check_fits(mask_value, shape, whose="the model's")
+        except ValueError as e:
+            raise errors.ConfigError(str(e)) from None
         mask_array = masks.example_masks(mask_value, shape, tf.range(n), seed).numpy()
         mask_name = mask_value.name
     mask_array = np.ascontiguousarray(np.broadcast_to(mask_array[..., :1], (n, *shape)), dtype=np.float32)
