@@ -13,6 +13,7 @@ object on the last line of stdout. The protocol is in hiabp_tf/evaluation/metric
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -172,6 +173,12 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
         previous = read_result(previous_path)
         if previous and previous.get("step") == step and previous.get("seed") == seed and "fid" in previous:
             result.update({k: previous[k] for k in FID_KEYS if k in previous})
+    infinite = sorted(name for name, value in result.items() if isinstance(value, float) and not math.isfinite(value))
+    if infinite:  # NaN is no score (nor valid JSON): nothing is written
+        raise errors.WorkdirError(
+            f"--workdir={workdir}: the model's scores {', '.join(f'{n} = {result[n]}' for n in infinite)} are not "
+            f"finite on {dataset.flag} (step {step}); nothing was written. Its reconstructions overflow or its weights "
+            "are damaged: score an earlier checkpoint or retrain.")
     if scores["num_examples"] != info.num_examples:
         raise RuntimeError(f"scored {scores['num_examples']} of {info.num_examples} examples")
     workdir_lib.write_json_atomic(path, result)

@@ -571,6 +571,11 @@ def load_weights(model, path: str) -> None:
     if wrong or len(arrays) != len(expected):
         raise WorkdirError(f"{path} holds other networks than its {CONFIG_FILE} builds (first mismatch: "
                            f"{(wrong or sorted(set(arrays) - set(expected)))[0]}); ship the model again.")
+    bad = sorted(k for k, a in arrays.items() if not np.all(np.isfinite(a)))
+    if bad:  # training never saves such weights (its divergence guard): the file was damaged
+        raise WorkdirError(f"{path} holds NaN or infinite weights ({len(bad)} of {len(arrays)} arrays, first "
+                           f"{bad[0]}); such a model scores NaN. Ship the model again from its run, or restore the "
+                           "file.")
     for key, weight in expected.items():
         weight.assign(arrays[key].astype(weight.dtype))  # Keras 3: the dtype's name, e.g. "float32"
 
@@ -602,9 +607,15 @@ def restore(workdir: str):
         load_weights(model, weights)
         return model, config, image_shape, step
     checkpoint, step = make_checkpoint(model)
-    restored = restore_newest_readable(
-        lambda path: checkpoint.restore(path).expect_partial().assert_existing_objects_matched(),
-        checkpoint_dir, workdir)
+
+    def restore_finite(path):
+        checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+        # Training never saves non-finite weights (its divergence guard), so these are damage: a ValueError,
+        # which falls back to the checkpoint before it like any unreadable one.
+        if not all(np.all(np.isfinite(w.numpy())) for w in network_weights(model)):
+            raise ValueError("it holds NaN or infinite weights")
+
+    restored = restore_newest_readable(restore_finite, checkpoint_dir, workdir)
     if restored.path is None:
         raise WorkdirError(
             f"--workdir={workdir}: no checkpoint in {checkpoint_dir}. "

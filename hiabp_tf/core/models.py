@@ -86,11 +86,14 @@ class Architecture:
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision={self.precision!r} is unknown: use one of {', '.join(PRECISIONS)}.")
         shape = tuple(int(s) for s in self.image_shape)
-        if len(shape) != 3 or shape[0] != shape[1] or shape[0] not in _DOUBLINGS:
+        # Any side with either channel count: the networks are built from the side and the channels alone
+        # (the paper's shapes, 28x28x1, 32x32x3 and 64x64x3, are three of these six; docs/data.md).
+        if len(shape) != 3 or shape[0] != shape[1] or shape[0] not in _DOUBLINGS or shape[2] not in (1, 3):
             raise ValueError(
                 f"image shape {shape} is not supported by the HiABP networks: use square images of "
-                f"side {sorted(_DOUBLINGS)} (28x28x1 MNIST, 32x32x3 SVHN, 64x64x3 CelebA); resize "
-                "your data (e.g. an npz: dataset) to one of these.")
+                f"side {', '.join(map(str, sorted(_DOUBLINGS)))}, grayscale (C = 1) or RGB (C = 3) "
+                "(MNIST is 28x28x1, SVHN 32x32x3, CelebA 64x64x3); resize your data (e.g. an npz: dataset) "
+                "to one of these.")
         if not 1 <= len(self.latent_dims) <= 4:
             raise ValueError(f"--num_layers must be between 1 and 4, got L={len(self.latent_dims)}.")
         if any(int(d) < 1 for d in self.latent_dims):

@@ -314,6 +314,9 @@ def _to_numpy(value, what: str) -> np.ndarray:
         raise TypeError(f"{what} must be a numpy array or a tensor, got {type(value).__name__} ({e})") from None
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise TypeError(f"{what} must be a numeric numpy array or tensor, got dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.complexfloating):  # numpy's cast to float32 would drop the imaginary part
+        raise ValueError(f"{what} must be real numbers, got dtype {array.dtype}: pass the real part (np.real) if "
+                         "that is what you mean.")
     return array
 
 
