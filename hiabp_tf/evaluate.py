@@ -83,23 +83,36 @@ def _result_file(workdir: str, slug: str, split: str, mask: str, langevin_steps)
     return os.path.join(workdir, f"eval_{slug}_{split}{suffix}.json")
 
 
+def check_fid_flags(kind: str, inception_weights=None, classifier_path=None) -> None:
+    """The flags --fid needs, checked before anything is scored (they were found missing only after a
+    whole evaluation)."""
+    if kind == "inception" and not inception_weights:
+        raise errors.ConfigError(
+            "--fid=inception needs --inception_weights=FILE: a local Inception-v3 weights file "
+            "(nothing is downloaded at run time).")
+    if kind == "classifier" and not classifier_path:
+        raise errors.ConfigError("--fid=classifier needs --fid_classifier=PATH.keras (where the "
+                                 "feature classifier is cached, or trained if absent).")
+
+
+def fid_features(config, kind: str, inception_weights=None, classifier_path=None, data_dir=None):
+    """The feature network of --fid: Inception-v3 with --inception_weights, or the classifier cached at
+    --fid_classifier (trained there if absent). Built before the evaluation, so that an unreadable file
+    stops the command at once (an FIDError naming the flag)."""
+    check_fid_flags(kind, inception_weights, classifier_path)
+    if kind == "inception":
+        return fid_lib.InceptionFeatures(inception_weights)
+    return fid_lib.ClassifierFeatures.load_or_train(classifier_path, dataset=config.dataset, data_dir=data_dir)
+
+
 def fid_score(model, config, kind: str, num_samples: int, inception_weights=None, classifier_path=None,
-              data_dir=None, seed=0) -> dict:
-    """FID of `num_samples` samples of `model` against its training split (DESIGN.md, Table 1)."""
+              data_dir=None, seed=0, features=None) -> dict:
+    """FID of `num_samples` samples of `model` against its training split (DESIGN.md, Table 1), in
+    `features` (else those of `fid_features`)."""
     if num_samples < 2:
         raise errors.ConfigError(f"--fid_samples must be >= 2, got {num_samples}.")
-    if kind == "inception":
-        if not inception_weights:
-            raise errors.ConfigError(
-                "--fid=inception needs --inception_weights=FILE: a local Inception-v3 weights file "
-                "(nothing is downloaded at run time).")
-        features = fid_lib.InceptionFeatures(inception_weights)
-    else:
-        if not classifier_path:
-            raise errors.ConfigError("--fid=classifier needs --fid_classifier=PATH.keras (where the "
-                                         "feature classifier is cached, or trained if absent).")
-        features = fid_lib.ClassifierFeatures.load_or_train(classifier_path, dataset=config.dataset,
-                                                            data_dir=data_dir)
+    if features is None:
+        features = fid_features(config, kind, inception_weights, classifier_path, data_dir)
     samples = fid_lib.generated_images(model, num_samples, 500, seed)
     train_ds, _ = input_pipeline.make_eval_dataset(config.dataset, "train", data_dir=data_dir)
     return {"fid": fid_lib.fid(features, samples, train_ds), "fid_features": features.description,
@@ -114,6 +127,8 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
     "step" says which was scored."""
     seed = config_lib.check_seed(seed)
     limits.check_count(batch_size, "--batch_size")
+    if fid != "none":
+        check_fid_flags(fid, inception_weights, fid_classifier)
     if langevin_steps is not None:
         limits.check_langevin_steps(langevin_steps)
     model, config, image_shape, step = workdir_lib.restore(workdir)
@@ -133,6 +148,8 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
         mask_spec = masks.check_fits(mask, image_shape)  # before the graphs: inside them, a traceback
     except ValueError as e:
         raise errors.ConfigError(str(e)) from None
+    # The feature network first: an unreadable --inception_weights or --fid_classifier stops before scoring.
+    features = fid_features(config, fid, inception_weights, fid_classifier, data_dir) if fid != "none" else None
     start = time.perf_counter()
     # Occluded training images are scored with the masks the run trained with (seeded by its training
     # seed): Table 2's protocol, recovering pixels that were never observed. Test images: the test masks.
@@ -168,7 +185,7 @@ def evaluate(workdir: str, dataset=None, split="test", data_dir=None, batch_size
     path = _result_file(workdir, workdir_lib.dataset_slug(dataset), split, mask_spec.name, langevin_steps)
     if fid != "none":
         result.update(fid_score(model, config, fid, fid_samples, inception_weights, fid_classifier,
-                                data_dir, seed))
+                                data_dir, seed, features=features))
     else:  # an FID of this same checkpoint and seed, computed earlier, still holds: keep it
         previous = read_result(previous_path)
         if previous and previous.get("step") == step and previous.get("seed") == seed and "fid" in previous:

@@ -26,6 +26,7 @@ folder, size or crop is decoded again. Within a process the arrays are also memo
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -135,20 +136,28 @@ def crop_and_resize(image, side, size):
     return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
 
 
-@tf.function(input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32),
+@tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.uint8), tf.TensorSpec([], tf.int32),
                               tf.TensorSpec([], tf.float64)])
-def _prepare(data, size, crop):
-    """One file's bytes -> uint8 (size, size, c) with the channels as stored (c in 1..4)."""
-    image = tf.io.decode_image(data, channels=0, expand_animations=False)
+def _crop_resize(image, size, crop):
+    """uint8 (h, w, c) -> uint8 (size, size, c), the centre square of `crop` of the shorter side."""
     shorter = tf.cast(tf.minimum(tf.shape(image)[0], tf.shape(image)[1]), tf.float64)
     side = tf.maximum(tf.cast(tf.round(crop * shorter), tf.int32), 1)
     return crop_and_resize(image, side, size)
 
 
+def _prepare(data, size, crop):
+    """One file's bytes -> uint8 (size, size, c) with the channels as stored (c in 1..4). Decoded eagerly:
+    inside a graph, TensorFlow's reason for an undecodable file reads "Graph execution error"."""
+    image = tf.io.decode_image(data, channels=0, expand_animations=False)
+    return _crop_resize(image, size, crop)
+
+
 def _reason(error: Exception) -> str:
     text = getattr(error, "message", None) or getattr(error, "strerror", None) or str(error)
     text = re.sub(r"\{\{[^}]*\}\}|\s*\[Op:\w+\]", "", str(text)).strip()  # TensorFlow's op decoration
-    return text.splitlines()[0] if text else type(error).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "Graph execution error" not in line
+             and not line.strip().startswith(("Detected at node", "File ", "Traceback"))]
+    return lines[0] if lines else type(error).__name__
 
 
 def _decode_files(folder, names, size, crop):
@@ -243,13 +252,24 @@ def _listing(folder: str, where: str, written_as: str | None = None) -> tuple:
                         "(or --dataset=npz:PATH for an .npz file).")
     try:
         entries = list(os.scandir(folder))
-        files = []
-        for entry in entries:
-            if entry.name.lower().endswith(EXTENSIONS) and entry.is_file():
-                stat = entry.stat()
-                files.append((entry.name, stat.st_size, stat.st_mtime_ns))
     except OSError as e:
         raise DataError(f"{where}: cannot read folder {folder} ({e.strerror or e}).") from None
+    files, unreadable = [], []
+    for entry in entries:
+        if not entry.name.lower().endswith(EXTENSIONS):
+            continue
+        try:  # one entry that cannot be followed (a link loop, a link to nothing) is skipped, not the folder
+            if entry.is_file():
+                stat = entry.stat()
+                files.append((entry.name, stat.st_size, stat.st_mtime_ns))
+            elif entry.is_symlink():
+                unreadable.append(f"{entry.name} (a symbolic link to {os.readlink(entry.path)}, which does not exist)")
+        except OSError as e:
+            reason = "a symbolic link loop" if e.errno == errno.ELOOP else (e.strerror or str(e))
+            unreadable.append(f"{entry.name} ({reason})")
+    if unreadable:
+        logging.warning("%s: skipped %d entries of %s that cannot be read as files: %s.", where, len(unreadable),
+                        folder, _named(unreadable))
     if not files:
         raise DataError(f"{where}: folder {folder} holds no JPEG or PNG file (names ending in "
                         f"{', '.join(EXTENSIONS)}, any case; subfolders are not read) among its {len(entries)} "
@@ -301,6 +321,9 @@ def load(dataset) -> tuple[np.ndarray, np.ndarray]:
     folder, s, where = dataset.path, dataset.settings, dataset.flag
     images, _ = _decoded(folder, _listing(folder, where, dataset.written_as), s["image_size"], s["image_crop"], where)
     n, test = len(images), s["test_images"]
+    if n < 2:  # "between 1 and 0" says nothing: one image cannot be split into a training and a test image
+        raise DataError(f"{where}: the folder has {n} decodable image; a dataset needs at least 2 (the last "
+                        "--test_images files are the test split, the others the training split). Add images.")
     if test >= n:
         raise DataError(f"{where}: --test_images={test} leaves no training image: the folder has {n} decodable "
                         f"images. Choose --test_images between 1 and {n - 1} (the last N files in sorted order are "

@@ -175,6 +175,11 @@ def mnist_npz_arrays(path: str):
     """(x_train, y_train, x_test, y_test) of an npz copy of MNIST: uint8 images (N, 28, 28, 1) and
     int64 labels, checked against the standard split's shapes (read-only: memoised)."""
     where = f"--dataset=mnist reads {path} (the npz copy of MNIST in the data dir)"
+    problem = npz_problem(path)
+    if problem:
+        raise DataError(f"{where}, which could not be read: it {problem}. It must hold uint8 x_train (60000, 28, 28), y_train, x_test "
+                        "(10000, 28, 28) and y_test, as keras.datasets.mnist's file does; remove or replace it to "
+                        "use tensorflow-datasets.")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
@@ -263,8 +268,14 @@ def _load_npz(dataset):
         "or (N,H,W,C) with C in {1,3}, the same H,W,C in both, and N > 0."
     )
     path, where = dataset.path, dataset.flag
+    if os.path.isdir(path):
+        raise DataError(f"{where}: {path!r} is a folder, not an .npz file (for a folder of JPEG or PNG files, "
+                        f"use --dataset=images:{path}). {expected}")
     if not os.path.isfile(path):
         raise DataError(f"{where}: file {path!r} not found. {expected}")
+    problem = npz_problem(path)
+    if problem:
+        raise DataError(f"{where}: could not read {path!r} as an .npz file: it {problem}. {expected}")
     arrays = {}
     try:
         npz = np.load(path, allow_pickle=False)
@@ -319,6 +330,20 @@ def _load_npz(dataset):
             f"{expected}"
         )
     return arrays["x_train"], arrays["x_test"]
+
+
+def npz_problem(path: str) -> str | None:
+    """Why the file `path` is no .npz archive, said before numpy reads it (numpy would answer a text file
+    with advice about allow_pickle): None for a zip archive (np.savez's format) or a .npy array."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+        if zipfile.is_zipfile(path) or head == b"\x93NUMPY":
+            return None
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    return ("is empty" if not head else f"is not an .npz archive (np.savez writes a zip file; this one begins "
+            f"{head!r})")
 
 
 def _host_reachable(host, port, timeout=_REACHABILITY_TIMEOUT_S):

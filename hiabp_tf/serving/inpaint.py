@@ -173,6 +173,10 @@ def parse_mask_flag(mask: str):
                                      "pepper, pepper:F, region10, region20, region:N.")
     if os.path.isfile(os.path.expanduser(mask)):
         return "file", os.path.expanduser(mask)
+    if os.path.isdir(os.path.expanduser(mask)):
+        raise errors.ConfigError(f"--mask={mask} is a folder; give one mask image file (light = observed, dark = "
+                                 "missing, used for every image) or a synthetic occlusion: pepper, pepper:F, "
+                                 "region10, region20, region:N.")
     try:
         return "spec", masks.parse_mask(mask)
     except ValueError as e:
