@@ -331,8 +331,8 @@ def outcome(mutant: Mutant, run: Run | None, stale: str = "") -> tuple[str, bool
         return f"**stale**: {stale}", False
     if run.status == "failed":
         if mutant.equivalent:
-            return f"caught by `{run.failed}`, though listed as equivalent", False
-        return f"caught by `{run.failed}`", True
+            return f"caught by {_test_id(run.failed)}, though listed as equivalent", False
+        return f"caught by {_test_id(run.failed)}", True
     if run.status == "passed":
         if mutant.equivalent:
             return f"equivalent, not caught: {mutant.equivalent}", True
@@ -344,6 +344,13 @@ def _code(text: str) -> str:
     """Text as an inline code span in a table cell (one line, pipes escaped)."""
     one_line = " ⏎ ".join(line.strip() for line in text.strip("\n").split("\n")) or "(nothing)"
     return "`" + one_line.replace("|", "\\|") + "`"
+
+
+def _test_id(node: str) -> str:
+    """A pytest node id for the report: `test_name` in `tests/file.py` (the file as a path the docs tests
+    can check), or the file alone."""
+    path, _, name = node.partition("::")
+    return f"`{name}` in `{path}`" if name else f"`{path}`"
 
 
 def write_report(path: str, rows, header: dict) -> str:
@@ -360,7 +367,8 @@ def write_report(path: str, rows, header: dict) -> str:
         "Each mutant is one textual replacement in a copy of the package (never in the working tree); the tests "
         "beside it ran on the copy with `pytest -x`, and the mutant is caught when one of them fails. Before the "
         f"mutants, the same tests passed on the unmutated copy ({header['baseline']}). The list is "
-        "`hiabp_tf/tools/mutants.py`; docs/reliability.md says how to add a mutant.",
+        "`hiabp_tf/tools/mutants.py`; [docs/reliability.md](../docs/reliability.md#the-tests-are-tested) says "
+        "how to add a mutant.",
         "",
         f"**{total} mutants: {caught} caught, {equivalent} equivalent (they change nothing a test could see; "
         f"the reason is beside each), {total - ok} not as they should be.**",
@@ -371,7 +379,7 @@ def write_report(path: str, rows, header: dict) -> str:
             current = title
             lines += ["", f"## {title}", "", "| # | mutant | replacement | tests run | outcome |",
                       "|---|---|---|---|---|"]
-        tests = "<br>".join(f"`{t}`" for t in mutant.tests)
+        tests = "<br>".join(_test_id(t) for t in mutant.tests)
         timing = f" ({seconds:.0f} s)" if seconds else ""
         lines.append(f"| {number} | {mutant.description} | `{mutant.file}`: {_code(mutant.old)} → {_code(mutant.new)} "
                      f"| {tests} | {words.replace('|', chr(92) + '|')}{timing} |")

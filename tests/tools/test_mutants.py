@@ -51,7 +51,7 @@ def test_outcomes_and_pytest_exit_codes():
     assert [mutants.pytest_status(code) for code in (0, 1, 2, 4, 5)] == ["passed", "failed", "error", "error",
                                                                           "error"]
     caught = mutants.Run("failed", "tests/t.py::test_x")
-    assert mutants.outcome(plain, caught) == ("caught by `tests/t.py::test_x`", True)
+    assert mutants.outcome(plain, caught) == ("caught by `test_x` in `tests/t.py`", True)
     assert mutants.outcome(plain, mutants.Run("passed")) == ("**not caught**", False)
     assert mutants.outcome(equivalent, mutants.Run("passed"))[1]
     assert not mutants.outcome(equivalent, caught)[1]  # the list calls it equivalent: it is wrong
@@ -64,7 +64,7 @@ def test_outcomes_and_pytest_exit_codes():
 
 def test_the_report_has_a_row_per_mutant_in_its_section(tmp_path):
     multi_line = mutants.Mutant("f.py", "if a | b:\n    c\n", "", ("t.py", "u.py::test_v"), "drops it")
-    rows = [("First", 1, multi_line, "caught by `t.py::test_w`", True, 12.0),
+    rows = [("First", 1, multi_line, "caught by `test_w` in `t.py`", True, 12.0),
             ("Second", 2, mutants.MUTANTS[0], "**not caught**", False, 3.0)]
     header = dict(command="python -m hiabp_tf.tools.mutants", date="2026-01-01", source="commit abc",
                   machine="2 CPU cores", baseline="10 s")
@@ -74,7 +74,7 @@ def test_the_report_has_a_row_per_mutant_in_its_section(tmp_path):
     assert "**2 mutants: 1 caught, 0 equivalent" in text and "1 not as they should be" in text
     assert text.index("## First") < text.index("| 1 | drops it |") < text.index("## Second")
     row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
-    assert "`if a \\| b: ⏎ c` → `(nothing)`" in row and "`t.py`<br>`u.py::test_v`" in row
+    assert "`if a \\| b: ⏎ c` → `(nothing)`" in row and "`t.py`<br>`test_v` in `u.py`" in row
     assert row.count(" | ") == 4  # five cells: the pipe in the code is escaped
 
 
