@@ -1,7 +1,8 @@
 """The paper's figures from trained models (PNG files).
 
-    Figure 1  `save_langevin_curve`: test MSE against the number of test-time Langevin steps T, one
-              line per initialisation (encoder, as in IABP, or N(0, I) noise, as in ABP).
+    Figure 1  `save_langevin_curve`: test MSE against the training T of IABP and ABP, each scored at
+              its own T, and beside it, for one IABP model, against the test-time T, one line per
+              initialisation (the encoder's z_0, or N(0, I) noise, as in ABP).
     Figure 4  `save_reconstruction_comparison`: test images over the headline reconstruction of
               each model (VAE [E], ABP [L], HiABP [E+L]).
     Figure 5  `save_samples`: unconditional samples, every layer z^l ~ N(0, I).
@@ -150,10 +151,13 @@ def save_reconstruction_comparison(models, originals, path: str, seed: int = 0) 
     return path
 
 
-def save_langevin_curve(rows, path: str, title: str) -> str:
+def save_langevin_curve(rows, path: str, title: str, training=None, training_title: str = "") -> str:
     """Figure 1: test MSE against the number of test-time Langevin steps T, one line per
     initialisation. `rows`: dicts {"init": label, "langevin_steps": T, "mse": value}. The x axis is
-    symmetric-log (linear below T = 1), so T = 0 (the initialisation alone) is shown."""
+    symmetric-log (linear below T = 1), so T = 0 (the initialisation alone) is shown; every T has a
+    tick. With `training` (dicts {"method", "training_steps", "mse", optional "mse_std"}), a first
+    panel shows the test MSE against the training T, one line per method (error bars: the seeds'
+    standard deviation), titled `training_title`."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -169,20 +173,48 @@ def save_langevin_curve(rows, path: str, title: str) -> str:
         if row["langevin_steps"] < 0:
             raise ValueError(f"langevin_steps must be >= 0, got {row['langevin_steps']} in {row}.")
         curves.setdefault(str(row["init"]), []).append((int(row["langevin_steps"]), float(row["mse"])))
+    methods: dict[str, list[tuple[int, float, float]]] = {}
+    for row in training or ():
+        if row["training_steps"] < 1:
+            raise ValueError(f"training_steps must be >= 1 on a log axis, got {row['training_steps']} in {row}.")
+        methods.setdefault(str(row["method"]), []).append(
+            (int(row["training_steps"]), float(row["mse"]), float(row.get("mse_std") or 0.0)))
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+    panels = 2 if methods else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.8), dpi=100, squeeze=False)
     markers = "osD^v<>"
+
+    def ticks(ax, steps):
+        ax.set_xticks(steps)
+        ax.set_xticklabels([str(t) for t in steps])
+        ax.minorticks_off()
+
+    if methods:
+        ax = axes[0][0]
+        for i, (method, points) in enumerate(methods.items()):
+            points.sort()
+            ax.errorbar([t for t, _, _ in points], [m for _, m, _ in points], yerr=[e for _, _, e in points],
+                        marker=markers[i % len(markers)], capsize=3, label=method)
+        ax.set_xscale("log")
+        ticks(ax, sorted({t for points in methods.values() for t, _, _ in points}))
+        ax.set_xlabel("training Langevin steps T (each run scored at its own T)")
+        ax.set_ylabel("test MSE")
+        ax.set_title(training_title, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    ax = axes[0][panels - 1]
     for i, (init, points) in enumerate(curves.items()):
         points.sort()
         ax.plot([t for t, _ in points], [m for _, m in points], marker=markers[i % len(markers)], label=init)
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlim(left=0)
+    ticks(ax, sorted({t for points in curves.values() for t, _ in points}))
     ax.set_xlabel("test-time Langevin steps T")
     ax.set_ylabel("test MSE")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=9 if methods else 10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8 if methods else None)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
