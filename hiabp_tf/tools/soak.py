@@ -26,6 +26,15 @@ interrupted (each restart is the same command):
   * before the last restart, the newest checkpoint's data file is truncated to half (--corrupt):
     the last run must warn, fall back to the checkpoint before it, move the damaged files intact
     into checkpoints/unreadable/ and finish.
+  * after the last run (--damaged_files), the files the project reads back are damaged, one at a time, in
+    copies of the finished workdir and of a model shipped from it, and the command that reads each is run:
+    a corrupt record.json, a missing or truncated shipped.json, weights with a NaN, a sittings.json entry
+    with "from_step": null, a learning curve line that is JSON but no evaluation, config.json a folder,
+    tensorboard a file, train.lock a folder; each must end in one `error:` line naming the file (exit
+    status 2, no traceback, nothing of the original changed), or, where the files say it is kept aside,
+    go on. An image folder's cache is truncated between two evaluations on the folder (the second must
+    decode it again and give the same scores), and five of its images are then changed (a third
+    evaluation must write a result of its own, the first kept byte for byte).
 The report lists the runs, the steps redone, whether every kept checkpoint restores, the learning
 curves (every evaluation during training) and the final evaluation of both runs, which must match.
 It records the machine's load: wall times of a shared machine are not the soak's alone.
@@ -64,6 +73,8 @@ def define_flags():
     flags.DEFINE_string("workdir", None, "Where the two runs go (default: a temporary folder).")
     flags.DEFINE_bool("stop_during_eval", True, "Send SIGTERM during an evaluation, after the kills.")
     flags.DEFINE_bool("disk_full", True, "Run once on a file system too small for the next checkpoint.")
+    flags.DEFINE_bool("damaged_files", True, "After the last run, damage each file the project reads back and run "
+                      "the command that reads it (see the module docstring).")
     flags.DEFINE_integer("eval_every", 25, "--eval_every of the soaked run (evaluations of 1,000 test images, "
                          "two batches of 500).")
 
@@ -322,8 +333,160 @@ def _event(k, kind, target, proc_or_code, log, outcome=None):
                          if "is unreadable" in line or "Moved the unreadable" in line]}
 
 
+def _command(args, cache=None):
+    """Runs `python -m hiabp_tf.<args>`; (exit status, stderr, stdout)."""
+    env = _env() if cache is None else {**_env(), "XDG_CACHE_HOME": cache}
+    done = subprocess.run([sys.executable, "-m", *args], env=env, cwd=REPO, capture_output=True, text=True)
+    return done.returncode, done.stderr, done.stdout
+
+
+def _tree(folder):
+    """{relative path: SHA-256 (files) or "folder"} of everything under `folder`."""
+    tree = {}
+    for root, dirs, names in os.walk(folder):
+        for name in dirs:
+            tree[os.path.relpath(os.path.join(root, name), folder)] = "folder"
+        for name in names:
+            tree[os.path.relpath(os.path.join(root, name), folder)] = _sha256(os.path.join(root, name))
+    return tree
+
+
+def _last_checkpoint_step(workdir):
+    return int(_newest_listed(os.path.join(workdir, "checkpoints")).rsplit("-", 1)[1])
+
+
+def _damage(path, how):
+    """Damages the file or folder at `path`: "truncate" (to half), "remove", "folder" (a folder in its place),
+    "file" (a file in its place), or text to write over it."""
+    if how == "truncate":
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 2)
+    elif how == "remove":
+        os.remove(path)
+    elif how == "folder":
+        os.remove(path) if os.path.isfile(path) else None
+        os.makedirs(path)
+    elif how == "file":
+        shutil.rmtree(path, ignore_errors=True)
+        with open(path, "w") as f:
+            f.write("not a folder\n")
+    else:
+        with open(path, "w") as f:
+            f.write(how)
+
+
+def _nan_weights(path):
+    code = ("import sys, numpy as np\n"
+            "npz = dict(np.load(sys.argv[1]))\n"
+            "key = sorted(npz)[0]\n"
+            "npz[key] = npz[key].copy(); npz[key].flat[0] = np.nan\n"
+            "np.savez(sys.argv[1], **npz)\n")
+    subprocess.run([sys.executable, "-c", code, path], env=_env(), check=True)
+
+
+def damaged_files_probe(workdir, soaked, command):
+    """The --damaged_files fault (module docstring): [{file, damage, command, returncode, error, ok}] and the
+    image-cache probe's outcome. `soaked` is the finished workdir (not changed), `command` its training command."""
+    probe_dir = os.path.join(workdir, "damaged")
+    shipped = os.path.join(probe_dir, "shipped")
+    os.makedirs(probe_dir, exist_ok=True)
+    code, err, _ = _command(["hiabp_tf.serving.ship", f"--workdir={soaked}", f"--out={shipped}"])
+    if code != 0:
+        return {"skipped": f"shipping the soaked run failed (exit status {code}): {err.strip()[-300:]}"}
+
+    def copy(source, name):
+        target = os.path.join(probe_dir, name)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target)
+        return target
+
+    def record(name):  # a run's record: its small files and record.json (experiments/records.py)
+        target = os.path.join(probe_dir, name)
+        os.makedirs(target)
+        for file in ("config.json", "sittings.json", "learning_curve.jsonl"):
+            shutil.copy(os.path.join(soaked, file), target)
+        with open(os.path.join(target, "record.json"), "w") as f:
+            json.dump({"step": 0, "workdir": soaked, "model": shipped}, f)
+        return target
+
+    train = [arg.replace(soaked, "{w}") for arg in command[2:]]
+    cases = [  # (file, damage, folder maker, command args with {w}, expected: "error" or "goes on")
+        ("record.json", '{"step": 35', record, ["hiabp_tf.evaluate", "--workdir={w}"], "error"),
+        ("shipped.json", "remove", lambda n: copy(shipped, n), ["hiabp_tf.evaluate", "--workdir={w}"], "error"),
+        ("shipped.json", "truncate", lambda n: copy(shipped, n),
+         ["hiabp_tf.export", "--workdir={w}", "--out={w}/exported"], "error"),
+        ("weights.npz", _nan_weights, lambda n: copy(shipped, n), ["hiabp_tf.evaluate", "--workdir={w}"], "error"),
+        ("config.json", "folder", lambda n: copy(soaked, n), ["hiabp_tf.evaluate", "--workdir={w}"], "error"),
+        ("tensorboard", "file", lambda n: copy(soaked, n), train + ["--num_steps=1000"], "error"),
+        ("train.lock", "folder", lambda n: copy(soaked, n), train + ["--num_steps=1000"], "error"),
+        # Five more steps: the sitting is recorded at their checkpoint, and the unreadable file kept aside.
+        ("sittings.json", '[{"started": "x", "from_step": null, "to_step": 5, "seconds": 1}]',
+         lambda n: copy(soaked, n), train + [f"--num_steps={_last_checkpoint_step(soaked) + 5}"], "goes on"),
+    ]
+    results = []
+    for k, (file, how, make, args, expected) in enumerate(cases):
+        folder = make(f"case{k + 1}")
+        path = os.path.join(folder, file)
+        how(path) if callable(how) else _damage(path, how)
+        before = _tree(folder)
+        args = [a.replace("{w}", folder) for a in args]
+        returncode, err, _ = _command(args)
+        errors_ = [line for line in err.splitlines() if line.startswith("error:")]
+        one = len(errors_) == 1 and "Traceback" not in err
+        after = _tree(folder)
+        # train.lock names its last holder: a training rewrites it on taking the lock, before anything is checked.
+        changed = sorted(name for name, digest in before.items() if after.get(name) != digest and name != "train.lock")
+        if expected == "goes on":
+            errors_ = [line.split("] ", 1)[-1] for line in err.splitlines() if "Moved the unreadable" in line][:1]
+        if expected == "goes on":
+            ok = returncode == 0 and "Traceback" not in err and any(
+                name.startswith("sittings.json.unreadable") for name in os.listdir(folder))
+        else:
+            ok = returncode == 2 and one and file in errors_[0] and not changed
+        results.append({"file": file, "damage": how.__name__.strip("_") if callable(how) else how,
+                        "command": " ".join(a.replace(os.path.join(probe_dir, ""), "") for a in args[:2]),
+                        "returncode": returncode, "error": errors_[0] if errors_ else err.strip()[-300:],
+                        "changed": changed, "expected": expected, "ok": ok})
+    return {"cases": results, "cache": _cache_probe(probe_dir, soaked)}
+
+
+def _cache_probe(probe_dir, soaked):
+    """Evaluates `soaked` on a folder of 30 digits, truncates the folder's image cache, evaluates again (the
+    same scores, the cache rebuilt), then changes five images and evaluates a third time (a result of its
+    own; the first one kept byte for byte)."""
+    folder, cache = os.path.join(probe_dir, "digits"), os.path.join(probe_dir, "cache")
+    code = ("import os, sys, tensorflow as tf\n"
+            "from hiabp_tf.data import input_pipeline\n"
+            "x = input_pipeline.mnist_5k_arrays()[2]\n"
+            "os.makedirs(sys.argv[1], exist_ok=True)\n"
+            "for i in range(int(sys.argv[2]), 30):\n"
+            "    image = tf.io.encode_png(x[i + int(sys.argv[3])])\n"
+            "    tf.io.write_file(os.path.join(sys.argv[1], f'{i:02d}.png'), image)\n")
+    subprocess.run([sys.executable, "-c", code, folder, "0", "0"], env=_env(), check=True, capture_output=True)
+    args = ["hiabp_tf.evaluate", f"--workdir={soaked}", f"--dataset=images:{folder},test_images=10"]
+    first = _command(args, cache)
+    caches = [os.path.join(cache, "hiabp_tf", "images", n) for n in os.listdir(os.path.join(cache, "hiabp_tf",
+                                                                                            "images"))]
+    for path in caches:
+        _damage(path, "truncate")
+    second = _command(args, cache)  # the same data: its result rewritten under the same name
+    kept = {n: _sha256(os.path.join(soaked, n)) for n in os.listdir(soaked) if n.startswith("eval_images")}
+    subprocess.run([sys.executable, "-c", code, folder, "25", "100"], env=_env(), check=True, capture_output=True)
+    third = _command(args, cache)
+    scores = [json.loads(out.strip().splitlines()[-1]) if code == 0 else {} for code, _, out in (first, second, third)]
+    after = sorted(n for n in os.listdir(soaked) if n.startswith("eval_images"))
+    first_kept = len(kept) == 1 and all(n in after and _sha256(os.path.join(soaked, n)) == d for n, d in kept.items())
+    for name in after:  # the soaked workdir is compared with the uninterrupted one: leave it as it was
+        os.remove(os.path.join(soaked, name))
+    return {"returncodes": [first[0], second[0], third[0]],
+            "rebuilt": "Ignoring the unreadable image cache" in second[1],
+            "same": bool(scores[0]) and scores[0].get("mse_E") == scores[1].get("mse_E"),
+            "results": len(after), "first_kept": first_kept,
+            "tracebacks": sum("Traceback" in err for _, err, _ in (first, second, third))}
+
+
 def soak(workdir, kills, num_steps, checkpoint_every, seed, save_kills=0, corrupt=False, second_training=False,
-         stop_during_eval=False, disk_full=False, eval_every=1_000_000):
+         stop_during_eval=False, disk_full=False, eval_every=1_000_000, damaged_files=False):
     rng = random.Random(seed)
     load = os.getloadavg()[0]
     reference = os.path.join(workdir, "uninterrupted")
@@ -396,6 +559,7 @@ def soak(workdir, kills, num_steps, checkpoint_every, seed, save_kills=0, corrup
     trained = sum(e["reached"] - (e["resumed_from"] or 0) for e in events if e["reached"])
     redone = trained - num_steps
     restore_ok, restored = _checkpoints_restore(soaked)
+    damaged = damaged_files_probe(workdir, soaked, command) if damaged_files else None
     curves = {name: _learning_curve(path) for name, path in (("reference", reference), ("soaked", soaked))}
     return {"reference": _evaluate(reference), "soaked": _evaluate(soaked), "events": events, "redone": redone,
             "restore_ok": restore_ok, "restored": restored, "reference_seconds": reference_seconds,
@@ -403,7 +567,8 @@ def soak(workdir, kills, num_steps, checkpoint_every, seed, save_kills=0, corrup
             "curves_match": bool(curves["reference"]) and all(
                 curves["soaked"].get(step, {}).get(key) == record.get(key)
                 for step, record in curves["reference"].items() for key in ("mse_E", "mse_EL")),
-            "curve_steps": sorted(curves["reference"]), "load": (load, os.getloadavg()[0], os.cpu_count())}
+            "curve_steps": sorted(curves["reference"]), "load": (load, os.getloadavg()[0], os.cpu_count()),
+            "damaged": damaged}
 
 
 def _command_line(settings):
@@ -519,6 +684,33 @@ def write_report(path, result, settings):
         lines.append(f"- Learning curves (the evaluations during training, at steps "
                      f"{', '.join(str(s) for s in result['curve_steps'])}): "
                      + ("identical in both runs." if result["curves_match"] else "THEY DIFFER."))
+    damaged = result.get("damaged")
+    if damaged and "skipped" in damaged:
+        lines.append(f"- Damaged files: not run: {damaged['skipped']}.")
+    elif damaged:
+        checks += [case["ok"] for case in damaged["cases"]]
+        cache = damaged["cache"]
+        cache_ok = (cache["returncodes"] == [0, 0, 0] and cache["rebuilt"] and cache["same"] and cache["results"] == 2
+                    and cache["first_kept"] and not cache["tracebacks"])
+        checks.append(cache_ok)
+        passed = sum(case["ok"] for case in damaged["cases"])
+        lines += [f"- Damaged files (after the last run, each in a copy of the finished workdir or of a model shipped "
+                  f"from it): {passed} of {len(damaged['cases'])} handled as they must be: one `error:` line naming "
+                  "the file, exit status 2, no traceback, nothing of the copy changed; or, for sittings.json, "
+                  "training goes on and keeps the file aside.", "",
+                  "  | file | damage | command | exit status | outcome |", "  |---|---|---|---|---|"]
+        for case in damaged["cases"]:
+            verdict = "right" if case["ok"] else "WRONG" + (f" (changed {', '.join(case['changed'])})"
+                                                             if case["changed"] else "")
+            lines.append(f"  | {case['file']} | {case['damage']} | `{case['command']}` | {case['returncode']} | "
+                         f"{verdict}: `{short(case['error']).replace('|', '/')}` |")
+        lines += ["", f"- Image cache: an evaluation on a folder of 30 digits, its cache truncated, evaluated again: "
+                  f"exit statuses {', '.join(map(str, cache['returncodes']))}; the cache "
+                  f"{'was decoded again (a warning naming it)' if cache['rebuilt'] else 'WAS NOT REBUILT'} and the "
+                  f"scores {'are the same' if cache['same'] else 'DIFFER'}; with five images changed, a third "
+                  f"evaluation wrote {cache['results'] - 1} result(s) of its own and the first was "
+                  f"{'kept byte for byte' if cache['first_kept'] else 'NOT KEPT'}"
+                  + ("." if not cache["tracebacks"] else f"; {cache['tracebacks']} TRACEBACKS.")]
     lines += ["", "| run | test MSE [E] | test MSE [E+L] |", "|---|---|---|",
               f"| uninterrupted | {ref['mse_E']:.8f} | {ref['mse_EL']:.8f} |",
               f"| interrupted {len(events) - 1} times | {soaked['mse_E']:.8f} | {soaked['mse_EL']:.8f} |", "",
@@ -552,10 +744,12 @@ def main():
     settings = dict(kills=FLAGS.kills, save_kills=FLAGS.save_kills, num_steps=FLAGS.num_steps,
                     checkpoint_every=FLAGS.checkpoint_every, eval_every=FLAGS.eval_every, seed=FLAGS.seed,
                     corrupt=FLAGS.corrupt, second_training=FLAGS.second_training,
-                    stop_during_eval=FLAGS.stop_during_eval, disk_full=FLAGS.disk_full)
+                    stop_during_eval=FLAGS.stop_during_eval, disk_full=FLAGS.disk_full,
+                    damaged_files=FLAGS.damaged_files)
     result = soak(workdir, FLAGS.kills, FLAGS.num_steps, FLAGS.checkpoint_every, FLAGS.seed,
                   save_kills=FLAGS.save_kills, corrupt=FLAGS.corrupt, second_training=FLAGS.second_training,
-                  stop_during_eval=FLAGS.stop_during_eval, disk_full=FLAGS.disk_full, eval_every=FLAGS.eval_every)
+                  stop_during_eval=FLAGS.stop_during_eval, disk_full=FLAGS.disk_full, eval_every=FLAGS.eval_every,
+                  damaged_files=FLAGS.damaged_files)
     ok = write_report(FLAGS.out, result, settings)
     print(open(FLAGS.out).read())
     return 0 if ok else 1

@@ -146,3 +146,31 @@ def test_a_run_on_a_small_file_system_sees_a_full_disk_and_leaves_the_workdir_as
     assert full["before"] == full["after"] == "ckpt-5" and full["unfinished"] == ["ckpt-10_temp"]
     assert os.path.getsize(workdir / "checkpoints" / "ckpt-10_temp") < full["size"]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".disk_full-")]
+
+
+def _with_damaged(case_ok=True, cache_kept=True):
+    result = _with_faults()
+    case = {"file": "record.json", "damage": '{"step": 35', "command": "hiabp_tf.evaluate --workdir=case1",
+            "returncode": 2, "error": "error: /w/damaged/case1/record.json is unreadable (JSONDecodeError: ...)",
+            "changed": [], "expected": "error", "ok": case_ok}
+    result["damaged"] = {"cases": [case], "cache": {"returncodes": [0, 0, 0], "rebuilt": True, "same": True,
+                                                     "results": 2, "first_kept": cache_kept, "tracebacks": 0}}
+    return result
+
+
+def test_report_of_the_damaged_files(tmp_path):
+    """Issue 38: the files read back, damaged one at a time, each in a row; a wrong outcome or a lost first
+    result makes the report say so."""
+    settings = dict(kills=1, save_kills=1, num_steps=20, checkpoint_every=5, eval_every=10, seed=0, corrupt=True,
+                    second_training=True, stop_during_eval=True, disk_full=True, damaged_files=True)
+    path = str(tmp_path / "reliability.md")
+    assert soak.write_report(path, _with_damaged(), settings)
+    text = open(path).read()
+    assert "Damaged files (after the last run" in text and "1 of 1 handled as they must be" in text
+    assert "| record.json | {\"step\": 35 | `hiabp_tf.evaluate --workdir=case1` | 2 | right: `error: damaged/case1" \
+        in text
+    assert "the first was kept byte for byte." in text and "--damaged_files" in text
+    for broken in (_with_damaged(case_ok=False), _with_damaged(cache_kept=False)):
+        assert not soak.write_report(path, broken, settings)
+    assert soak.write_report(path, dict(_with_damaged(), damaged={"skipped": "shipping failed"}), settings)
+    assert "Damaged files: not run: shipping failed." in open(path).read()
