@@ -177,9 +177,9 @@ def mnist_npz_arrays(path: str):
     where = f"--dataset=mnist reads {path} (the npz copy of MNIST in the data dir)"
     problem = npz_problem(path)
     if problem:
-        raise DataError(f"{where}, which could not be read: it {problem}. It must hold uint8 x_train (60000, 28, 28), y_train, x_test "
-                        "(10000, 28, 28) and y_test, as keras.datasets.mnist's file does; remove or replace it to "
-                        "use tensorflow-datasets.")
+        raise DataError(f"{where}, which could not be read: it {problem}. It must hold uint8 x_train (60000, 28, "
+                        "28), y_train, x_test (10000, 28, 28) and y_test, as keras.datasets.mnist's file does; remove "
+                        "or replace it to use tensorflow-datasets.")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
