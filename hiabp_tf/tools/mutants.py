@@ -229,7 +229,34 @@ FID_DISTANCE_MUTANTS = [
 
 # ------------------------------------------------------------------------------ statistics
 # Seed summaries and Welch's test (hiabp_tf/evaluation/statistics.py): added with its tests.
-STATISTICS: list[Mutant] = []
+STATS = "hiabp_tf/evaluation/statistics.py"
+STATS_TESTS = "tests/evaluation/test_statistics.py"
+CLAIMS_TESTS = "tests/experiments/test_claims.py"
+STATISTICS: list[Mutant] = [
+    Mutant(STATS, "result = stats.ttest_ind(a, b, equal_var=False)", "result = stats.ttest_ind(a, b)",
+           (STATS_TESTS,), "Student's pooled t-test in place of Welch's"),
+    Mutant(STATS, "ALPHA = 0.05", "ALPHA = 0.10", (STATS_TESTS,), "a significance level of 0.10"),
+    Mutant(STATS, "    if p_adjusted >= alpha:", "    if p_adjusted > 2 * alpha:", (STATS_TESTS,),
+           "p compared with twice the level"),
+    Mutant(STATS, "    if p_adjusted >= alpha:", "    if p_adjusted > alpha:", (STATS_TESTS,),
+           "p = alpha counted as significant"),
+    Mutant(STATS, 'return "holds" if relative < 0 else "does not hold"',
+           'return "holds" if relative > 0 else "does not hold"', (STATS_TESTS,), "the direction of the claim swapped"),
+    Mutant(STATS, "running = max(running, min(1.0, (m - rank) * pvalues[index]))",
+           "running = min(1.0, (m - rank) * pvalues[index])", (STATS_TESTS,),
+           "Holm without its step-down monotonicity"),
+    Mutant(STATS, "running = max(running, min(1.0, (m - rank) * pvalues[index]))",
+           "running = max(running, min(1.0, m * pvalues[index]))", (STATS_TESTS,), "Bonferroni in place of Holm"),
+    Mutant(STATS, "return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)",
+           "return float((stats.t.ppf(1 - alpha, df) + stats.t.ppf(power, df)) * se)", (STATS_TESTS,),
+           "a one-sided critical value in the detectable effect"),
+    Mutant(STATS, "half = stats.t.ppf(0.5 + confidence / 2, df) * fit.stderr",
+           "half = stats.norm.ppf(0.5 + confidence / 2) * fit.stderr", (STATS_TESTS,),
+           "the trend's interval from the normal instead of t(n - 2)"),
+    Mutant("hiabp_tf/experiments/claims.py", 'family = [c for c in claims if c["kind"] == kind and',
+           'family = [c for c in claims if c["kind"] == kind and c["column"] != "CelebA" and', (CLAIMS_TESTS,),
+           "the CelebA claims left out of the paper's Holm family"),
+]
 
 # The report's sections, in order: (title, mutants).
 GROUPS = (
