@@ -7,7 +7,8 @@ A run is a flag file, flags/<name>.flags, trained into runs/<scale>/<name>. The 
             scale's networks, trained to 3,500 updates: flags/cpu.flags after each file; every
             Table 1 row with SEEDS training seeds (runs NAME, NAME_seed1, ...), and LONG_ROWS also
             trained LONG_STEPS updates (NAME_long); and a CelebA column (celeba_*, then
-            flags/cpu_celeba.flags: 9,000 real faces) with Table 2 on it
+            flags/cpu_celeba.flags: 9,000 real faces) with the same seeds and long runs, and
+            Table 2 on it
     paper   the paper's datasets and 3e5 updates (mnist_*, svhn_*, celeba_*; a GPU and tfds data)
 
 `hiabp_tf.experiments.run` trains and evaluates what this plan lists, then writes the results.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 SCALES = ("quick", "cpu", "paper")
-EXPERIMENTS = ("core", "table1", "table2", "table3", "figure1", "figure7", "samples")
+EXPERIMENTS = ("core", "table1", "table2", "table3", "figure1", "figure7", "samples", "diagnostics")
 # Table 1 of the paper: (row key, label, score reported); the row key names the run (`table1_name`).
 TABLE1 = (
     ("vae", "VAE", "mse_E"),
@@ -31,12 +32,15 @@ TABLE1 = (
     ("hiabp_l2", "HiABP [E+L] (L=2)", "mse_EL"),
     ("hiabp_l3", "HiABP [E+L] (L=3)", "mse_EL"),
     ("hiabp_l4", "HiABP [E+L] (L=4)", "mse_EL"),
-    # Not rows of the paper: the published LVAE without its KL warm-up (the warm-up's effect, both
-    # ways), and the LVAE of this project before the published one (x from every layer).
-    ("lvae_no_warmup", "LVAE (L=4), no KL warm-up", "mse_E"),
+    # Not rows of the paper: the published LVAE with the total split equally over its layers (this
+    # project's first protocol: x is decoded from z^1 alone, a quarter of the total), the same without
+    # its KL warm-up (the warm-up's effect, both ways), and the LVAE of this project before the
+    # published one (x from every layer).
+    ("lvae_equal", "LVAE (L=4), equal split 12/12/12/12", "mse_E"),
+    ("lvae_no_warmup", "LVAE (L=4), equal split, no KL warm-up", "mse_E"),
     ("lvae_all_layers", "LVAE variant (L=4, x from every layer)", "mse_E"),
 )
-EXTRA_ROWS = ("lvae_no_warmup", "lvae_all_layers")
+EXTRA_ROWS = ("lvae_equal", "lvae_no_warmup", "lvae_all_layers")
 # The paper's own rows (the claims compare these).
 PAPER_ROWS = tuple(row for row in dict.fromkeys(row for row, _, _ in TABLE1) if row not in EXTRA_ROWS)
 TABLE1_ROWS = tuple(dict.fromkeys(row for row, _, _ in TABLE1))  # one run per row key
@@ -44,7 +48,15 @@ MASKS = ("pepper", "region10", "region20")  # Table 2
 # Table 2's no-model reference row: every occluded pixel filled with the mean training image.
 MEAN_IMAGE_REFERENCE = "mean training image (no model)"
 LANGEVIN_STEPS = (30, 15, 10, 5)  # Table 3, longest first
-FIGURE1_STEPS = (0, 1, 2, 5, 10, 15, 30, 60)  # test-time T of Figure 1
+FIGURE1_STEPS = (0, 1, 2, 5, 10, 15, 30, 60)  # test-time T of Figure 1's same-model panel
+# Figure 1 is a statement about training: IABP and ABP (non-persistent) each trained with these T and
+# scored at its own T (T = 15 is Table 1's runs); three at the quick scale, to stay cheap.
+FIGURE1_TRAIN_STEPS = {"quick": (1, 5, 15), "cpu": (1, 2, 5, 15), "paper": (1, 2, 5, 15)}
+# The training T of Figure 1 trained with every seed of SEEDS (T = 15: Table 1's seeds); the others
+# have one seed, and get three where the two methods come within each other's seed spread
+# (figure1.md names those T).
+FIGURE1_SEEDED_STEPS = (15,)
+FIGURE1_ROWS = ("iabp", "abp")  # Table 1's rows of the encoder's and the noise's initialisation
 # Table 1's rows scored by Langevin at test time: besides their training T, also at SECOND_TEST_T.
 LANGEVIN_ROWS = ("abp", "abp_persistent", "iabp", "hiabp_l2", "hiabp_l3", "hiabp_l4")
 SECOND_TEST_T = 60
@@ -56,10 +68,33 @@ LONG_STEPS = 14_000
 # The published LVAE warms its KL up over the first 10% of the updates (its flag files say so for
 # their own budgets); at the cpu scale that is 350 of cpu.flags' 3,500.
 CPU_KL_WARMUP_STEPS = 350
-# The cpu scale's CelebA column: the rows the paper's face claims compare, with three seeds for
-# VAE and HiABP L = 4 (CELEBA_CPU_SEEDED) and one for the others.
-CELEBA_CPU_ROWS = ("vae", "vlae", "abp_persistent", "iabp", "hiabp_l4")
-CELEBA_CPU_SEEDED = ("celeba_vae", "celeba_hiabp_l4")
+# The cpu scale's CelebA column: every row of the paper's Table 1 (not the two LVAE rows of our
+# own), with the MNIST column's seeds.
+CELEBA_CPU_ROWS = PAPER_ROWS
+# The dataset columns whose LONG_ROWS are also trained LONG_STEPS updates at the cpu scale.
+LONG_PREFIXES = ("mnist", "celeba")
+
+
+# The diagnosis of the baselines (results/SCALE/diagnostics.md): runs beside Table 1's, one seed each,
+# every 250-update checkpoint kept so that each layer's units and KL can be followed over training.
+# (name, flag file, flags after the scale's): the LVAE's bottleneck (a VAE with the equal-split LVAE's
+# 12-dimensional z^1; Table 1's LVAE has its widest layer at the bottom and its equal-split row is
+# kept), the equal-split LVAE and the CelebA VLAE retrained with their checkpoints kept (their
+# Table 1 records kept none; bfloat16 kernels round differently from CPU to CPU, so a retraining on
+# another machine is another sample of the same run, not a copy), and one seed of five rows in float32.
+DIAGNOSTIC_KEEP = "--keep_checkpoints=20"
+DIAGNOSTIC_RUNS = (
+    ("mnist_vae_z12", "mnist_vae", ("--latent_dims=12",)),
+    ("mnist_lvae_l4_diag", "mnist_lvae_equal_l4", (f"--kl_warmup_steps={CPU_KL_WARMUP_STEPS}",)),
+    ("celeba_vlae_l4_diag", "celeba_vlae_l4", ()),
+    ("mnist_vae_float32", "mnist_vae", ("--precision=float32",)),
+    ("mnist_lvae_l4_float32", "mnist_lvae_l4", (f"--kl_warmup_steps={CPU_KL_WARMUP_STEPS}", "--precision=float32")),
+    ("mnist_vlae_l4_float32", "mnist_vlae_l4", ("--precision=float32",)),
+    ("mnist_hiabp_l1_float32", "mnist_hiabp_l1", ("--precision=float32",)),
+    ("mnist_hiabp_l4_float32", "mnist_hiabp_l4", ("--precision=float32",)),
+)
+# The float32 runs above against Table 1's first seed of the same row (bfloat16 at the cpu scale).
+PRECISION_PAIRS = tuple((name, name[:-len("_float32")]) for name, _, _ in DIAGNOSTIC_RUNS if name.endswith("_float32"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +124,7 @@ class Run:
         long run."""
         name = self.experiment
         steps = 1 if "vae" in name or "vlae" in name else 15  # the variational methods run no Langevin
-        for t in (5, 10, 30):
+        for t in (1, 2, 5, 10, 30):
             if name.endswith(f"_t{t}"):
                 steps = t
         depth = next((l for l in (2, 3, 4) if f"_l{l}" in name), 1)
@@ -98,7 +133,7 @@ class Run:
 
 def scale_flags(scale: str, row: str) -> tuple[str, ...]:
     """Flags a Table 1 row adds at `scale` after its flag files: the cpu scale's LVAE warm-up."""
-    return (f"--kl_warmup_steps={CPU_KL_WARMUP_STEPS}",) if scale == "cpu" and row == "lvae" else ()
+    return (f"--kl_warmup_steps={CPU_KL_WARMUP_STEPS}",) if scale == "cpu" and row in ("lvae", "lvae_equal") else ()
 
 
 def seeded(run: Run, seed: int) -> Run:
@@ -127,15 +162,13 @@ def prefixes(scale: str) -> tuple[str, ...]:
 
 def table1_rows(scale: str, prefix: str) -> tuple[str, ...]:
     """The Table 1 rows trained for a dataset column: every row, but for the cpu scale's CelebA
-    (faces cost several times the digits' update) the rows the paper's face claims compare."""
+    (faces cost several times the digits' update) the paper's rows without our two LVAE variants."""
     return CELEBA_CPU_ROWS if (scale, prefix) == ("cpu", "celeba") else TABLE1_ROWS
 
 
 def seeds(scale: str, name: str) -> tuple[int, ...]:
-    """The training seeds of run `name` at `scale` (the cpu scale's CelebA: three for VAE and HiABP
-    L = 4, the claim the paper makes most of, one for the others)."""
-    if scale == "cpu" and name.startswith("celeba_") and name not in CELEBA_CPU_SEEDED:
-        return (0,)
+    """The training seeds of run `name` at `scale` (every row of a column has the same)."""
+    del name  # every run of a scale has its seeds
     return SEEDS[scale]
 
 
@@ -196,6 +229,23 @@ def table2_base(scale: str) -> str:
     return "mnist5k_hiabp_l3" if scale == "quick" else "celeba_hiabp_l4"
 
 
+def figure1_name(scale: str, row: str, steps: int) -> str:
+    """The run of Figure 1's `row` (iabp, abp) trained with T = `steps`: Table 1's run at T = 15,
+    else NAME_t<T> (flags/NAME_t<T>.flags)."""
+    name = table1_name(main_prefix(scale), row)
+    return name if steps == 15 else f"{name}_t{steps}"
+
+
+def figure1_seeds(scale: str, steps: int) -> tuple[int, ...]:
+    """The training seeds of Figure 1's runs with T = `steps` (`FIGURE1_SEEDED_STEPS`)."""
+    return SEEDS[scale] if steps in FIGURE1_SEEDED_STEPS else (0,)
+
+
+def figure7_faces(scale: str) -> str | None:
+    """The faces' HiABP whose layers Figure 7's measurement also describes (Table 1's L = 4 on CelebA)."""
+    return None if scale == "quick" else "celeba_hiabp_l4"
+
+
 def table3_base(scale: str) -> str:
     return "svhn_hiabp_l4" if scale == "paper" else f"{main_prefix(scale)}_hiabp_l3"
 
@@ -240,8 +290,8 @@ def runs(experiment: str, scale: str, inception_weights: str | None = None) -> l
                 for prefix in prefixes(scale) for row in table1_rows(scale, prefix)]
         seeded_runs = [seeded(run, seed) for seed in SEEDS[scale] for _, _, run in rows
                        if seed in seeds(scale, run.name)]
-        return seeded_runs + ([long_run(run) for prefix, row, run in rows if row in LONG_ROWS and prefix == "mnist"]
-                              if scale == "cpu" else [])
+        return seeded_runs + ([long_run(run) for prefix, row, run in rows
+                               if row in LONG_ROWS and prefix in LONG_PREFIXES] if scale == "cpu" else [])
     if experiment == "table2":  # each mask's run scored on occluded test images and on its own training images
         base = table2_base(scale)
         return [Run(base)] + [Run(f"{base}_{mask}", (f"--mask={mask}",), more_evaluations=(
@@ -249,12 +299,19 @@ def runs(experiment: str, scale: str, inception_weights: str | None = None) -> l
     if experiment == "table3":  # T = 15 is Table 1's run, with its training seeds
         return [seeded(Run(table3_name(scale, t)), seed) for t in LANGEVIN_STEPS
                 for seed in (SEEDS[scale] if t == 15 else (0,))]
-    if experiment == "figure1":
-        return [Run(table1_name(main_prefix(scale), "iabp")), Run(f"{main_prefix(scale)}_abp")]
-    if experiment == "figure7":
-        return [Run(f"{main_prefix(scale)}_hiabp_l3")]
+    if experiment == "figure1":  # Table 1's IABP and ABP first (langevin_budget's base runs), then every T and seed
+        steps = sorted(FIGURE1_TRAIN_STEPS[scale], key=lambda t: t != 15)
+        return [seeded(Run(figure1_name(scale, row, t)), seed) for t in steps for seed in figure1_seeds(scale, t)
+                for row in FIGURE1_ROWS]
+    if experiment == "figure7":  # the picture from the first seed; the numbers from every seed, and the faces'
+        faces = figure7_faces(scale)
+        return [seeded(Run(f"{main_prefix(scale)}_hiabp_l3"), seed) for seed in SEEDS[scale]] + (
+            [Run(faces)] if faces else [])
     if experiment == "samples":
         return [Run(name) for page in samples_pages(scale).values() for name in page.values()]
+    if experiment == "diagnostics":  # the cpu scale's; elsewhere the report diagnoses Table 1's runs
+        return [Run(name, flagfile=flagfile, train_flags=flags + (DIAGNOSTIC_KEEP,))
+                for name, flagfile, flags in DIAGNOSTIC_RUNS] if scale == "cpu" else []
     raise ValueError(f"experiment {experiment!r} is unknown; choose one of {', '.join(EXPERIMENTS)}.")
 
 

@@ -60,7 +60,8 @@ def define_flags():
     flags.DEFINE_list("runs", [], "label=workdir pairs (kind=runs); COLUMN|ROW=workdir (kind=table1); "
                       "COLUMN|ROW=workdir (kind=learning_curves); "
                       "MASK=workdir of the run trained on that mask, and complete=workdir (kind=table2); "
-                      "T=workdir (kind=table3); encoder=workdir,noise=workdir (kind=figure1).")
+                      "T=workdir (kind=table3); IABP|T=workdir and ABP|T=workdir, each run trained with T, "
+                      "and same=workdir, the IABP scored at every test-time T (kind=figure1).")
     flags.DEFINE_list("langevin_steps", ["0", "1", "2", "5", "10", "15", "30", "60"],
                       "Test-time Langevin steps of Figure 1.")
     flags.DEFINE_string("command", None, "The command that produced the runs (recorded in the table).")
@@ -429,34 +430,14 @@ def write_table3(out_dir: str, table: str, title: str, runs: dict, command: str 
     return _write(out_dir, table, lines)
 
 
-def write_figure1(out_dir: str, runs: dict, steps: list[int], command: str | None) -> str:
-    """Figure 1: test MSE against test-time Langevin steps for encoder (IABP) and noise (ABP)
-    initialisation; evaluates each (run, T) that has no result yet. Writes figure1.png and figure1.md."""
-    from hiabp_tf.experiments import figures  # matplotlib only where a figure is drawn
-
-    labels = {"encoder": "encoder (IABP)", "noise": "noise (ABP)"}
-    rows = []
-    for init, workdir in runs.items():
-        suffix = _headline(workdir)
-        _load_or_evaluate(workdir)  # the run's own result, for the details below
-        for t in steps:
-            result = _load_or_evaluate(workdir, langevin_steps=t)
-            rows.append({"init": labels.get(init, init), "initialisation": init, "langevin_steps": t,
-                         "mse": result[f"mse_{suffix}"]})
-    png = figures.save_langevin_curve(rows, os.path.join(out_dir, "figure1.png"),
-                                      "Test MSE vs test-time Langevin steps T")
-    lines = ["# Figure 1: informative initialisation", "", f"![figure 1]({os.path.basename(png)})", "",
-             "| T | " + " | ".join(labels.get(i, i) for i in runs) + " |", "|---|" + "---|" * len(runs)]
-    for t in steps:
-        lines.append(f"| {t} | " + " | ".join(
-            _fmt(next(r["mse"] for r in rows if r["init"] == labels.get(i, i) and r["langevin_steps"] == t))
-            for i in runs) + " |")
-    lines += ["", "Test MSE over the whole test split after T Langevin steps at test time, starting from the "
-              "encoder's z_0 (IABP [E+L]) or from z_0 ~ N(0, I) (ABP [L]); both models trained with T = 15."]
-    lines += _footer(command, [_run_details(labels.get(i, i), w) for i, w in runs.items()],
-                     {workdir_lib.load_config(w)[0].dataset for w in runs.values()})
-    _write_json(out_dir, "figure1.json", {"command": command, "rows": rows})
-    return _write(out_dir, "figure1.md", lines)
+def write_figure1(out_dir: str, training: dict, same_model: str | None, steps: list[int], command: str | None,
+                  pending=(), planned_steps=()) -> str:
+    """Figure 1: test MSE against the training T of IABP and ABP (`training`: {"IABP": {T: [workdirs]},
+    "ABP": {...}}, each run scored at its own T), the verdict on the paper's claim, and the same IABP
+    model (`same_model`) at each test-time T of `steps` from the encoder and from noise (evaluating
+    what has no result yet). Writes figure1.md, .png and .json (`informative_init.write`)."""
+    from hiabp_tf.experiments import informative_init  # pylint: disable=import-outside-toplevel
+    return informative_init.write(out_dir, training, same_model, steps, command, pending, planned_steps)
 
 
 def _curve_points(workdir: str, score: str) -> list[tuple[int, float]]:
@@ -767,7 +748,16 @@ def main():
     elif FLAGS.kind == "samples":
         path = write_samples(FLAGS.out, runs, FLAGS.command, FLAGS.num_images)
     elif FLAGS.kind == "figure1":
-        path = write_figure1(FLAGS.out, dict(runs), [int(t) for t in FLAGS.langevin_steps], FLAGS.command)
+        training, same = {}, None
+        for label, workdir in runs:
+            if label == "same":
+                same = workdir
+                continue
+            method, _, t = label.partition("|")
+            if method not in ("IABP", "ABP") or not t.isdigit():
+                raise app.UsageError(f"--runs item {label!r} is not IABP|T, ABP|T or same.")
+            training.setdefault(method, {}).setdefault(int(t), []).append(workdir)
+        path = write_figure1(FLAGS.out, training, same, [int(t) for t in FLAGS.langevin_steps], FLAGS.command)
     else:
         keyed = {}
         for label, workdir in runs:

@@ -23,6 +23,7 @@ import time
 from hiabp_tf import errors
 from hiabp_tf import sittings
 from hiabp_tf.core import hardware
+from hiabp_tf.evaluation import statistics
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import records
 
@@ -381,7 +382,8 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
                 if not column:
                     continue
                 planned = {key: source_dir(scale, plan.long_run(plan.Run(plan.table1_name(prefix, key[1]))).name)
-                           for key in column if key[1] in plan.LONG_ROWS and (scale, prefix) == ("cpu", "mnist")}
+                           for key in column if key[1] in plan.LONG_ROWS and scale == "cpu"
+                           and prefix in plan.LONG_PREFIXES}
                 long = {key: workdir for key, workdir in planned.items() if only is None or workdir in only}
                 report_lib.write_learning_curves(out, column, f"./run.sh table1 {scale}  (the evaluations during "
                                                  f"training of the Table 1 runs, {seeds})", long_runs=long,
@@ -410,14 +412,57 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
                                     plan.seed_names(scale, plan.table3_name(scale, t)) if t == 15
                                     else [plan.table3_name(scale, t)])] for t in plan.LANGEVIN_STEPS},
                                 f"./run.sh table3 {scale}  ({provenance})")
-    elif experiment == "figure1":
-        iabp, abp = (run.name for run in plan.runs("figure1", scale))
-        report_lib.write_figure1(out, {"encoder": source_dir(scale, iabp), "noise": source_dir(scale, abp)},
-                                 list(plan.FIGURE1_STEPS), f"./run.sh figure1 {scale}  ({provenance})")
-    elif experiment == "figure7":
+    elif experiment == "figure1":  # each run at its own training T; Table 1's IABP at every test-time T
+        training, pending = {}, []
+        for method, row in (("IABP", "iabp"), ("ABP", "abp")):
+            for t in plan.FIGURE1_TRAIN_STEPS[scale]:
+                for seed in plan.figure1_seeds(scale, t):
+                    name = plan.seeded(plan.Run(plan.figure1_name(scale, row, t)), seed).name
+                    if (only is None or source_dir(scale, name) in only) and not diverged(scale, name):
+                        training.setdefault(method, {}).setdefault(t, []).append(source_dir(scale, name))
+                    else:
+                        pending.append(name + (" (its training diverged)" if diverged(scale, name) else ""))
+        same = source_dir(scale, plan.figure1_name(scale, "iabp", 15))
+        report_lib.write_figure1(out, training, same if only is None or same in only else None,
+                                 list(plan.FIGURE1_STEPS), f"./run.sh figure1 {scale}  ({provenance})", pending,
+                                 plan.FIGURE1_TRAIN_STEPS[scale])
+    elif experiment == "figure7":  # the picture from the first seed; the numbers from every seed there is
+        from hiabp_tf.evaluation import fid  # pylint: disable=import-outside-toplevel
         from hiabp_tf.experiments import disentangle  # pylint: disable=import-outside-toplevel
-        for path in disentangle.disentangle(source_dir(scale, plan.runs("figure7", scale)[0].name), f"{out}/figure7"):
+        from hiabp_tf.experiments import layer_factors  # pylint: disable=import-outside-toplevel
+        faces = plan.figure7_faces(scale)
+        digits = [run.name for run in plan.runs("figure7", scale) if run.name != faces]
+        for path in disentangle.disentangle(source_dir(scale, digits[0]), f"{out}/figure7"):
             print(path, flush=True)
+        prefix = plan.main_prefix(scale)
+        classifier = fid.ClassifierFeatures.load_or_train(plan.fid_classifier_path(scale, prefix),
+                                                          dataset="mnist" if prefix == "mnist" else "mnist_5k")
+        kept = [name for name in digits + ([faces] if faces else []) if only is None or source_dir(scale, name) in only]
+        num_images, num_resamples = layer_factors.SIZES.get(scale, (layer_factors.NUM_IMAGES,
+                                                                    layer_factors.NUM_RESAMPLES))
+        print(layer_factors.write_figure7(
+            out, [(name, source_dir(scale, name)) for name in digits if name in kept], classifier,
+            f"./run.sh figure7 {scale}  ({provenance})", [(faces, source_dir(scale, faces))] if faces in kept else [],
+            num_images, num_resamples, picture="figure7.png", planned_seeds=len(digits)), flush=True)
+    elif experiment == "diagnostics":
+        from hiabp_tf.experiments import diagnostics  # pylint: disable=import-outside-toplevel
+
+        def seed_scores(name: str, key: str) -> list[float]:
+            return [report_lib.load_eval(source_dir(scale, seed))[key] for seed in plan.seed_names(scale, name)
+                    if run_finished(scale, plan.Run(seed)) and not diverged(scale, seed)]
+
+        def seed_std(name: str, key: str) -> float | None:
+            summary = statistics.seed_summary(seed_scores(name, key))
+            return summary and summary["std"]
+
+        def table1_summary(name: str) -> dict | None:
+            return statistics.seed_summary(seed_scores(name, "mse_E"))
+
+        data = diagnostics.collect(scale, out, source_dir, say=_say)
+        diagnostics.write(out, data, diagnostics.precision_rows(scale, source_dir, report_lib.load_eval, seed_std),
+                          diagnostics.bottleneck_rows(scale, source_dir, report_lib.load_eval, table1_summary, data),
+                          f"./run.sh diagnostics {scale}  ({provenance})",
+                          protocol="docs/protocol.md" if scale == "cpu" else None)
     elif experiment == "samples":
         for page, names in plan.samples_pages(scale).items():  # each page with its own runs' training cost
             workdirs = _workdirs(scale, names)

@@ -175,19 +175,26 @@ def test_table3_report(runs, tmp_path):
 
 
 @pytest.mark.slow
-def test_figure1_evaluates_each_test_time_T(runs, tmp_path):
-    """Figure 1: MSE at each test-time T for encoder and noise initialisation, with the numbers;
-    T = 0 for IABP is the encoder sample decoded, and each point has its own JSON."""
-    path = report.write_figure1(str(tmp_path), {"encoder": runs["complete"], "noise": runs["abp"]}, [0, 3], None)
+def test_figure1_scores_each_run_at_its_training_t_and_one_model_at_each_test_time_t(runs, tmp_path):
+    """Figure 1: IABP and ABP at their training T (2), the verdict, and the IABP model at each test-time
+    T from the encoder ([E+L], evaluate's result) and from noise ([L] of the same generator, its own
+    JSON); T = 0 from noise decodes the noise, far from the test image."""
+    from hiabp_tf.experiments import informative_init
+    path = report.write_figure1(str(tmp_path), {"IABP": {2: [runs["complete"]]}, "ABP": {2: [runs["abp"]]}},
+                                runs["complete"], [0, 3], None, pending=["abp_t1"], planned_steps=(1, 2))
     text = open(path).read()
-    assert os.path.isfile(tmp_path / "figure1.png")
-    for workdir, key in ((runs["complete"], "mse_EL"), (runs["abp"], "mse_L")):
-        for t in (0, 3):
-            result = report.load_eval(workdir, langevin_steps=t)
-            assert result["langevin_steps"] == t and f"{result[key]:.5f}" in text
-    numbers = json.load(open(tmp_path / "figure1.json"))["rows"]
-    assert {(r["initialisation"], r["langevin_steps"]) for r in numbers} == {
+    assert os.path.isfile(tmp_path / "figure1.png") and "`abp_t1`" in text
+    for t in (0, 3):
+        encoder = report.load_eval(runs["complete"], langevin_steps=t)
+        noise = json.load(open(informative_init.noise_result_path(runs["complete"], "mnist_5k", t)))
+        assert encoder["langevin_steps"] == noise["langevin_steps"] == t and noise["init"] == "noise"
+        assert f"| {t} | {encoder['mse_EL']:.5f} | {noise['mse_L']:.5f} |" in text
+    data = json.load(open(tmp_path / "figure1.json"))
+    assert {(r["initialisation"], r["langevin_steps"]) for r in data["rows"]} == {
         (i, t) for i in ("encoder", "noise") for t in (0, 3)}
+    assert [(r["method"], r["training_steps"]) for r in data["training"]] == [("IABP", 2), ("ABP", 2)]
+    assert data["training"][1]["mse"] == report.load_eval(runs["abp"])["mse_L"]
+    assert data["verdict"]["verdict"] == "untested"  # no IABP run below ABP's largest T here
 
 
 @pytest.mark.slow

@@ -24,14 +24,16 @@ def test_every_planned_run_has_a_flag_file(scale):
 def test_table1_has_every_row_of_the_paper_once_per_dataset_and_seed():
     assert report.TABLE1_ROWS is plan.TABLE1  # one list, read by the runner and the report
     labels = [label for _, label, _ in plan.TABLE1]
-    assert len(labels) == 12 and "IABP [E] (L=1)" in labels and "HiABP [E+L] (L=4)" in labels
+    assert len(labels) == 13 and "IABP [E] (L=1)" in labels and "HiABP [E+L] (L=4)" in labels
     assert len(plan.PAPER_ROWS) == 9 and "lvae_all_layers" not in plan.PAPER_ROWS  # the paper's ten rows
-    # cpu: MNIST, 11 runs x 3 seeds + 3 long; CelebA, 5 rows, VAE and HiABP L = 4 with 3 seeds.
-    for scale, expected in (("quick", 11), ("cpu", 11 * 3 + 3 + 5 + 2 * 2), ("paper", 3 * 11)):
+    assert "lvae_equal" not in plan.PAPER_ROWS and "lvae_equal" in plan.EXTRA_ROWS
+    # cpu: MNIST, 12 runs x 3 seeds + 3 long; CelebA, the paper's 9 runs x 3 seeds + 3 long.
+    for scale, expected in (("quick", 12), ("cpu", 12 * 3 + 3 + 9 * 3 + 3), ("paper", 3 * 12)):
         names = [run.name for run in plan.runs("table1", scale)]
         assert len(names) == len(set(names)) == expected  # IABP's two scores: one run
     cpu = {run.name: run for run in plan.runs("table1", "cpu")}
-    assert "celeba_hiabp_l4_seed2" in cpu and "celeba_vlae_l4_seed1" not in cpu and "celeba_vae_long" not in cpu
+    assert {"celeba_hiabp_l4_seed2", "celeba_vlae_l4_seed1", "celeba_hiabp_l2_seed2", "celeba_vae_long",
+            "celeba_hiabp_l4_long"} <= set(cpu) and "celeba_lvae_equal_l4" not in cpu
     assert runner.flag_args("cpu", "celeba_vae") == ["--flagfile=flags/celeba_vae.flags", "--flagfile=flags/cpu.flags",
                                                      "--flagfile=flags/cpu_celeba.flags"]
     assert plan.runs("table2", "cpu")[1].evaluations == (("--mask=pepper",), ("--mask=pepper", "--split=train"))
@@ -51,14 +53,15 @@ def test_seeds_and_long_runs_train_the_same_flag_file_with_one_flag_more():
     assert long.cost == 4 * by_name["mnist_hiabp_l4"].cost
     # The published LVAE warms its KL up over 10% of the cpu budget, every seed of it.
     assert by_name["mnist_lvae_l4_seed1"].train_flags == ("--kl_warmup_steps=350", "--seed=1")
+    assert by_name["mnist_lvae_equal_l4_seed1"].train_flags == ("--kl_warmup_steps=350", "--seed=1")
     assert by_name["mnist_lvae_all_layers_l4"].train_flags == by_name["mnist_lvae_no_warmup_l4"].train_flags == ()
 
 
 def test_the_pool_holds_each_run_once_longest_first():
     pool = plan.pool(plan.EXPERIMENTS, "quick")
     names = [run.name for run in pool]
-    assert len(names) == len(set(names)) == 17
-    assert names[0] == "mnist5k_hiabp_l3_t30" and names[-1] == "mnist5k_vae"
+    assert len(names) == len(set(names)) == 22  # 18, and Figure 1's IABP and ABP trained with T = 1 and 5
+    assert names[0] == "mnist5k_hiabp_l3_t30" and names[-1] == "mnist5k_abp_t1"
     assert [run.cost for run in pool] == sorted((run.cost for run in pool), reverse=True)
     # Table 1's FID flags survive the dedup (table1 is planned before the experiments that share its runs).
     by_name = {run.name: run for run in pool}
