@@ -55,7 +55,8 @@ CLAIM = ("Figure 1: informative initialisation reduces the Langevin steps T that
 def noise_result_path(workdir: str, dataset, langevin_steps: int) -> str:
     """eval_<data>_test_T<steps>_init-noise.json beside `evaluate`'s results."""
     from hiabp_tf import evaluate as evaluate_lib  # pylint: disable=import-outside-toplevel
-    return evaluate_lib.result_path(workdir, dataset, "test", "none", langevin_steps)[:-len(".json")] + "_init-noise.json"
+    path = evaluate_lib.result_path(workdir, dataset, "test", "none", langevin_steps)
+    return path[:-len(".json")] + "_init-noise.json"
 
 
 def evaluate_from_noise(workdir: str, langevin_steps: int, seed: int = 0, batch_size: int = 500,
@@ -294,8 +295,9 @@ def write(out_dir: str, training: dict, same_model: str | None, steps, command: 
     if verdict["reached"]:
         lines += ["", "The smallest training T at which IABP's mean test MSE is at most ABP's, for each of ABP's T "
                   "(by the means; described, not tested): " + "; ".join(
-                      f"ABP at T = {r['abp_steps']}: " + (f"IABP at T = {r['iabp_steps']}" if r["iabp_steps"] is not None
-                                                         else "IABP at no T trained") for r in verdict["reached"]) + "."]
+                      f"ABP at T = {r['abp_steps']}: "
+                      + (f"IABP at T = {r['iabp_steps']}" if r["iabp_steps"] is not None else "IABP at no T trained")
+                      for r in verdict["reached"]) + "."]
     if verdict["same_t"]:
         lines += ["", "At the same training T, IABP against ABP:", ""]
         lines += [f"- T = {c['training_steps']}: {_test_text(c)}" for c in verdict["same_t"]]
@@ -327,7 +329,8 @@ def write(out_dir: str, training: dict, same_model: str | None, steps, command: 
         details.append(f"- **test-time panel**: `{same_model}`; from noise: "
                        "`metrics.reconstruction_mse(from_noise=True)` (Langevin from z_0 ~ N(0, I), the encoder "
                        "unused), evaluation seed 0, batch b seeded by (0, b) as `evaluate`.")
-    datasets = {r["dataset"] for r in train} or ({workdir_lib.load_config(same_model)[0].dataset} if same_model else set())
+    datasets = {r["dataset"] for r in train} or (
+        {workdir_lib.load_config(same_model)[0].dataset} if same_model else set())
     lines += report._footer(command, details, datasets)  # pylint: disable=protected-access
     workdir_lib.write_json_atomic(os.path.join(out_dir, "figure1.json"), {
         "command": command, "rows": test, "training": train, "verdict": verdict, "pending": list(pending),

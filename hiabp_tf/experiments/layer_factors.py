@@ -22,7 +22,8 @@ holds if its change under its own layer's resampling is larger than under each o
 paired t-test across the test images (`scipy.stats.ttest_rel`, two-sided, p < ALPHA; the same images
 and base codes for every layer), in every training seed measured. It does not hold if another layer
 changes it significantly more in a seed, and is inconclusive otherwise (also when the seeds disagree).
-The claim holds if all three factors hold, does not hold if one does not, and is inconclusive otherwise. The faces have no claim of the paper: their table describes.
+The claim holds if all three factors hold, does not hold if one does not, and is inconclusive
+otherwise. The faces have no claim of the paper: their table describes.
 """
 
 from __future__ import annotations
@@ -300,8 +301,8 @@ def _table(per_seed: list[dict], factors: dict, key: str = "layers", names=None)
     largest = {name: max(layers, key=lambda layer: -np.inf if numbers[layer][name]["mean"] is None
                          else numbers[layer][name]["mean"]) for name in names}
     top = len(layers)
-    lines = ["| layer resampled | " + " | ".join(factors[name][0] + (f" ({factors[name][1]})" if factors[name][1] else "")
-                                               for name in names) + " |",
+    headings = [factors[name][0] + (f" ({factors[name][1]})" if factors[name][1] else "") for name in names]
+    lines = ["| layer resampled | " + " | ".join(headings) + " |",
              "|---|" + "---:|" * len(names)]
     for layer in layers:
         where = " (bottom)" if layer == 1 else " (top)" if layer == top else ""

@@ -12,8 +12,9 @@ IABP, ABP = init.IABP, init.ABP
 def test_the_plan_trains_both_methods_at_every_t_table1s_t15_first():
     cpu = [run.name for run in plan.runs("figure1", "cpu")]
     assert cpu[:2] == ["mnist_hiabp_l1", "mnist_abp"]  # langevin_budget's base runs
-    assert set(cpu) == {"mnist_hiabp_l1", "mnist_abp", "mnist_hiabp_l1_seed1", "mnist_abp_seed1", "mnist_hiabp_l1_seed2",
-                        "mnist_abp_seed2"} | {f"{name}_t{t}" for name in ("mnist_hiabp_l1", "mnist_abp") for t in (1, 2, 5)}
+    table1 = {"mnist_hiabp_l1", "mnist_abp", "mnist_hiabp_l1_seed1", "mnist_abp_seed1", "mnist_hiabp_l1_seed2",
+              "mnist_abp_seed2"}
+    assert set(cpu) == table1 | {f"{name}_t{t}" for name in ("mnist_hiabp_l1", "mnist_abp") for t in (1, 2, 5)}
     assert plan.FIGURE1_TRAIN_STEPS["cpu"][:3] == (1, 2, 5) and 15 in plan.FIGURE1_TRAIN_STEPS["cpu"]
     quick = [run.name for run in plan.runs("figure1", "quick")]
     assert quick == ["mnist5k_iabp", "mnist5k_abp", "mnist5k_iabp_t1", "mnist5k_abp_t1", "mnist5k_iabp_t5",

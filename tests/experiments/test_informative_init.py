@@ -56,7 +56,8 @@ def test_iabp_reaching_abps_mse_with_fewer_steps_holds():
     second = verdict["comparisons"][1]  # T = 5 is further below: the smaller p, doubled; T = 1's is kept
     assert second["p"] < first["p"] and second["p_holm"] == pytest.approx(2 * second["p"])
     assert first["p_holm"] == pytest.approx(max(first["p"], second["p_holm"]))
-    assert first["difference"] == pytest.approx(0.0150 - 0.0202) and first["ci"][0] < first["difference"] < first["ci"][1] < 0
+    assert first["difference"] == pytest.approx(0.0150 - 0.0202)
+    assert first["ci"][0] < first["difference"] < first["ci"][1] < 0
     assert {r["abp_steps"]: r["iabp_steps"] for r in verdict["reached"]} == {1: 1, 5: 1, 15: 1}
     assert verdict["needs_seeds"] == [] and verdict["relative_seed_std"] > 0
     same_15 = next(c for c in verdict["same_t"] if c["training_steps"] == 15)
@@ -100,7 +101,8 @@ def test_the_page_reports_what_is_trained_and_names_the_rest(tmp_path, monkeypat
     monkeypatch.setattr(report, "_run_details", lambda label, w: f"- {label}: `{w}`")
     monkeypatch.setattr(report, "_footer", lambda command, details, datasets: ["", f"Command: `{command}`"] + details)
     test_rows = [{"init": init.INIT_LABELS[i], "initialisation": i, "langevin_steps": t, "mse": m}
-                 for i, k in (("encoder", 1.0), ("noise", 3.0)) for t, m in ((0, 0.03 * k), (5, 0.012 * k), (60, 0.009 * k))]
+                 for i, k in (("encoder", 1.0), ("noise", 3.0))
+                 for t, m in ((0, 0.03 * k), (5, 0.012 * k), (60, 0.009 * k))]
     monkeypatch.setattr(init, "test_time_rows", lambda workdir, steps: test_rows)
     training = {IABP: {15: [f"w/iabp15_{s}" for s in range(3)], 1: ["w/iabp1"]},
                 ABP: {15: [f"w/abp15_{s}" for s in range(3)]}}

@@ -156,7 +156,8 @@ def test_write_figure7_states_the_verdict_and_how_many_seeds(tmp_path, monkeypat
     stubs = {"digits0": _StubDigits(), "faces": _StubFaces()}
 
     def load_models(candidates):
-        loaded = [({"label": label, "workdir": w, "seed": 0, "step": 7}, stubs[w]) for label, w in candidates if w in stubs]
+        loaded = [({"label": label, "workdir": w, "seed": 0, "step": 7}, stubs[w])
+                  for label, w in candidates if w in stubs]
         return loaded, [f"{label} (`{w}`): not loadable (no model)" for label, w in candidates if w not in stubs]
 
     for stub in stubs.values():
