@@ -138,6 +138,13 @@ def active_units_note(entry: dict) -> str:
     return note + f" (update {step})"
 
 
+def has_idle_layer(entry: dict) -> bool:
+    """Whether a run's last measured step leaves a latent layer with fewer than half its units active."""
+    _, diag = _final(entry)
+    return any(layer.get("active_units") is not None and layer["active_units"] < layer["dims"] / 2
+               for layer in diag["layers"])
+
+
 def _score(result: dict, row: str | None, method: str) -> tuple[str, float | None]:
     key = {"vae": "mse_E", "vlae": "mse_E", "lvae": "mse_E", "abp": "mse_L", "abp_persistent": "mse_L"}.get(
         method, "mse_EL")

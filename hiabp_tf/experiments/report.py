@@ -214,12 +214,14 @@ TABLE1_VARIANTS = (
 
 
 def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str | None,
-                 num_images: int = 10, second_t: int | None = None, diverged: dict | None = None) -> str:
+                 num_images: int = 10, second_t: int | None = None, diverged: dict | None = None,
+                 notes: dict | None = None) -> str:
     """The paper's Table 1. `runs` maps (column, row key) to a workdir, or a list of workdirs (one
     per training seed): every cell is the mean ± standard deviation over the seeds. The Langevin
     methods are scored with their training T and, with `second_t`, at T = `second_t` too (their
     evaluate results at that T must exist); [E+L] also in its deterministic variant. `diverged`
-    maps the runs whose training diverged (not in the cells) to their error, named below the table."""
+    maps the runs whose training diverged (not in the cells) to their error, named below the table;
+    `notes` maps (column, row key) to a one-line measured diagnosis, written below that column's table."""
     columns = list(dict.fromkeys(column for column, _ in runs))
     variants = [v for v in TABLE1_VARIANTS if second_t is not None or not v[3]]
     lines = [f"# {title}", ""]
@@ -258,6 +260,10 @@ def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str 
                 fid_notes.add(f"{column}: FID of {results[0]['fid_samples']} samples against the training split in "
                               f"{results[0]['fid_features']}.")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        column_notes = [f"- {label}: {notes[(column, row)]}" for row, label, _ in dict(
+            (row, (row, label, score)) for row, label, score in TABLE1_ROWS).values() if (column, row) in (notes or {})]
+        if column_notes:
+            lines += ["", "Measured diagnosis of the first seed ([diagnostics.md](diagnostics.md)):", *column_notes]
         lines.append("")
     for (column, row), value in runs.items():
         for number, workdir in enumerate(_workdirs(value)):

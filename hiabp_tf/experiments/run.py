@@ -373,7 +373,8 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
         report_lib.write_table1(out, "table1.md", f"Table 1: test reconstruction MSE of every method ({scale} scale, "
                                 "equal steps)", keyed,
                                 f"./run.sh table1 {scale}  (flags/<prefix>_<row>.flags{overlay}; {seeds}; "
-                                f"{provenance})", second_t=plan.SECOND_TEST_T, diverged=lost)
+                                f"{provenance})", second_t=plan.SECOND_TEST_T, diverged=lost,
+                                notes=_diagnosis_notes(out, scale))
         if scale == "cpu":  # the first seed of every row shipped beside the table, to rescore in seconds
             _ship_trained(scale, [workdirs[0] for workdirs in keyed.values()], f"./run.sh table1 {scale}")
         if scale != "paper":  # one learning-curve page per dataset column (the first: learning_curves.*)
@@ -468,6 +469,24 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
             workdirs = _workdirs(scale, names)
             report_lib.write_samples(out, list(workdirs.items()),
                                      f"./run.sh samples {scale}  ({provenance.of(workdirs.values())})", name=page)
+
+
+def _diagnosis_notes(out: str, scale: str) -> dict:
+    """{(column, row): one line} for Table 1's rows whose first seed leaves a latent layer with fewer than
+    half its units active, from results/SCALE/diagnostics.json (`./run.sh diagnostics`), if measured."""
+    from hiabp_tf.experiments import diagnostics  # pylint: disable=import-outside-toplevel
+    path = os.path.join(out, diagnostics.JSON)
+    if not os.path.isfile(path):
+        return {}
+    import json  # pylint: disable=import-outside-toplevel
+    with open(path) as f:
+        data = json.load(f)
+    notes = {}
+    for name, (column, row, _) in diagnostics.table1_runs(scale, lambda _, n: n).items():
+        entry = data.get("runs", {}).get(name)
+        if entry and entry.get("steps") and diagnostics.has_idle_layer(entry):
+            notes[(column, row)] = diagnostics.active_units_note(entry)
+    return notes
 
 
 def prepare(experiments, scale: str) -> None:
