@@ -536,7 +536,11 @@ def write_learning_curves(out_dir: str, runs: dict, command: str | None, long_ru
         labels_in_order = [[methods[long.index(c)] for c in o] for o in order]
         lines += ["", "Order (lowest MSE first) at " + "; ".join(
             f"{s:,}: " + " < ".join(o) for s, o in zip(marks, labels_in_order)) + "."]
-        summary = ordering_over_training(marks, labels_in_order) if len(long) > 1 else None
+        gaps = [[dict(zip(b["steps"], b["mse"]))[s] / dict(zip(a["steps"], a["mse"]))[s] - 1
+                 for a, b in zip(o, o[1:])] for s, o in zip(marks, order)]
+        spread = {methods[long.index(c)]: _relative_seed_std(runs.get((c["column"], c["row"])), c["score"])
+                  for c in long}
+        summary = ordering_over_training(marks, labels_in_order, gaps, spread) if len(long) > 1 else None
         lines += ["", summary] if summary else []
         trained_longer = dict(methods=methods, steps=long[0]["steps"][-1], marks=marks, orders=labels_in_order,
                               summary=summary, missing=missing)
@@ -593,18 +597,34 @@ def dataset_name(dataset: str) -> str:
     return dataset
 
 
-def ordering_over_training(marks, orders) -> str:
+def _relative_seed_std(workdirs, score: str) -> float | None:
+    """The relative seed std (std / mean) of a Table 1 row's score over its seeds, None for one seed."""
+    summary = statistics.seed_summary([load_eval(w).get(score) for w in _workdirs(workdirs or [])])
+    return None if not summary or summary["std"] is None else summary["std"] / summary["mean"]
+
+
+def ordering_over_training(marks, orders, gaps=None, spread=None) -> str:
     """Whether the order of the methods (`orders[i]`: labels, lowest MSE first, at `marks[i]` updates)
-    at the first mark holds at every later one; if not, where it first changes and what it is at the end."""
+    at the first mark holds at every later one; if not, where it first changes and what it is at the end.
+    With `gaps` (`gaps[i]`: the relative MSE gap between neighbours of `orders[i]`) and `spread` (label:
+    Table 1's relative seed std), each changed order says which of its gaps lie within twice the larger
+    seed std of the two neighbours, where one seed each cannot order them."""
     caveat = " (one training seed each: a gap smaller than Table 1's seed spread is not a verdict)."
     changed = next((i for i, o in enumerate(orders) if o != orders[0]), None)
     if changed is None:
         return f"The order at {marks[0]:,} updates holds at every later multiple up to {marks[-1]:,}" + caveat
-    text = (f"The order at {marks[0]:,} updates does not hold as training goes on: at {marks[changed]:,} it is "
-            + " < ".join(orders[changed]))
-    if changed != len(orders) - 1:
-        text += f", at {marks[-1]:,} " + " < ".join(orders[-1])
-    return text + caveat
+    shown = [changed] + ([len(orders) - 1] if changed != len(orders) - 1 else [])
+    parts = []
+    for i in shown:
+        part = f"at {marks[i]:,} " + ("it is " if i == changed else "") + " < ".join(orders[i])
+        if gaps is not None and spread:
+            within = [f"{a} / {b} ({gap:+.1%})" for a, b, gap in zip(orders[i], orders[i][1:], gaps[i])
+                      if max((spread.get(x) or 0.0) for x in (a, b)) > 0
+                      and gap < 2 * max((spread.get(x) or 0.0) for x in (a, b))]
+            if within:
+                part += f" (within twice Table 1's relative seed std: {', '.join(within)})"
+        parts.append(part)
+    return (f"The order at {marks[0]:,} updates does not hold as training goes on: " + ", ".join(parts)) + caveat
 
 
 def _fmt_change(change: dict | None) -> str:

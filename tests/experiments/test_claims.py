@@ -317,3 +317,15 @@ def test_a_table1_with_rows_not_trained_yet_names_them_instead_of_failing(tmp_pa
     assert by["IABP [E+L] < ABP (non-persistent)"]["verdict"] == claims.NOT_MEASURED
     assert by["HiABP L = 4 < VLAE (L=4)"]["verdict"] == "holds"  # the trained rows are still decided
     assert "; 2 not measured yet." in text and "| VAE |" not in text
+
+
+def test_ordering_over_training_names_the_gaps_within_the_seed_spread():
+    marks = [3500, 7000]
+    orders = [["HiABP", "IABP", "VAE"], ["IABP", "HiABP", "VAE"]]
+    gaps = [[0.02, 0.10], [0.008, 0.10]]
+    spread = {"HiABP": 0.003, "IABP": 0.006, "VAE": 0.004}
+    text = report.ordering_over_training(marks, orders, gaps, spread)
+    assert ("at 7,000 it is IABP < HiABP < VAE (within twice Table 1's relative seed std: IABP / HiABP (+0.8%))"
+            in text)  # 0.8% < 2 x 0.6%; HiABP / VAE's 10% is not within 2 x 0.4%
+    assert "HiABP / VAE" not in text
+    assert "within" not in report.ordering_over_training(marks, orders, [[0.02, 0.1], [0.2, 0.1]], spread)
