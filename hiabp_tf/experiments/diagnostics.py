@@ -138,6 +138,30 @@ def active_units_note(entry: dict) -> str:
     return note + f" (update {step})"
 
 
+def course_note(entry: dict) -> str:
+    """A run's course over its measured checkpoints, from the numbers: where its headline test MSE
+    was lowest and where it ends, the training MSE at both, and the active units and KL per layer
+    at both ("rises ... while the training MSE rises as much" tells instability from over-fitting)."""
+    steps = sorted(entry["steps"], key=int)
+    key = next(iter(entry["steps"][steps[0]]["mse"]["test"]))
+    key = "E+L" if "E+L" in entry["steps"][steps[0]]["mse"]["test"] else key
+    test = {s: entry["steps"][s]["mse"]["test"][key] for s in steps}
+    best, last = min(steps, key=lambda s: test[s]), steps[-1]
+
+    def at(step):
+        diag = entry["steps"][step]
+        layers = diag["layers"]
+        units = "/".join(str(layer.get("active_units", "—")) for layer in layers)
+        kl = "/".join("—" if layer.get("kl") is None else f"{layer['kl']:.1f}" for layer in layers)
+        return (f"test {test[step]:.4f}, training {diag['mse']['train'][key]:.4f}, active units {units}"
+                + ("" if kl.strip("/—") == "" else f", KL {kl} nats"))
+    if best == last:
+        return f"[{key}] lowest at its last measured update {int(last):,} ({at(last)})"
+    return (f"[{key}] lowest at update {int(best):,} ({at(best)}), then at update {int(last):,} {at(last)}: test "
+            f"{test[last] / test[best] - 1:+.1%}, training "
+            f"{entry['steps'][last]['mse']['train'][key] / entry['steps'][best]['mse']['train'][key] - 1:+.1%}")
+
+
 def has_idle_layer(entry: dict) -> bool:
     """Whether a run's last measured step leaves a latent layer with fewer than half its units active."""
     _, diag = _final(entry)
@@ -236,6 +260,9 @@ def summary_lines(data: dict, precision: list[dict], bottleneck: list[dict]) -> 
         cells = "; ".join(f"{r['label']} {r['mse']:.4f} ({r['seeds']} seed{'s' * (r['seeds'] > 1)}"
                           + (f"; {r['units']}" if r.get("units") else "") + ")" for r in bottleneck)
         lines.append(f"* **The LVAE's bottleneck** (MNIST test MSE [E]): {cells}.")
+    for name, entry in data["runs"].items():
+        if len(entry["steps"]) > 2:
+            lines.append(f"* {entry['column']} `{name}` over training: {course_note(entry)}.")
     for name, entry in data["runs"].items():
         if entry.get("row") is None or not entry["steps"]:
             continue
