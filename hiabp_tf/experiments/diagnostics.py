@@ -73,10 +73,20 @@ def measure_run(workdir: str, done: set[int], every_checkpoint: bool) -> dict[in
     return measured
 
 
+# Rows whose every seed is measured (where its model is at hand): the LVAE's seeds spread widely.
+EVERY_SEED = ("lvae", "lvae_equal")
+
+
 def table1_runs(scale: str, source_dir) -> dict[str, tuple[str, str, str]]:
-    """{run name: (column title, Table 1 row, workdir)} of the first seed of every Table 1 row."""
-    return {plan.table1_name(prefix, row): (TITLES[prefix], row, source_dir(scale, plan.table1_name(prefix, row)))
-            for prefix in plan.prefixes(scale) for row in plan.table1_rows(scale, prefix)}
+    """{run name: (column title, Table 1 row, workdir)} of the first seed of every Table 1 row (every
+    seed of the rows in EVERY_SEED)."""
+    runs = {}
+    for prefix in plan.prefixes(scale):
+        for row in plan.table1_rows(scale, prefix):
+            name = plan.table1_name(prefix, row)
+            for seed in plan.seed_names(scale, name) if row in EVERY_SEED else [name]:
+                runs[seed] = (TITLES[prefix], row, source_dir(scale, seed))
+    return runs
 
 
 def _available(workdir: str) -> bool:
@@ -84,8 +94,9 @@ def _available(workdir: str) -> bool:
         os.path.join(workdir, workdir_lib.WEIGHTS_FILE))
 
 
-def collect(scale: str, out_dir: str, source_dir, say=print) -> dict:
-    """Measures what diagnostics.json lacks of every available run (saving after each) and returns
+def collect(scale: str, out_dir: str, source_dir, say=print, finished=lambda name: True) -> dict:
+    """Measures what diagnostics.json lacks of every available run that `finished` (saving after each),
+    and returns
     {"runs": {name: {"workdir", "row", "column", "method", "latent_dims", "precision", "steps":
     {step: diagnostics}}}}."""
     path = os.path.join(out_dir, JSON)
@@ -98,8 +109,8 @@ def collect(scale: str, out_dir: str, source_dir, say=print) -> dict:
     wanted.update({run.name: (TITLES[run.experiment.split("_", 1)[0]], None, source_dir(scale, run.name), True)
                    for run in plan.runs("diagnostics", scale)})
     for name, (column, row, workdir, every_checkpoint) in wanted.items():
-        if not os.path.isdir(workdir) or not _available(workdir):
-            continue
+        if not os.path.isdir(workdir) or not _available(workdir) or not finished(name):
+            continue  # (a run not trained to its steps yet is measured once it is)
         entry = data["runs"].setdefault(name, {"steps": {}})
         config, _ = workdir_lib.load_config(workdir)
         entry.update(workdir=workdir, row=row, column=column, method=config.method,
@@ -325,7 +336,7 @@ def write(out_dir: str, data: dict, precision: list[dict], bottleneck: list[dict
                   "|---|---:|---:|---|"]
         lines += [f"| {r['label']} (`{r['run']}`) | {r['mse']:.4f}" + (f" ± {r['std']:.4f}" if r["std"] else "")
                   + f" | {r['seeds']} | {r['units'] or '—'} |" for r in bottleneck]
-    lines += ["", "## Per layer, at the end of training (Table 1's first seeds)", ""] + layer_table(data, table1)
+    lines += ["", "## Per layer, at the end of training (Table 1's first seeds; every seed of the LVAE rows)", ""] + layer_table(data, table1)
     lines += ["", "## Training against test MSE", ""] + fit_table(data, table1 + extra)
     for name in [name for name, entry in data["runs"].items() if len(entry["steps"]) > 2]:
         lines += ["", f"## Over training: `{name}`", ""] + curve_table(

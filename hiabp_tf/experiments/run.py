@@ -459,7 +459,9 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
         def table1_summary(name: str) -> dict | None:
             return statistics.seed_summary(seed_scores(name, "mse_E"))
 
-        data = diagnostics.collect(scale, out, source_dir, say=_say)
+        planned = {run.name: run for experiment_ in ("table1", "diagnostics") for run in plan.runs(experiment_, scale)}
+        data = diagnostics.collect(scale, out, source_dir, say=_say,
+                                   finished=lambda name: name in planned and run_finished(scale, planned[name]))
         diagnostics.write(out, data, diagnostics.precision_rows(scale, source_dir, report_lib.load_eval, seed_std),
                           diagnostics.bottleneck_rows(scale, source_dir, report_lib.load_eval, table1_summary, data),
                           f"./run.sh diagnostics {scale}  ({provenance})",
@@ -484,6 +486,8 @@ def _diagnosis_notes(out: str, scale: str) -> dict:
     notes = {}
     for name, (column, row, _) in diagnostics.table1_runs(scale, lambda _, n: n).items():
         entry = data.get("runs", {}).get(name)
+        if "_seed" in name:  # the first seed's: the one whose figures are shown
+            continue
         if entry and entry.get("steps") and diagnostics.has_idle_layer(entry):
             notes[(column, row)] = diagnostics.active_units_note(entry)
     return notes
