@@ -336,7 +336,8 @@ def write(out_dir: str, data: dict, precision: list[dict], bottleneck: list[dict
                   "|---|---:|---:|---|"]
         lines += [f"| {r['label']} (`{r['run']}`) | {r['mse']:.4f}" + (f" ± {r['std']:.4f}" if r["std"] else "")
                   + f" | {r['seeds']} | {r['units'] or '—'} |" for r in bottleneck]
-    lines += ["", "## Per layer, at the end of training (Table 1's first seeds; every seed of the LVAE rows)", ""] + layer_table(data, table1)
+    lines += ["", "## Per layer, at the end of training (Table 1's first seeds; every seed of the LVAE rows)", ""]
+    lines += layer_table(data, table1)
     lines += ["", "## Training against test MSE", ""] + fit_table(data, table1 + extra)
     for name in [name for name, entry in data["runs"].items() if len(entry["steps"]) > 2]:
         lines += ["", f"## Over training: `{name}`", ""] + curve_table(
