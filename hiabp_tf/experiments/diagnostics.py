@@ -271,6 +271,20 @@ def summary_lines(data: dict, precision: list[dict], bottleneck: list[dict]) -> 
         cells = "; ".join(f"{r['label']} {r['mse']:.4f} ({r['seeds']} seed{'s' * (r['seeds'] > 1)}"
                           + (f"; {r['units']}" if r.get("units") else "") + ")" for r in bottleneck)
         lines.append(f"* **The LVAE's bottleneck** (MNIST test MSE [E]): {cells}.")
+    for name, entry in data["runs"].items():  # HiABP whose initializer alone is far from its [E+L]
+        if entry.get("method") == "hiabp" and entry.get("row") is not None and entry["steps"]:
+            _, diag = _final(entry)
+            test = diag["mse"]["test"]
+            if test.get("E") is not None and test["E"] > 2 * test["E+L"]:
+                def per_layer(key, digits=2):
+                    return "/".join(f"{layer[key]:.{digits}f}" for layer in diag["layers"])
+                units = "/".join(str(layer["active_units"]) for layer in diag["layers"])
+                lines.append(
+                    f"* {entry['column']} `{name}`: [E] {test['E']:.4f} against [E+L] {test['E+L']:.4f}. Per layer, "
+                    f"active units {units}, the encoder's rms mean {per_layer('rms_mean')} and mean sigma "
+                    f"{per_layer('mean_sigma')} (the prior: 0 and 1); two chains from independent starts end "
+                    f"{per_layer('chain_spread')} apart per dimension (1.41 if they keep their random starts); "
+                    f"[E+L] with z^l at the encoder's mean: {per_layer('mse_EL_layer_at_mean', 4)}.")
     for name, entry in data["runs"].items():
         if len(entry["steps"]) > 2:
             lines.append(f"* {entry['column']} `{name}` over training: {course_note(entry)}.")
