@@ -281,7 +281,7 @@ def save_budget_curves(rows, path: str, title: str) -> str:
 ROW_COLOURS = {
     "vae": "tab:blue", "lvae": "tab:orange", "vlae": "tab:green", "abp": "tab:red", "abp_persistent": "tab:purple",
     "iabp": "tab:brown", "hiabp_l2": "tab:pink", "hiabp_l3": "tab:gray", "hiabp_l4": "tab:cyan",
-    "lvae_no_warmup": "tab:olive", "lvae_all_layers": "black",
+    "lvae_equal": "goldenrod", "lvae_no_warmup": "tab:olive", "lvae_all_layers": "black",
 }
 # Curves of rows outside ROW_COLOURS, in order: colours no row takes.
 _OTHER_COLOURS = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94")
