@@ -449,8 +449,9 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
         from hiabp_tf.experiments import diagnostics  # pylint: disable=import-outside-toplevel
 
         def seed_scores(name: str, key: str) -> list[float]:
-            return [report_lib.load_eval(source_dir(scale, seed))[key] for seed in plan.seed_names(scale, name)
-                    if run_finished(scale, plan.Run(seed)) and not diverged(scale, seed)]
+            seeds = [plan.seeded(plan.Run(name), seed) for seed in plan.seeds(scale, name)]
+            return [report_lib.load_eval(source_dir(scale, run.name))[key] for run in seeds
+                    if run_finished(scale, run) and not diverged(scale, run.name)]
 
         def seed_std(name: str, key: str) -> float | None:
             summary = statistics.seed_summary(seed_scores(name, key))
