@@ -223,7 +223,8 @@ def test_every_table1_method_has_its_own_colour_on_every_page():
     for c, style in zip(curves(("vae", "vlae", "abp_persistent", "iabp", "hiabp_l4")), celeba):
         assert style == by_label[c["label"]], c["label"]
     assert by_label["LVAE (L=4), equal split, no KL warm-up"]["color"] != by_label["VAE"]["color"]
-    assert by_label["LVAE (L=4), equal split 12/12/12/12"]["color"] not in (by_label["VAE"]["color"], by_label["LVAE (L=4)"]["color"])
+    equal = by_label["LVAE (L=4), equal split 12/12/12/12"]["color"]
+    assert equal not in (by_label["VAE"]["color"], by_label["LVAE (L=4)"]["color"])
     assert by_label["IABP [E] (L=1)"]["color"] == by_label["IABP [E+L] (L=1)"]["color"]
     assert (by_label["IABP [E] (L=1)"]["linestyle"], by_label["IABP [E+L] (L=1)"]["linestyle"]) == (":", "-")
     long = figures.learning_curve_styles([dict(row="iabp", score="mse_E", label="a", long=True),
