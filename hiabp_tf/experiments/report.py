@@ -233,6 +233,8 @@ def write_table1(out_dir: str, table: str, title: str, runs: dict, command: str 
                   + " | FID ↓ | seeds |", "|---|" + "---|" * (len(variants) + 2)]
         for row, label, score in TABLE1_ROWS:
             workdirs = _workdirs(runs.get((column, row), []))
+            if not workdirs and row in plan.EXTRA_ROWS and not any((column, r) in runs for r in plan.EXTRA_ROWS):
+                continue  # rows of our own that this column does not plan
             if not workdirs:
                 lines.append(f"| {label} | not run |" + " — |" * (len(variants) + 1))
                 continue
