@@ -457,8 +457,11 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
             summary = statistics.seed_summary(seed_scores(name, key))
             return summary and summary["std"]
 
-        def table1_summary(name: str) -> dict | None:
-            return statistics.seed_summary(seed_scores(name, "mse_E"))
+        table1_names = {plan.table1_name(prefix, row) for prefix in plan.prefixes(scale)
+                        for row in plan.table1_rows(scale, prefix)}
+
+        def table1_summary(name: str) -> dict | None:  # None for a run that is no Table 1 row
+            return statistics.seed_summary(seed_scores(name, "mse_E")) if name in table1_names else None
 
         planned = {run.name: run for experiment_ in ("table1", "diagnostics") for run in plan.runs(experiment_, scale)}
         data = diagnostics.collect(scale, out, source_dir, say=_say,
