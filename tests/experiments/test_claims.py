@@ -329,3 +329,28 @@ def test_ordering_over_training_names_the_gaps_within_the_seed_spread():
             in text)  # 0.8% < 2 x 0.6%; HiABP / VAE's 10% is not within 2 x 0.4%
     assert "HiABP / VAE" not in text
     assert "within" not in report.ordering_over_training(marks, orders, [[0.02, 0.1], [0.2, 0.1]], spread)
+
+
+def test_figure7_factors_are_tested_claims_of_the_paper(tmp_path):
+    out = _write_results(str(tmp_path / "cpu"))
+    comparison = dict(n=500, per_seed=["larger"])
+    verdicts = [dict(factor="identity", layer=3, means={"1": 0.03, "2": 0.2, "3": 0.8}, comparisons=[
+                    dict(comparison, against=1, difference=0.77, ci=[0.7, 0.8], p=1e-100),
+                    dict(comparison, against=2, difference=0.6, ci=[0.5, 0.7], p=1e-80)]),
+                dict(factor="width", layer=2, means={"1": 0.5, "2": 1.2, "3": 3.3}, comparisons=[
+                    dict(comparison, against=1, difference=0.7, ci=[0.6, 0.8], p=1e-60),
+                    dict(comparison, against=3, difference=-2.1, ci=[-2.3, -1.9], p=1e-70)]),
+                dict(factor="stroke", layer=1, means={"1": 0.30, "2": 0.31, "3": 0.29}, comparisons=[
+                    dict(comparison, against=2, difference=-0.01, ci=[-0.05, 0.03], p=0.6),
+                    dict(comparison, against=3, difference=0.01, ci=[-0.03, 0.05], p=0.6)])]
+    workdir_lib.write_json_atomic(os.path.join(out, "figure7.json"), dict(test="paired t-test", models=[{}],
+                                                                          verdicts=verdicts))
+    claims.write_claims(out)
+    by = _by_claim(out)
+    identity = by["Figure 7: resampling layer 3 of HiABP L = 3 changes digit identity most"]
+    width = by["Figure 7: resampling layer 2 of HiABP L = 3 changes digit width most"]
+    stroke = by["Figure 7: resampling layer 1 of HiABP L = 3 changes stroke width most"]
+    assert identity["verdict"] == "holds" and identity["effect"] == 0.6 and identity["p"] == 1e-80
+    assert width["verdict"] == "does not hold" and width["effect"] == -2.1  # layer 3 changes it more
+    assert stroke["verdict"] == "inconclusive" and "1 training seed" in stroke["note"]
+    assert identity["family"] == 13  # Holm over the paper's tested claims, these three among them
