@@ -46,6 +46,19 @@ def read(page: str) -> str:
         return f.read()
 
 
+# Blocks of a hand-written page that the code writes (their numbers are the generator's business).
+GENERATED_BLOCKS = (("<!-- diagnostics:start -->", "<!-- diagnostics:end -->"),)
+
+
+def without_generated_blocks(text: str) -> str:
+    """A page's text without its generated blocks (README's results block and GENERATED_BLOCKS)."""
+    text = without_results_block(text)
+    for start, end in GENERATED_BLOCKS:
+        while start in text and end in text:
+            text = text[:text.index(start)] + text[text.index(end) + len(end):]
+    return text
+
+
 def without_results_block(text: str) -> str:
     """The README's hand-written text: the generated results block (markers included) left out."""
     if RESULTS_START not in text:

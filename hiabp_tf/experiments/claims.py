@@ -683,14 +683,15 @@ def readme_block(out_dir: str, readme_dir: str = ".", results: Results | None = 
     lines = [README_START,
              f"<!-- written by `python -m hiabp_tf.experiments.report --kind=claims --out={rel} "
              "--readme=README.md`; do not edit -->"]
-    for column in results.columns():
+    for number, column in enumerate(results.columns()):
         paper_column = PAPER_COLUMN.get(column, "MNIST")
         lines += [f"| Table 1, {column} | ours, {results.step():,} updates (seeds) | ours, T = {results.second_t} | "
                   f"ours, deterministic [E+L] | paper: {paper_column}, 3e5 updates |", "|---|---:|---:|---:|---:|"]
         lines += [f"| {r['label']} | {_fmt_ours(r)} ({r['seeds']}) | {_fmt(r['second_t'])} | {_fmt(r['det'])} | "
                   f"{_fmt(r['paper'])} |" for r in absolute_rows(results, column)]
         lines.append("")
-    lines += [f"![learning curves]({rel}/learning_curves.png)", ""]
+        if number == 0:  # the first column's curves, on the first screen
+            lines += [f"![learning curves]({rel}/learning_curves.png)", ""]
     lines += _trained_longer_lines(results, rel)
     lines += [f"**The paper's claims** ([{rel}/claims.md]({rel}/claims.md): the test of each, Welch's t-test on the "
               f"seeds or a trend over L, Holm-corrected; effect = relative difference, 95% CI): "

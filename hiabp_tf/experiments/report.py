@@ -601,7 +601,10 @@ def dataset_name(dataset: str) -> str:
 
 def _relative_seed_std(workdirs, score: str) -> float | None:
     """The relative seed std (std / mean) of a Table 1 row's score over its seeds, None for one seed."""
-    summary = statistics.seed_summary([load_eval(w).get(score) for w in _workdirs(workdirs or [])])
+    try:
+        summary = statistics.seed_summary([load_eval(w).get(score) for w in _workdirs(workdirs or [])])
+    except errors.WorkdirError:  # a run not evaluated (a stub): no spread to compare with
+        return None
     return None if not summary or summary["std"] is None else summary["std"] / summary["mean"]
 
 
