@@ -15,6 +15,18 @@ import pytest  # noqa: E402  (after the path setup above)
 
 from hiabp_tf import config as config_lib
 
+
+@pytest.fixture
+def isolated_image_cache(tmp_path, monkeypatch):
+    """Image folders decoded into a cache of this test's own (XDG_CACHE_HOME), the in-process
+    memo cleared before and after, so no test reads another's decoded folder."""
+    from hiabp_tf.data import image_folder  # pylint: disable=import-outside-toplevel
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
+    image_folder._decoded.cache_clear()  # pylint: disable=protected-access
+    yield
+    image_folder._decoded.cache_clear()  # pylint: disable=protected-access
+
+
 # One tiny HiABP (L = 2) trained for 60 steps on mnist_5k (~15 s), shared by the tests of the trained
 # model's API, export and inpainting; lr 2e-3 so that 60 steps learn clearly ([E] MSE ~0.07 vs ~0.09
 # for decoding random latents). The tests only read it.

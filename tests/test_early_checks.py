@@ -21,12 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(REPO, "tests", "fixtures", "workdir_v1")
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
-    image_folder._decoded.cache_clear()
-    yield
-    image_folder._decoded.cache_clear()
+pytestmark = pytest.mark.usefixtures("isolated_image_cache")  # (conftest.py)
 
 
 @pytest.mark.parametrize("flags,error,match", [

@@ -21,12 +21,7 @@ from hiabp_tf.data import spec
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
-    image_folder._decoded.cache_clear()
-    yield
-    image_folder._decoded.cache_clear()
+pytestmark = pytest.mark.usefixtures("isolated_image_cache")  # (conftest.py)
 
 
 def _folder(path, n=4, value=0):
