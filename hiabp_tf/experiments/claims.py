@@ -242,8 +242,8 @@ def _pair(results: Results, column: str, text: str, smaller, larger, source: str
                  verdict="untested" if fields["p"] is None else None, **fields)
     for variant, _ in TABLE1_VARIANTS[1:]:
         va, vb = (results.summary(*key, variant, column)["seeds"] for key in (smaller, larger))
-        out[f"p_{variant}"] = _welch_fields(va, vb)["p"]
-        out[f"effect_{variant}"] = _welch_fields(va, vb)["effect"]
+        tested = _welch_fields(va, vb)
+        out[f"p_{variant}"], out[f"effect_{variant}"] = tested["p"], tested["effect"]
     out["compared"] = [list(smaller), list(larger)]
     return out
 
