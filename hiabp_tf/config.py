@@ -16,14 +16,14 @@ import os
 
 from absl import flags
 
-from hiabp_tf import limits
 from hiabp_tf import methods
+from hiabp_tf.checks import limits
+from hiabp_tf.checks.errors import ConfigError
 from hiabp_tf.core import algorithm
 from hiabp_tf.core import models
 from hiabp_tf.data import image_folder
 from hiabp_tf.data import masks
 from hiabp_tf.data import spec as data_spec
-from hiabp_tf.errors import ConfigError
 
 SEED_MAX = limits.SEED_MAX  # every --seed is in 0..SEED_MAX (limits.check_seed)
 

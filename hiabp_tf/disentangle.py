@@ -3,8 +3,8 @@ latent disentanglement. The code is in `hiabp_tf.experiments.disentangle`."""
 
 from absl import flags
 
-from hiabp_tf import cli
-from hiabp_tf import limits
+from hiabp_tf.checks import cli
+from hiabp_tf.checks import limits
 from hiabp_tf.experiments import disentangle
 from hiabp_tf.experiments.disentangle import define_flags
 

@@ -1,7 +1,7 @@
 """`python -m hiabp_tf.export`: Exports a trained workdir as a TensorFlow SavedModel, usable without
 this package. The code is in `hiabp_tf.serving.export`."""
 
-from hiabp_tf import cli
+from hiabp_tf.checks import cli
 from hiabp_tf.serving.export import define_flags
 from hiabp_tf.serving.export import main
 

@@ -7,11 +7,11 @@ import sys
 import numpy as np
 import pytest
 
-from hiabp_tf import cli
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
 from hiabp_tf import evaluate
 from hiabp_tf import train
+from hiabp_tf.checks import cli
+from hiabp_tf.checks import errors
 from hiabp_tf.data import input_pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
 from hiabp_tf import evaluate
 from hiabp_tf import train
+from hiabp_tf.checks import errors
 from hiabp_tf.data import image_folder
 from hiabp_tf.data import masks
 

@@ -11,7 +11,7 @@ from absl import flags
 import pytest
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
+from hiabp_tf.checks import errors
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS_DIR = os.path.join(REPO, "flags")
@@ -59,7 +59,7 @@ def test_auto_precision_is_settled_when_the_run_is_built_and_recorded(monkeypatc
 
 
 def test_bfloat16_without_hardware_for_it_is_flagged():
-    from hiabp_tf import train  # pylint: disable=import-outside-toplevel
+    from hiabp_tf.training import loop as train  # pylint: disable=import-outside-toplevel
     assert train.emulated_bfloat16("bfloat16", frozenset({"avx2"}))
     assert not train.emulated_bfloat16("bfloat16", frozenset({"avx2", "amx_bf16"}))
     assert not train.emulated_bfloat16("float32", frozenset({"avx2"}))

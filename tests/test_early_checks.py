@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hiabp_tf import errors
 from hiabp_tf import evaluate
+from hiabp_tf.checks import errors
 from hiabp_tf.data import image_folder
 from hiabp_tf.data import input_pipeline
 from hiabp_tf.evaluation import metrics

@@ -1,4 +1,4 @@
-"""Issue 22, class 1: every integer that reaches a tensor is range-checked where it enters (hiabp_tf/limits.py),
+"""Issue 22, class 1: every integer that reaches a tensor is range-checked where it enters (hiabp_tf/checks/limits.py),
 so no count wraps modulo 2**32: train's flags, evaluate's, inpaint's, disentangle's and the Python API's."""
 
 import dataclasses
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
 from hiabp_tf import evaluate
-from hiabp_tf import limits
 from hiabp_tf import methods
 from hiabp_tf import train
+from hiabp_tf.checks import errors
+from hiabp_tf.checks import limits
 from hiabp_tf.serving import api
 from hiabp_tf.serving import inpaint
 

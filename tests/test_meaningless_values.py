@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 
 import hiabp_tf
-from hiabp_tf import errors
 from hiabp_tf import evaluate
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
 from hiabp_tf.core import models
+from hiabp_tf.runtime import workdir as workdir_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(REPO, "tests", "fixtures", "workdir_v1")

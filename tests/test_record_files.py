@@ -13,12 +13,12 @@ import sys
 import pytest
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
-from hiabp_tf import sittings
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import records
 from hiabp_tf.experiments import run as runner
+from hiabp_tf.runtime import sittings
+from hiabp_tf.runtime import workdir as workdir_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(REPO, "tests", "fixtures", "workdir_v1")

@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
-from hiabp_tf import train
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
 from hiabp_tf.core import langevin
+from hiabp_tf.runtime import workdir as workdir_lib
+from hiabp_tf.training import loop as train  # the loop itself: its module attributes are patched or called
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(dataset="mnist_5k", num_layers=2, latent_dims=(4, 4), width=4, batch_size=1500, langevin_steps=3)

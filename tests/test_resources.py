@@ -15,12 +15,12 @@ import pytest
 import tensorflow as tf
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
 from hiabp_tf import evaluate
-from hiabp_tf import sittings
-from hiabp_tf import train
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
+from hiabp_tf.runtime import sittings
+from hiabp_tf.runtime import workdir as workdir_lib
 from hiabp_tf.serving import inpaint
+from hiabp_tf.training import loop as train  # the loop itself: its module attributes are patched or called
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -103,7 +103,7 @@ def test_commands_end_a_full_disk_or_memory_in_one_error_line(tmp_path):
     """Whatever a command did not say more about: exit status 2, one `error:`, no traceback."""
     code = textwrap.dedent("""
         import sys
-        from hiabp_tf import cli
+        from hiabp_tf.checks import cli
         def main():
             if sys.argv[1] == "disk":
                 raise OSError(28, "No space left on device", "/w/eval_mnist_5k_test.json")

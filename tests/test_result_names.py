@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from hiabp_tf import evaluate
-from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import input_pipeline
+from hiabp_tf.runtime import workdir as workdir_lib
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
@@ -165,7 +165,7 @@ def test_inpaint_refuses_to_replace_an_earlier_inpainting(tiny_trained_workdir, 
     them, before inferring anything, unless --overwrite; an --out holding other files is fine."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    from hiabp_tf import errors  # pylint: disable=import-outside-toplevel
+    from hiabp_tf.checks import errors  # pylint: disable=import-outside-toplevel
     from hiabp_tf.serving import inpaint  # pylint: disable=import-outside-toplevel
     for sub in ("dirA", "dirB"):
         os.makedirs(tmp_path / sub)

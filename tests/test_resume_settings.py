@@ -14,10 +14,10 @@ import sys
 import pytest
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
-from hiabp_tf import sittings
 from hiabp_tf import train
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
+from hiabp_tf.runtime import sittings
+from hiabp_tf.runtime import workdir as workdir_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -5,8 +5,8 @@ import logging
 import os
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import sittings
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.runtime import sittings
+from hiabp_tf.runtime import workdir as workdir_lib
 
 
 def _sitting(started, from_step, to_step, seconds, machine="2 CPU cores (A)", precision="float32"):

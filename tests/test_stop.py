@@ -13,9 +13,9 @@ import pytest
 import tensorflow as tf
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import sittings
-from hiabp_tf import train
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.runtime import sittings
+from hiabp_tf.runtime import workdir as workdir_lib
+from hiabp_tf.training import loop as train  # the loop itself: its module attributes are patched or called
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}

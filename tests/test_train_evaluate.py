@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
 from hiabp_tf import evaluate
-from hiabp_tf import sittings
 from hiabp_tf import train
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
 from hiabp_tf.core import hardware
 from hiabp_tf.data import input_pipeline
+from hiabp_tf.runtime import sittings
+from hiabp_tf.runtime import workdir as workdir_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

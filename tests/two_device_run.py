@@ -23,12 +23,12 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from hiabp_tf import config as config_lib  # noqa: E402
-from hiabp_tf import distribute  # noqa: E402
-from hiabp_tf import errors  # noqa: E402
 from hiabp_tf import methods  # noqa: E402
 from hiabp_tf import train  # noqa: E402
-from hiabp_tf import workdir as workdir_lib  # noqa: E402
+from hiabp_tf.checks import errors  # noqa: E402
 from hiabp_tf.data import input_pipeline  # noqa: E402
+from hiabp_tf.runtime import distribute  # noqa: E402
+from hiabp_tf.runtime import workdir as workdir_lib  # noqa: E402
 
 TINY = dict(dataset="mnist_5k", width=4, batch_size=8, langevin_steps=3, seed=3)
 STEPS = 3

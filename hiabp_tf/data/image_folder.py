@@ -38,87 +38,31 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from hiabp_tf.errors import DataError
+from hiabp_tf.checks.errors import DataError
+from hiabp_tf.data import spec as spec_lib
 
-PREFIX = "images:"
-EXTENSIONS = (".jpg", ".jpeg", ".png")
-# The settings, in the order of the canonical name (each is also a flag of hiabp_tf.train).
-DEFAULTS = {"image_size": 64, "image_crop": 1.0, "test_images": 1000}
-# --image_crop for aligned CelebA faces: the tensorflow-datasets celeb_a path's centre 140 x 140 of the
-# 218 x 178 image, as a fraction of the shorter side, so it is the same region at any resolution (the
-# centre 70 x 70 of the 109 x 89 faces in ../shared/data/celeba). The flag value 0.786517 gives the
-# same sides (140 of 178, 70 of 89).
-CELEB_A_IMAGE_CROP = 140 / 178
+# The images: name's grammar lives with the other dataset names in spec.py; its names are kept here too.
+from hiabp_tf.data.spec import CELEB_A_IMAGE_CROP  # noqa: F401
+from hiabp_tf.data.spec import DEFAULTS  # noqa: F401
+from hiabp_tf.data.spec import EXTENSIONS
+from hiabp_tf.data.spec import PREFIX  # noqa: F401
+from hiabp_tf.data.spec import check_setting  # noqa: F401
+from hiabp_tf.data.spec import is_images_name  # noqa: F401
+from hiabp_tf.data.spec import parse_name  # noqa: F401
+from hiabp_tf.data.spec import parse_setting  # noqa: F401
+
 CACHE_FORMAT = 1  # bump when the cached arrays change meaning
 _MAX_NAMED = 10  # files named in one warning or error
 
 
-def is_images_name(name) -> bool:
-    return isinstance(name, str) and name.startswith(PREFIX)
-
-
-# ------------------------------------------------------------------------------------- names
-
-
-def parse_setting(key: str, text: str):
-    try:
-        value = float(text) if key == "image_crop" else int(text)
-    except ValueError:
-        kind = "a number in (0, 1]" if key == "image_crop" else "an integer"
-        raise DataError(f"--{key}={text!r} must be {kind}.") from None
-    return check_setting(key, value)
-
-
-def check_setting(key: str, value):
-    if key == "image_crop":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
-            raise DataError(f"--image_crop={value!r} must be a fraction in (0, 1] of an image's shorter side: "
-                            f"1 (the default) keeps the largest centred square, {CELEB_A_IMAGE_CROP:.6f} is "
-                            "CelebA's centre 140 x 140 of 178.")
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        what = ("the side in pixels of the square images" if key == "image_size" else
-                "how many files, the last in sorted order, form the test split")
-        raise DataError(f"--{key}={value!r} must be an integer >= 1: {what}.")
-    return int(value)
-
-
-def parse_name(name: str) -> tuple[str, dict]:
-    """(folder as written, {setting: value} of the settings written in `name`) of an images: name."""
-    rest = name[len(PREFIX):]
-    given = {}
-    # Settings trail the folder as ",key=value"; anything else belongs to the folder's own name.
-    while True:
-        head, sep, tail = rest.rpartition(",")
-        key, eq, value = tail.partition("=")
-        if not sep or not eq or key not in DEFAULTS:
-            break
-        if key in given:
-            raise DataError(f"--dataset={name} gives {key} twice; give each setting once.")
-        given[key] = parse_setting(key, value)
-        rest = head
-    if not rest:
-        raise DataError(f"--dataset={name} names no folder: use --dataset=images:DIR, DIR a folder of JPEG or "
-                        "PNG files.")
-    return rest, given
-
-
-def canonical_name(name: str, settings: dict | None = None, defaults: dict | None = None) -> str:
-    """The canonical images: name (`spec.parse`): the folder absolute (a relative one is relative to the
-    current directory) and every setting: those written in `name`, else `settings`, else `defaults`, else
-    DEFAULTS. A setting both in `name` and in `settings` with another value is a DataError."""
-    from hiabp_tf.data import spec  # pylint: disable=import-outside-toplevel (spec builds on this module)
-    return spec.parse(name, settings, defaults)
-
-
 def settings_of(name: str) -> dict:
     """{image_size, image_crop, test_images} of an images: name (defaults for those not written)."""
-    return dict(canonical_name(name).settings)
+    return dict(spec_lib.parse(name).settings)
 
 
 def describe(name: str) -> str:
     """Where the images of `name` come from and how they are prepared, for a result's provenance."""
-    dataset = canonical_name(name)
+    dataset = spec_lib.parse(name)
     s = dataset.settings
     return (f"JPEG/PNG files of {dataset.path} sorted by name (the last {s['test_images']} the test split), centre "
             f"square of {s['image_crop']:g} of the shorter side resized to {s['image_size']}x{s['image_size']}")
@@ -317,7 +261,7 @@ def _decoded(folder: str, files: tuple, size: int, crop: float, where: str) -> t
 def load(dataset) -> tuple[np.ndarray, np.ndarray]:
     """(x_train, x_test): read-only uint8 arrays (N, S, S, C) of an images: dataset (a `spec.DataSpec`, or
     its text; see the module docstring); DataError naming the folder or flag for a folder that cannot be used."""
-    dataset = canonical_name(dataset)
+    dataset = spec_lib.parse(dataset)
     folder, s, where = dataset.path, dataset.settings, dataset.flag
     images, _ = _decoded(folder, _listing(folder, where, dataset.written_as), s["image_size"], s["image_crop"], where)
     n, test = len(images), s["test_images"]

@@ -42,9 +42,9 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from hiabp_tf.checks.errors import DataError  # raised here; defined with the other user errors
 from hiabp_tf.data import image_folder
 from hiabp_tf.data import spec as spec_lib
-from hiabp_tf.errors import DataError  # raised here; defined with the other user errors
 
 MNIST_5K_SPLIT_SEED = 0
 MNIST_5K_TRAIN_FRACTION = 0.8

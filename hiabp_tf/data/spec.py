@@ -26,12 +26,75 @@ import os
 import re
 import types
 
-from hiabp_tf.data import image_folder
-from hiabp_tf.errors import DataError
+import numpy as np
+
+from hiabp_tf.checks.errors import DataError
+
+# ------------------------------------------------------------- images:DIR names (py reads them)
+
+PREFIX = "images:"
+EXTENSIONS = (".jpg", ".jpeg", ".png")
+# The settings, in the order of the canonical name (each is also a flag of hiabp_tf.train).
+DEFAULTS = {"image_size": 64, "image_crop": 1.0, "test_images": 1000}
+# --image_crop for aligned CelebA faces: the tensorflow-datasets celeb_a path's centre 140 x 140 of the
+# 218 x 178 image, as a fraction of the shorter side, so it is the same region at any resolution (the
+# centre 70 x 70 of the 109 x 89 faces in ../shared/data/celeba). The flag value 0.786517 gives the
+# same sides (140 of 178, 70 of 89).
+CELEB_A_IMAGE_CROP = 140 / 178
+
+
+def is_images_name(name) -> bool:
+    return isinstance(name, str) and name.startswith(PREFIX)
+
+
+def parse_setting(key: str, text: str):
+    try:
+        value = float(text) if key == "image_crop" else int(text)
+    except ValueError:
+        kind = "a number in (0, 1]" if key == "image_crop" else "an integer"
+        raise DataError(f"--{key}={text!r} must be {kind}.") from None
+    return check_setting(key, value)
+
+
+def check_setting(key: str, value):
+    if key == "image_crop":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+            raise DataError(f"--image_crop={value!r} must be a fraction in (0, 1] of an image's shorter side: "
+                            f"1 (the default) keeps the largest centred square, {CELEB_A_IMAGE_CROP:.6f} is "
+                            "CelebA's centre 140 x 140 of 178.")
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        what = ("the side in pixels of the square images" if key == "image_size" else
+                "how many files, the last in sorted order, form the test split")
+        raise DataError(f"--{key}={value!r} must be an integer >= 1: {what}.")
+    return int(value)
+
+
+def parse_name(name: str) -> tuple[str, dict]:
+    """(folder as written, {setting: value} of the settings written in `name`) of an images: name."""
+    rest = name[len(PREFIX):]
+    given = {}
+    # Settings trail the folder as ",key=value"; anything else belongs to the folder's own name.
+    while True:
+        head, sep, tail = rest.rpartition(",")
+        key, eq, value = tail.partition("=")
+        if not sep or not eq or key not in DEFAULTS:
+            break
+        if key in given:
+            raise DataError(f"--dataset={name} gives {key} twice; give each setting once.")
+        given[key] = parse_setting(key, value)
+        rest = head
+    if not rest:
+        raise DataError(f"--dataset={name} names no folder: use --dataset=images:DIR, DIR a folder of JPEG or "
+                        "PNG files.")
+    return rest, given
+
+
+# ------------------------------------------------------------------------------------- DataSpec
 
 REGISTERED = ("mnist_5k", "mnist", "svhn_cropped", "celeb_a")
 NPZ_PREFIX = "npz:"
-IMAGES_PREFIX = image_folder.PREFIX
+IMAGES_PREFIX = PREFIX
 _CANONICAL_TAIL = re.compile(
     r",image_size=(?P<image_size>[^,=]+),image_crop=(?P<image_crop>[^,=]+),test_images=(?P<test_images>[^,=]+)$")
 
@@ -53,8 +116,8 @@ class DataSpec(str):
 
     def __new__(cls, kind: str, path: str | None = None, settings: dict | None = None, text: str | None = None):
         if kind == "images":
-            settings = {key: image_folder.check_setting(key, settings[key]) for key in image_folder.DEFAULTS}
-            text = IMAGES_PREFIX + path + "".join(f",{key}={settings[key]!r}" for key in image_folder.DEFAULTS)
+            settings = {key: check_setting(key, settings[key]) for key in DEFAULTS}
+            text = IMAGES_PREFIX + path + "".join(f",{key}={settings[key]!r}" for key in DEFAULTS)
         elif kind == "npz":
             text = text or NPZ_PREFIX + path
         else:
@@ -105,7 +168,7 @@ def _safe(text: str, keep: str = "") -> str:
 def parse(text, settings: dict | None = None, defaults: dict | None = None) -> DataSpec:
     """The DataSpec of --dataset `text` (a DataSpec is returned as it is, unless `settings` are given).
     images: `settings` are the image flags given (a value contradicting the text is a DataError),
-    `defaults` fill what neither gives (else image_folder.DEFAULTS). Unknown names and malformed
+    `defaults` fill what neither gives (else DEFAULTS). Unknown names and malformed
     settings are a DataError naming the flag."""
     if isinstance(text, DataSpec) and not settings and not defaults:
         return text
@@ -122,12 +185,12 @@ def parse(text, settings: dict | None = None, defaults: dict | None = None) -> D
         raise unknown(text)
     folder, written = _images_folder(text)
     for key, value in (settings or {}).items():
-        value = image_folder.check_setting(key, value)
+        value = check_setting(key, value)
         if key in written and written[key] != value:
             raise DataError(f"--{key}={value} contradicts --dataset={text}, which says {key}={written[key]}; "
                             "give the setting once.")
         written[key] = value
-    merged = {**image_folder.DEFAULTS, **{k: image_folder.check_setting(k, v) for k, v in (defaults or {}).items()},
+    merged = {**DEFAULTS, **{k: check_setting(k, v) for k, v in (defaults or {}).items()},
               **written}
     dataset = DataSpec("images", os.path.abspath(os.path.expanduser(folder)), merged)
     if len(folder) < len(text) - len(IMAGES_PREFIX) and not os.path.exists(dataset.path):
@@ -141,8 +204,8 @@ def _images_folder(text: str) -> tuple[str, dict]:
     rest = text[len(IMAGES_PREFIX):]
     canonical = _CANONICAL_TAIL.search(rest)
     if canonical and rest[:canonical.start()]:  # config.json's form: read as written, not against the disk
-        return rest[:canonical.start()], {k: image_folder.parse_setting(k, v) for k, v in canonical.groupdict().items()}
-    folder, written = image_folder.parse_name(text)
+        return rest[:canonical.start()], {k: parse_setting(k, v) for k, v in canonical.groupdict().items()}
+    folder, written = parse_name(text)
     if written:
         whole = os.path.expanduser(rest)
         if os.path.isdir(whole) and os.path.isdir(os.path.expanduser(folder)):
@@ -180,7 +243,7 @@ def _listing(folder: str, images_only: bool) -> tuple:
     for root, names in walk:
         for name in names:
             path = os.path.join(root, name)
-            if images_only and not name.lower().endswith(image_folder.EXTENSIONS):
+            if images_only and not name.lower().endswith(EXTENSIONS):
                 continue
             try:
                 st = os.stat(path)

@@ -46,7 +46,7 @@ import numpy as np
 from scipy import linalg
 import tensorflow as tf
 
-from hiabp_tf.errors import FIDError  # raised here; defined with the other user errors
+from hiabp_tf.checks.errors import FIDError  # raised here; defined with the other user errors
 
 INCEPTION_SIZE = 299
 INCEPTION_FEATURE_DIM = 2048

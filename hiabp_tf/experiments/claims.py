@@ -28,9 +28,9 @@ from __future__ import annotations
 import json
 import os
 
-from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.evaluation import statistics
 from hiabp_tf.experiments import plan
+from hiabp_tf.runtime import workdir as workdir_lib
 
 VERDICTS = statistics.VERDICTS
 # The paper's Table 1 MSE, by dataset, (row key, score) as in report.TABLE1_ROWS.

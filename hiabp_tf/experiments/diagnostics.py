@@ -23,11 +23,11 @@ import numpy as np
 import tensorflow as tf
 
 from hiabp_tf import methods
-from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.data import input_pipeline
 from hiabp_tf.evaluation import diagnostics as measure
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import records
+from hiabp_tf.runtime import workdir as workdir_lib
 
 NUM_IMAGES = 500  # training and test images each model is diagnosed on (the first of each split)
 JSON = "diagnostics.json"

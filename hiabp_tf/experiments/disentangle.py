@@ -16,9 +16,9 @@ from absl import flags
 from absl import logging
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
 from hiabp_tf.experiments import figures
+from hiabp_tf.runtime import workdir as workdir_lib
 
 
 def define_flags():

@@ -27,11 +27,11 @@ import os
 
 import numpy as np
 
-from hiabp_tf import errors
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
 from hiabp_tf.data import input_pipeline
 from hiabp_tf.evaluation import metrics
 from hiabp_tf.evaluation import statistics
+from hiabp_tf.runtime import workdir as workdir_lib
 
 IABP, ABP = "IABP", "ABP"
 METHOD_LABELS = {IABP: "IABP (encoder initialisation) [E+L]", ABP: "ABP (noise initialisation) [L]"}
@@ -54,7 +54,7 @@ CLAIM = ("Figure 1: informative initialisation reduces the Langevin steps T that
 
 def noise_result_path(workdir: str, dataset, langevin_steps: int) -> str:
     """eval_<data>_test_T<steps>_init-noise.json beside `evaluate`'s results."""
-    from hiabp_tf import evaluate as evaluate_lib  # pylint: disable=import-outside-toplevel
+    from hiabp_tf.evaluation import scoring as evaluate_lib  # pylint: disable=import-outside-toplevel
     path = evaluate_lib.result_path(workdir, dataset, "test", "none", langevin_steps)
     return path[:-len(".json")] + "_init-noise.json"
 
@@ -87,14 +87,14 @@ def evaluate_from_noise(workdir: str, langevin_steps: int, seed: int = 0, batch_
 def training_rows(training: dict) -> list[dict]:
     """{method: {T: [workdirs, one per seed]}} -> one row per (method, training T): the test MSE of
     each seed at its own T, mean and std (ddof 1)."""
-    from hiabp_tf.experiments import report  # pylint: disable=import-outside-toplevel
+    from hiabp_tf.experiments import pages  # pylint: disable=import-outside-toplevel
     rows = []
     for method, by_steps in training.items():
         for steps in sorted(by_steps, key=int):
             workdirs = list(by_steps[steps])
             if not workdirs:
                 continue
-            results = [report._load_or_evaluate(w) for w in workdirs]  # pylint: disable=protected-access
+            results = [pages.load_or_evaluate(w) for w in workdirs]
             for workdir, result in zip(workdirs, results):
                 if result["langevin_steps"] != int(steps):
                     raise errors.WorkdirError(f"{workdir} was scored with T = {result['langevin_steps']}, not its "
@@ -109,11 +109,11 @@ def training_rows(training: dict) -> list[dict]:
 
 def test_time_rows(workdir: str, steps) -> list[dict]:
     """The same IABP model at each test-time T, from the encoder ([E+L], `evaluate`) and from noise."""
-    from hiabp_tf.experiments import report  # pylint: disable=import-outside-toplevel
+    from hiabp_tf.experiments import pages  # pylint: disable=import-outside-toplevel
     rows = []
     for init in ("encoder", "noise"):
         for t in steps:
-            mse = (report._load_or_evaluate(workdir, langevin_steps=t)["mse_EL"] if init == "encoder"  # pylint: disable=protected-access
+            mse = (pages.load_or_evaluate(workdir, langevin_steps=t)["mse_EL"] if init == "encoder"
                    else evaluate_from_noise(workdir, t)["mse_L"])
             rows.append({"init": INIT_LABELS[init], "initialisation": init, "langevin_steps": int(t), "mse": mse})
     return rows
@@ -268,7 +268,7 @@ def write(out_dir: str, training: dict, same_model: str | None, steps, command: 
     panel); `pending`: the planned runs not trained yet (named on the page); `planned_steps`: every
     training T of the plan (the table shows those not trained yet)."""
     from hiabp_tf.experiments import figures  # pylint: disable=import-outside-toplevel
-    from hiabp_tf.experiments import report  # pylint: disable=import-outside-toplevel
+    from hiabp_tf.experiments import pages  # pylint: disable=import-outside-toplevel
 
     train = training_rows(training)
     verdict = decide(train)
@@ -322,7 +322,7 @@ def write(out_dir: str, training: dict, same_model: str | None, steps, command: 
             cells = [next(r["mse"] for r in test if r["initialisation"] == i and r["langevin_steps"] == t)
                      for i in ("encoder", "noise")]
             lines.append(f"| {t} | {_fmt(cells[0])} | {_fmt(cells[1])} |")
-    details = [report._run_details(f"{METHOD_LABELS[r['method']]}, T = {r['training_steps']}"  # pylint: disable=protected-access
+    details = [pages.run_details(f"{METHOD_LABELS[r['method']]}, T = {r['training_steps']}"
                                    + (f", seed run {i + 1}" if i else ""), w)
                for r in train for i, w in enumerate(r["workdirs"])]
     if same_model:
@@ -331,8 +331,8 @@ def write(out_dir: str, training: dict, same_model: str | None, steps, command: 
                        "unused), evaluation seed 0, batch b seeded by (0, b) as `evaluate`.")
     datasets = {r["dataset"] for r in train} or (
         {workdir_lib.load_config(same_model)[0].dataset} if same_model else set())
-    lines += report._footer(command, details, datasets)  # pylint: disable=protected-access
+    lines += pages.footer(command, details, datasets)
     workdir_lib.write_json_atomic(os.path.join(out_dir, "figure1.json"), {
         "command": command, "rows": test, "training": train, "verdict": verdict, "pending": list(pending),
         "test": TEST})
-    return report._write(out_dir, "figure1.md", lines)  # pylint: disable=protected-access
+    return pages.write(out_dir, "figure1.md", lines)

@@ -19,7 +19,7 @@ tensorflow-datasets, 3e5 steps).
 
 Rerunning resumes every run from its checkpoint; a run already at its steps is only re-evaluated.
 Training wall time is recorded after every training call in the workdir's budget_timing.json (the
-update loop of `train.train`: the first step's tracing and the checkpoints included, the data and
+update loop of `hiabp_tf.training.loop.train`: the first step's tracing and the checkpoints included, the data and
 model setup and the flagfile's in-training test evaluations excluded), so a rerun that trains no new
 step keeps the recorded time.
 """
@@ -39,14 +39,14 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from hiabp_tf import cli
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
-from hiabp_tf import evaluate as evaluate_lib
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import cli
+from hiabp_tf.checks import errors
 from hiabp_tf.core import hardware
 from hiabp_tf.evaluation import metrics
+from hiabp_tf.evaluation import scoring as evaluate_lib
 from hiabp_tf.experiments import plan
+from hiabp_tf.runtime import workdir as workdir_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # hiabp_tf/<group>/x.py
 DEFAULT_STEPS = (1, 2, 5, 10, 15, 30, 60)
@@ -205,7 +205,7 @@ def train_timed(config: config_lib.RunConfig, workdir: str, train_kwargs: dict, 
             raise errors.WorkdirError(
                 f"{workdir} holds a run trained with T = {previous.langevin_steps}, not {config.langevin_steps}; "
                 "use another --runs_dir, or remove that workdir.")
-    from hiabp_tf import train  # imported here: train defines no flags at import, but pulls in keras
+    from hiabp_tf.training import loop as train  # imported here: it pulls in keras
 
     timing = {}
     train.train(config, workdir, data_dir=data_dir, timing=timing, **train_kwargs)
@@ -272,7 +272,7 @@ def write_report(out_dir: str, rows: list[dict], command: str, scale: str, elaps
                  data_dir=None) -> tuple[str, str]:
     """langevin_budget.md, .png and .json in `out_dir` from the rows of `run_point`."""
     from hiabp_tf.experiments import figures  # matplotlib only where a figure is drawn
-    from hiabp_tf.experiments import report
+    from hiabp_tf.experiments import pages
 
     os.makedirs(out_dir, exist_ok=True)
     rows = sorted(rows, key=lambda r: ([IABP, ABP].index(r["method"]), r["langevin_steps"]))
@@ -332,10 +332,10 @@ def write_report(out_dir: str, rows: list[dict], command: str, scale: str, elaps
     ]
     lines += [f"For scale: predicting the mean training image for every test image gives MSE "
               f"{metrics.mean_image_mse(d, data_dir):.5f} on {d}." for d in datasets]
-    lines += ["", report.PROTOCOL, "", "## Runs", ""]
-    lines += [report._run_details(f"{r['method']}, T = {r['langevin_steps']}", r["workdir"]) for r in rows]
+    lines += ["", pages.PROTOCOL, "", "## Runs", ""]
+    lines += [pages.run_details(f"{r['method']}, T = {r['langevin_steps']}", r["workdir"]) for r in rows]
     md = os.path.join(out_dir, f"{OUTPUT_NAME}.md")
-    report._write(out_dir, f"{OUTPUT_NAME}.md", lines)
+    pages.write(out_dir, f"{OUTPUT_NAME}.md", lines)
     workdir_lib.write_json_atomic(os.path.join(out_dir, f"{OUTPUT_NAME}.json"),
                                  {"command": command, "statement": statement, "rows": rows})
     return md, png

@@ -36,9 +36,9 @@ import platform
 import numpy as np
 from scipy import stats
 
-from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.evaluation import image_factors
 from hiabp_tf.evaluation import metrics
+from hiabp_tf.runtime import workdir as workdir_lib
 
 ALPHA = 0.05
 NUM_IMAGES = 500
@@ -326,7 +326,7 @@ def load_models(candidates) -> tuple[list[tuple[dict, object]], list[str]]:
     "workdir", "seed", "step"}, and a line for each that cannot (a seed not trained, or whose
     checkpoints and shipped weights are gone)."""
     import hiabp_tf  # pylint: disable=import-outside-toplevel
-    from hiabp_tf import errors  # pylint: disable=import-outside-toplevel
+    from hiabp_tf.checks import errors  # pylint: disable=import-outside-toplevel
     loaded, missing = [], []
     for label, workdir in candidates:
         try:
@@ -350,7 +350,7 @@ def write_figure7(out_dir: str, digits, classifier, command: str | None, faces=N
     Markdown's path."""
     loaded, missing = load_models(digits)
     if not loaded:
-        from hiabp_tf import errors  # pylint: disable=import-outside-toplevel
+        from hiabp_tf.checks import errors  # pylint: disable=import-outside-toplevel
         raise errors.WorkdirError("Figure 7: no model of " + ", ".join(w for _, w in digits) + " can be loaded: "
                                   + "; ".join(missing))
 

@@ -7,8 +7,11 @@ checkpoints) and record.json (the run's step, its workdir, and the shipped model
 its checkpoints when there is one, results/<scale>/models/<name>). `./run.sh` writes a run's record
 once it is trained and evaluated, never retrains a run that has one (delete the record to retrain),
 and reports read the record when runs/ lacks the run. `python -m hiabp_tf.experiments.records
-WORKDIR...` records finished workdirs by hand; `--from_shipped SCALE NAME...` rebuilds the record of
-a run whose workdir is lost from its shipped model (`run.rebuild_record`).
+WORKDIR...` records finished workdirs by hand (`python -m hiabp_tf.experiments.run --rebuild_records SCALE
+NAME...` rebuilds the record of a run whose workdir is lost, from its shipped model).
+
+Knows the workdir and its files (runtime), not the plan, the runs or the reports: `run` writes records
+and the reports read them.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ import os
 import shutil
 import sys
 
-from hiabp_tf import sittings
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.runtime import sittings
+from hiabp_tf.runtime import workdir as workdir_lib
 
 RECORD_FILE = workdir_lib.RECORD_FILE
 SCALES = ("cpu", "paper")  # the quick scale's runs take minutes: retrained rather than recorded
@@ -100,19 +103,8 @@ def shipped_model(record: str) -> str | None:
 
 
 def main(argv=None) -> int:
-    """Records finished workdirs by hand: python -m hiabp_tf.experiments.records runs/cpu/NAME ...;
-    with --from_shipped SCALE NAME ...: rebuilds the records of lost runs from their shipped models."""
+    """Records finished workdirs by hand: python -m hiabp_tf.experiments.records runs/cpu/NAME ..."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--from_shipped"] and len(argv) >= 3:
-        from hiabp_tf.experiments import plan  # pylint: disable=import-outside-toplevel
-        from hiabp_tf.experiments import run as run_lib  # pylint: disable=import-outside-toplevel
-        by_name = {run.name: run for experiment in ("table1",) for run in plan.runs(experiment, argv[1])}
-        for name in argv[2:]:
-            if name not in by_name:
-                print(f"error: {name} is not a Table 1 run of the {argv[1]} scale", file=sys.stderr)
-                return 2
-            print(run_lib.rebuild_record(argv[1], by_name[name]), flush=True)
-        return 0
     if not argv or any(a.startswith("-") for a in argv):
         print("usage: python -m hiabp_tf.experiments.records runs/SCALE/NAME ...  (writes results/SCALE/runs/NAME)",
               file=sys.stderr)

@@ -20,12 +20,12 @@ import subprocess
 import sys
 import time
 
-from hiabp_tf import errors
-from hiabp_tf import sittings
+from hiabp_tf.checks import errors
 from hiabp_tf.core import hardware
 from hiabp_tf.evaluation import statistics
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import records
+from hiabp_tf.runtime import sittings
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # hiabp_tf/<group>/x.py
 COMMANDS = plan.EXPERIMENTS + ("claims", "all")
@@ -170,7 +170,7 @@ def rebuild_record(scale: str, run: plan.Run, results_root: str = "results", thr
     import json  # pylint: disable=import-outside-toplevel
     import shutil  # pylint: disable=import-outside-toplevel
 
-    from hiabp_tf import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+    from hiabp_tf.runtime import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
     model = records.model_dir(scale, run.name, results_root)
     record_path = records.record_dir(scale, run.name, results_root)
     if not os.path.isfile(os.path.join(model, workdir_lib.SHIPPED_FILE)):
@@ -576,8 +576,22 @@ def run(command: str, scale: str, train_only: bool = False, report_only: bool = 
                                f"wall time on {hardware.describe()}, {jobs_for(scale)} trainings at a time)")
 
 
+def rebuild_records(scale: str, names) -> int:
+    """`python -m hiabp_tf.experiments.run --rebuild_records SCALE NAME ...`: rebuilds the records of lost
+    Table 1 runs from their shipped models (`rebuild_record`)."""
+    by_name = {run.name: run for run in plan.runs("table1", scale)}
+    for name in names:
+        if name not in by_name:
+            print(f"error: {name} is not a Table 1 run of the {scale} scale", file=sys.stderr)
+            return 2
+        print(rebuild_record(scale, by_name[name]), flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--rebuild_records"] and len(argv) >= 3 and argv[1] in plan.SCALES:
+        return rebuild_records(argv[1], argv[2:])
     usage = f"usage: ./run.sh {{{'|'.join(COMMANDS)}}} [{'|'.join(plan.SCALES)}] [--train_only | --report_only]"
     train_only, report_only = "--train_only" in argv, "--report_only" in argv
     argv = [arg for arg in argv if arg not in ("--train_only", "--report_only")]

@@ -37,12 +37,12 @@ import numpy as np
 import tensorflow as tf
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import limits
 from hiabp_tf import methods
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import limits
 from hiabp_tf.core import langevin
 from hiabp_tf.data import masks
 from hiabp_tf.methods import base
+from hiabp_tf.runtime import workdir as workdir_lib
 
 # Tolerance on the [0, 1] range of images and masks (rounding in a user's preprocessing).
 _RANGE_TOLERANCE = 1e-6

@@ -47,8 +47,8 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
-from hiabp_tf import errors
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
+from hiabp_tf.runtime import workdir as workdir_lib
 from hiabp_tf.serving import api
 
 INFO_FILE = "hiabp_export.json"

@@ -42,11 +42,11 @@ import numpy as np
 import tensorflow as tf
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
-from hiabp_tf import limits
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
+from hiabp_tf.checks import limits
 from hiabp_tf.data import images as images_lib
 from hiabp_tf.data import masks
+from hiabp_tf.runtime import workdir as workdir_lib
 from hiabp_tf.serving import api
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")

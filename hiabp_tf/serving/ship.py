@@ -22,9 +22,9 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from hiabp_tf import cli
-from hiabp_tf import evaluate as evaluate_lib
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import cli
+from hiabp_tf.evaluation import scoring as evaluate_lib
+from hiabp_tf.runtime import workdir as workdir_lib
 
 SCORES = ("mse_E", "mse_EL", "mse_L", "mse_EL_det")
 PROBE_SAMPLES, PROBE_SEED = 16, (0, 7)

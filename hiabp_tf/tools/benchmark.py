@@ -33,8 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
 from hiabp_tf import methods
+from hiabp_tf.checks import errors
 from hiabp_tf.core import algorithm
 from hiabp_tf.core import langevin
 from hiabp_tf.core import models

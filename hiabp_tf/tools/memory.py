@@ -27,8 +27,8 @@ import time
 
 from absl import flags
 
-from hiabp_tf import cli
-from hiabp_tf import errors
+from hiabp_tf.checks import cli
+from hiabp_tf.checks import errors
 from hiabp_tf.core import hardware
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # hiabp_tf/<group>/x.py

@@ -25,7 +25,7 @@ import time
 from absl import flags
 from absl import logging
 
-from hiabp_tf import cli
+from hiabp_tf.checks import cli
 from hiabp_tf.core import hardware
 
 # The eager PyTorch peer's source, as the page names it (a path from the repository root).

@@ -56,7 +56,7 @@ import time
 
 from absl import flags
 
-from hiabp_tf import cli
+from hiabp_tf.checks import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # hiabp_tf/<group>/x.py
 

@@ -15,10 +15,11 @@ import tensorflow as tf
 
 import hiabp_tf
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
 from hiabp_tf import train
+from hiabp_tf.checks import errors
 from hiabp_tf.data import image_folder
 from hiabp_tf.data import input_pipeline
+from hiabp_tf.data import spec as data_spec
 from hiabp_tf.serving import inpaint
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -53,7 +54,7 @@ def _folder(tmp_path, name="photos", n=6, channels=3, ext=".jpg", shape=(40, 30)
 
 
 def _name(folder, **settings):
-    return image_folder.canonical_name(f"images:{folder}", settings)
+    return data_spec.parse(f"images:{folder}", settings)
 
 
 # ------------------------------------------------------------------------------------- names
@@ -61,15 +62,15 @@ def _name(folder, **settings):
 
 def test_the_name_holds_every_setting_with_an_absolute_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    name = image_folder.canonical_name("images:photos", {"image_size": 32, "test_images": 3})
+    name = data_spec.parse("images:photos", {"image_size": 32, "test_images": 3})
     assert name == f"images:{tmp_path / 'photos'},image_size=32,image_crop=1.0,test_images=3"
-    assert image_folder.canonical_name(name) == name  # idempotent: config.json's name is kept as is
+    assert data_spec.parse(name) == name  # idempotent: config.json's name is kept as is
     assert image_folder.settings_of(name) == {"image_size": 32, "image_crop": 1.0, "test_images": 3}
     assert image_folder.parse_name("images:a,b,image_crop=0.5") == ("a,b", {"image_crop": 0.5})
     with pytest.raises(errors.DataError, match="--test_images=5 contradicts"):
-        image_folder.canonical_name(name, {"test_images": 5})
+        data_spec.parse(name, {"test_images": 5})
     # Defaults (evaluate's: the run's settings) fill only what the name leaves out.
-    assert image_folder.canonical_name("images:photos,test_images=7", defaults={"test_images": 1, "image_size": 28}) \
+    assert data_spec.parse("images:photos,test_images=7", defaults={"test_images": 1, "image_size": 28}) \
         == f"images:{tmp_path / 'photos'},image_size=28,image_crop=1.0,test_images=7"
 
 
@@ -81,7 +82,7 @@ def test_the_name_holds_every_setting_with_an_absolute_folder(tmp_path, monkeypa
 ])
 def test_bad_settings_name_their_flag(settings, match):
     with pytest.raises(errors.DataError, match=match):
-        image_folder.canonical_name("images:x", settings)
+        data_spec.parse("images:x", settings)
 
 
 def test_flags_are_folded_into_the_dataset_name_and_recorded(tmp_path, monkeypatch):

@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from hiabp_tf import workdir as workdir_lib
 from hiabp_tf.evaluation import statistics
 from hiabp_tf.experiments import claims
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import report
+from hiabp_tf.runtime import workdir as workdir_lib
 
 # Made-up Table 1 numbers, each the mean of three seeds 1% apart: every claim holds except "L = 4 < L = 3"
 # (+0.8%: a tie at this spread) and "IABP [E+L] < ABP (persistent)" (does not hold).

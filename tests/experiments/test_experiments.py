@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
 from hiabp_tf import evaluate
-from hiabp_tf import train
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
 from hiabp_tf.data import masks
 from hiabp_tf.evaluation import metrics
 from hiabp_tf.experiments import records
 from hiabp_tf.experiments import report
+from hiabp_tf.runtime import workdir as workdir_lib
+from hiabp_tf.training import loop as train  # the loop itself: its module attributes are patched or called
 
 
 def _run(workdir, steps=2, **overrides):

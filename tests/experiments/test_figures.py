@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
 from hiabp_tf import methods
 from hiabp_tf import train
+from hiabp_tf.checks import errors
 from hiabp_tf.core import algorithm
 from hiabp_tf.core import models
 from hiabp_tf.experiments import disentangle

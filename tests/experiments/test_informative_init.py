@@ -15,8 +15,8 @@ from scipy import stats
 
 from hiabp_tf.experiments import figures
 from hiabp_tf.experiments import informative_init as init
+from hiabp_tf.experiments import pages
 from hiabp_tf.experiments import plan
-from hiabp_tf.experiments import report
 from hiabp_tf.experiments import run as runner
 
 IABP, ABP = init.IABP, init.ABP
@@ -96,10 +96,10 @@ def test_the_page_reports_what_is_trained_and_names_the_rest(tmp_path, monkeypat
     scores = {f"w/iabp15_{s}": (15, {"mse_EL": v}) for s, v in enumerate((0.0092, 0.0093, 0.0094))}
     scores.update({f"w/abp15_{s}": (15, {"mse_L": v}) for s, v in enumerate((0.0200, 0.0202, 0.0204))})
     scores["w/iabp1"] = (1, {"mse_EL": 0.0150})
-    monkeypatch.setattr(report, "load_eval", lambda w, *a, **k: dict(scores[w][1], langevin_steps=scores[w][0],
+    monkeypatch.setattr(pages, "load_eval", lambda w, *a, **k: dict(scores[w][1], langevin_steps=scores[w][0],
                                                                       train_seed=0, step=3500, dataset="mnist"))
-    monkeypatch.setattr(report, "_run_details", lambda label, w: f"- {label}: `{w}`")
-    monkeypatch.setattr(report, "_footer", lambda command, details, datasets: ["", f"Command: `{command}`"] + details)
+    monkeypatch.setattr(pages, "run_details", lambda label, w: f"- {label}: `{w}`")
+    monkeypatch.setattr(pages, "footer", lambda command, details, datasets: ["", f"Command: `{command}`"] + details)
     test_rows = [{"init": init.INIT_LABELS[i], "initialisation": i, "langevin_steps": t, "mse": m}
                  for i, k in (("encoder", 1.0), ("noise", 3.0))
                  for t, m in ((0, 0.03 * k), (5, 0.012 * k), (60, 0.009 * k))]

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
+from hiabp_tf.checks import errors
 from hiabp_tf.experiments import langevin_budget as lb
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

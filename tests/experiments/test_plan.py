@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
-from hiabp_tf import sittings
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import report
 from hiabp_tf.experiments import run as runner
+from hiabp_tf.runtime import sittings
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

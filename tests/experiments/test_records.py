@@ -10,12 +10,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from hiabp_tf import errors
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import records
 from hiabp_tf.experiments import report
 from hiabp_tf.experiments import run as runner
+from hiabp_tf.runtime import workdir as workdir_lib
 from hiabp_tf.serving import ship
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

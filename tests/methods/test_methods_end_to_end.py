@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
 from hiabp_tf import evaluate
 from hiabp_tf import methods
 from hiabp_tf import train
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import report
+from hiabp_tf.runtime import workdir as workdir_lib
 
 LAYERS = {"hiabp": 2, "vae": 1, "vlae": 2, "lvae": 2, "lvae_all_layers": 2, "abp": 1, "abp_persistent": 1}
 SCORES = {"hiabp": {"mse_E", "mse_EL", "mse_EL_det"}, "vae": {"mse_E"}, "vlae": {"mse_E"}, "lvae": {"mse_E"},

@@ -14,10 +14,10 @@ import tensorflow as tf
 
 import hiabp_tf
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
 from hiabp_tf import train
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
 from hiabp_tf.data import input_pipeline
+from hiabp_tf.runtime import workdir as workdir_lib
 from hiabp_tf.serving import api
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

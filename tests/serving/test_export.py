@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import hiabp_tf
-from hiabp_tf import errors
+from hiabp_tf.checks import errors
 from hiabp_tf.data import input_pipeline
 from hiabp_tf.serving import export
 

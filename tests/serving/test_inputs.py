@@ -15,9 +15,9 @@ import pytest
 import tensorflow as tf
 
 from hiabp_tf import config as config_lib
-from hiabp_tf import limits
 from hiabp_tf import methods
 from hiabp_tf import train
+from hiabp_tf.checks import limits
 from hiabp_tf.serving import api
 from hiabp_tf.serving import export
 

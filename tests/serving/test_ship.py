@@ -13,10 +13,10 @@ import pytest
 
 import hiabp_tf
 from hiabp_tf import config as config_lib
-from hiabp_tf import errors
 from hiabp_tf import evaluate
 from hiabp_tf import train
-from hiabp_tf import workdir as workdir_lib
+from hiabp_tf.checks import errors
+from hiabp_tf.runtime import workdir as workdir_lib
 from hiabp_tf.serving import ship
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -23,7 +23,7 @@ import os
 
 import tensorflow as tf
 
-from hiabp_tf import errors
+from hiabp_tf.checks import errors
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numbers
 
-from hiabp_tf.errors import ConfigError
+from hiabp_tf.checks.errors import ConfigError
 
 INT32_MAX = 2**31 - 1
 # Every --seed: one int32 half of the stateless seeds [seed, k] (keras.utils.set_random_seed takes

@@ -9,8 +9,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from hiabp_tf import errors
-from hiabp_tf.errors import USER_ERRORS
+from hiabp_tf.checks import errors
+from hiabp_tf.checks.errors import USER_ERRORS
 
 TRAINED_WORKDIR = "a folder written by `python -m hiabp_tf.train`"
 

@@ -37,10 +37,10 @@ import tensorflow as tf
 
 from hiabp_tf import config as config_lib
 from hiabp_tf import methods
-from hiabp_tf import sittings
+from hiabp_tf.checks.errors import ConfigError
+from hiabp_tf.checks.errors import WorkdirError
 from hiabp_tf.data import spec as data_spec
-from hiabp_tf.errors import ConfigError
-from hiabp_tf.errors import WorkdirError
+from hiabp_tf.runtime import sittings
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
