@@ -81,11 +81,9 @@ def table1_runs(scale: str, source_dir) -> dict[str, tuple[str, str, str]]:
     """{run name: (column title, Table 1 row, workdir)} of the first seed of every Table 1 row (every
     seed of the rows in EVERY_SEED)."""
     runs = {}
-    for prefix in plan.prefixes(scale):
-        for row in plan.table1_rows(scale, prefix):
-            name = plan.table1_name(prefix, row)
-            for seed in plan.seed_names(scale, name) if row in EVERY_SEED else [name]:
-                runs[seed] = (TITLES[prefix], row, source_dir(scale, seed))
+    for model in plan.table1_models(scale):
+        for run in plan.seed_runs(model) if model.row in EVERY_SEED else [model]:
+            runs[run.name] = (TITLES[run.column], run.row, source_dir(scale, run.name))
     return runs
 
 
@@ -106,7 +104,7 @@ def collect(scale: str, out_dir: str, source_dir, say=print, finished=lambda nam
             data = json.load(f)
     wanted = {name: (column, row, workdir, True) for name, (column, row, workdir) in
               table1_runs(scale, source_dir).items()}
-    wanted.update({run.name: (TITLES[run.experiment.split("_", 1)[0]], None, source_dir(scale, run.name), True)
+    wanted.update({run.name: (TITLES[run.column], None, source_dir(scale, run.name), True)
                    for run in plan.runs("diagnostics", scale)})
     for name, (column, row, workdir, every_checkpoint) in wanted.items():
         if not os.path.isdir(workdir) or not _available(workdir) or not finished(name):
@@ -304,10 +302,12 @@ def bottleneck_rows(scale: str, source_dir, load_eval, table1_summary, data: dic
     """The LVAE's bottleneck: x is decoded from z^1 alone. The VAE at 48 dimensions and at the 12 of
     the equal-split LVAE's z^1, the LVAE split equally (12/12/12/12) and with its widest layer at the
     bottom (24/12/8/4, Table 1's LVAE): test MSE [E] over the seeds there are, and the units used."""
-    prefix = plan.main_prefix(scale)
+    column = plan.main_column(scale)
     rows = []
-    for label, name in (("VAE, 48 dimensions", f"{prefix}_vae"), ("VAE, 12 dimensions", f"{prefix}_vae_z12"),
-                        ("LVAE 12/12/12/12", f"{prefix}_lvae_equal_l4"), ("LVAE 24/12/8/4", f"{prefix}_lvae_l4")):
+    for label, name in (("VAE, 48 dimensions", plan.Run(scale, column, "vae").name),
+                        ("VAE, 12 dimensions", plan.Run(scale, column, "vae", latent_dims=12).name),
+                        ("LVAE 12/12/12/12", plan.Run(scale, column, "lvae_equal").name),
+                        ("LVAE 24/12/8/4", plan.Run(scale, column, "lvae").name)):
         summary = table1_summary(name)
         if summary is None:
             try:

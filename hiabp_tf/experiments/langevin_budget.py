@@ -54,7 +54,7 @@ DEFAULT_STEPS = (1, 2, 5, 10, 15, 30, 60)
 IABP, ABP = "IABP", "ABP"
 SCORES = {IABP: ("mse_EL", "[E+L]"), ABP: ("mse_L", "[L]")}
 # The runs compared: Figure 1's encoder-initialised IABP and noise-initialised ABP (plan.py).
-BASE_FLAGFILES = {scale: dict(zip((IABP, ABP), (f"flags/{run.name}.flags" for run in plan.runs("figure1", scale))))
+BASE_FLAGFILES = {scale: dict(zip((IABP, ABP), (f"flags/{run.flagfile}.flags" for run in plan.runs("figure1", scale))))
                   for scale in ("quick", "paper")}
 TIMING_FILE = "budget_timing.json"
 OUTPUT_NAME = "langevin_budget"

@@ -1,6 +1,14 @@
 """Which runs make each table and figure of the paper, at each scale: the one place that says so.
 
-A run is a flag file, flags/<name>.flags, trained into runs/<scale>/<name>. The scales:
+Knows the flag files (flags/) and the scales; knows nothing of runs/, the records or the reports.
+
+A run (`Run`) is described by its fields, in the paper's terms: its scale, its dataset column (mnist5k,
+mnist, svhn, celeba: the flag files' prefix), its Table 1 row (the method and L: vae, lvae, vlae, abp,
+abp_persistent, iabp, hiabp_l2 ... hiabp_l4 and our own LVAE rows), its training seed, its budget, the
+training-time variations of Figure 1, Table 2, Table 3 and the diagnostics (the training T, a mask, the
+precision, the latent size, checkpoints kept) and its evaluations. Its flag file, training flags, cost and
+name (its workdir runs/<scale>/<name>, its record results/<scale>/runs/<name>) are derived from them. The
+scales:
 
     quick   the flag files as they are (mnist5k_*: the offline mnist_5k, 650 updates; the main job)
     cpu     the paper's MNIST experiments (mnist_*: the standard 60,000 / 10,000 split) with the quick
@@ -20,7 +28,7 @@ import dataclasses
 
 SCALES = ("quick", "cpu", "paper")
 EXPERIMENTS = ("core", "table1", "table2", "table3", "figure1", "figure7", "samples", "diagnostics")
-# Table 1 of the paper: (row key, label, score reported); the row key names the run (`table1_name`).
+# Table 1 of the paper: (row key, label, score reported); the row key is a run's `Run.row`.
 TABLE1 = (
     ("vae", "VAE", "mse_E"),
     ("lvae", "LVAE (L=4)", "mse_E"),
@@ -75,60 +83,109 @@ CELEBA_CPU_ROWS = PAPER_ROWS
 LONG_PREFIXES = ("mnist", "celeba")
 
 
-# The diagnosis of the baselines (results/SCALE/diagnostics.md): runs beside Table 1's, one seed each,
-# every 250-update checkpoint kept so that each layer's units and KL can be followed over training.
-# (name, flag file, flags after the scale's): the LVAE's bottleneck (a VAE with the equal-split LVAE's
-# 12-dimensional z^1; Table 1's LVAE has its widest layer at the bottom and its equal-split row is
-# kept), the equal-split LVAE and the CelebA VLAE retrained with their checkpoints kept (their
-# Table 1 records kept none; bfloat16 kernels round differently from CPU to CPU, so a retraining on
-# another machine is another sample of the same run, not a copy), and one seed of five rows in float32.
-DIAGNOSTIC_KEEP = "--keep_checkpoints=20"
-DIAGNOSTIC_RUNS = (
-    ("mnist_vae_z12", "mnist_vae", ("--latent_dims=12",)),
-    ("mnist_lvae_l4_diag", "mnist_lvae_equal_l4", (f"--kl_warmup_steps={CPU_KL_WARMUP_STEPS}",)),
-    ("celeba_vlae_l4_diag", "celeba_vlae_l4", ()),
-    ("mnist_vae_float32", "mnist_vae", ("--precision=float32",)),
-    ("mnist_lvae_l4_float32", "mnist_lvae_l4", (f"--kl_warmup_steps={CPU_KL_WARMUP_STEPS}", "--precision=float32")),
-    ("mnist_vlae_l4_float32", "mnist_vlae_l4", ("--precision=float32",)),
-    ("mnist_hiabp_l1_float32", "mnist_hiabp_l1", ("--precision=float32",)),
-    ("mnist_hiabp_l4_float32", "mnist_hiabp_l4", ("--precision=float32",)),
-)
-# The float32 runs above against Table 1's first seed of the same row (bfloat16 at the cpu scale).
-PRECISION_PAIRS = tuple((name, name[:-len("_float32")]) for name, _, _ in DIAGNOSTIC_RUNS if name.endswith("_float32"))
+# The dataset columns: the flag files' prefix (mnist5k: the offline mnist_5k).
+COLUMNS = ("mnist5k", "mnist", "svhn", "celeba")
+# Each Table 1 row's latent layers L (a run's cost grows with L + 1), and the variational rows (no Langevin).
+ROW_LAYERS = {"vae": 1, "lvae": 4, "vlae": 4, "abp": 1, "abp_persistent": 1, "iabp": 1, "hiabp_l2": 2, "hiabp_l3": 3,
+              "hiabp_l4": 4, "lvae_equal": 4, "lvae_no_warmup": 4, "lvae_all_layers": 4}
+VARIATIONAL_ROWS = ("vae", "lvae", "vlae") + EXTRA_ROWS
+# The Langevin steps T of every flag file without a _t<T> in its name (Algorithm 1's; Table 1's runs).
+TRAIN_T = 15
+# flags/cpu.flags's --num_steps: a long run costs LONG_STEPS / CPU_STEPS times as much.
+CPU_STEPS = 3500
+# The flag files every run of a scale adds after its own, and those a column adds after them.
+SCALE_FLAG_FILES = {"cpu": ("cpu",)}
+COLUMN_FLAG_FILES = {("cpu", "celeba"): ("cpu_celeba",)}
+CPU_COLUMN_ROWS = {"celeba": CELEBA_CPU_ROWS}
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One training run: the workdir's name, the flag file it trains from (default: flags/<name>.flags),
-    flags added after it (e.g. --seed=1) and the flags of its evaluation (e.g. --mask=pepper)."""
+    """One training run, by its fields; `name`, `flagfile`, `flag_files`, `train_flags` and `cost` derive
+    from them. A field left at its default is the flag files' own setting."""
 
-    name: str
-    evaluate_flags: tuple[str, ...] = ()
-    flagfile: str | None = None
-    train_flags: tuple[str, ...] = ()
-    # Evaluations after the first (evaluate_flags), each its own flags (e.g. a second test-time T).
-    more_evaluations: tuple[tuple[str, ...], ...] = ()
+    scale: str
+    column: str  # the dataset column: mnist5k, mnist, svhn, celeba (the flag files' prefix)
+    row: str  # Table 1's row: the method and L (TABLE1_ROWS; IABP is HiABP with L = 1)
+    seed: int = 0  # the training seed (--seed; 0 is the flag files')
+    budget: int | None = None  # updates (--num_steps); None: the scale's flag files' (LONG_STEPS: a long run)
+    langevin_steps: int | None = None  # the training T (flags/..._t<T>.flags); None or TRAIN_T: the flag file's
+    mask: str | None = None  # trained on images occluded by one of MASKS (Table 2; flags/..._<mask>.flags)
+    precision: str | None = None  # --precision after the scale's (the diagnostics' float32)
+    latent_dims: int | None = None  # --latent_dims of a one-layer model (the diagnostics' 12-dimensional VAE)
+    keep_checkpoints: int | None = None  # --keep_checkpoints (the diagnostics follow a run over training)
+    trains_from: str | None = None  # the flag file, where it is not the fields' own (flags/<trains_from>.flags)
+    # The test-time settings: one evaluation per tuple of `python -m hiabp_tf.evaluate` flags.
+    evaluations: tuple[tuple[str, ...], ...] = ((),)
+
+    def __post_init__(self):
+        if self.langevin_steps == TRAIN_T:
+            object.__setattr__(self, "langevin_steps", None)  # the flag file's own T: the same run
+        for field, value, allowed in (("scale", self.scale, SCALES), ("column", self.column, COLUMNS),
+                                      ("row", self.row, TABLE1_ROWS), ("mask", self.mask, MASKS + (None,))):
+            if value not in allowed:
+                raise ValueError(f"Run {field} {value!r} is unknown; choose one of {', '.join(map(str, allowed))}.")
 
     @property
-    def evaluations(self) -> tuple[tuple[str, ...], ...]:
-        return (self.evaluate_flags,) + self.more_evaluations
+    def model(self) -> str:
+        """The row's part of the flag files' names: IABP is hiabp_l1 (iabp on mnist_5k), the LVAEs and
+        the VLAE have L = 4."""
+        if self.row in ("lvae", "vlae") + EXTRA_ROWS:
+            return f"{self.row}_l4"
+        if self.row == "iabp":
+            return "iabp" if self.column == "mnist5k" else "hiabp_l1"
+        return self.row
 
     @property
-    def experiment(self) -> str:
-        """The flag file's name, flags/<experiment>.flags."""
-        return self.flagfile or self.name
+    def flagfile(self) -> str:
+        """The flag file the run trains from, flags/<flagfile>.flags: COLUMN_MODEL[_MASK][_tT], or `trains_from`."""
+        return self.trains_from or (f"{self.column}_{self.model}" + (f"_{self.mask}" if self.mask else "")
+                                    + (f"_t{self.langevin_steps}" if self.langevin_steps else ""))
+
+    @property
+    def flag_files(self) -> list[str]:
+        """The flag files (under flags/) it trains from, in order: its own, then its scale's and its column's
+        at that scale (cpu.flags; for CelebA also cpu_celeba.flags)."""
+        return flag_files(self.scale, self.flagfile, self.column)
+
+    @property
+    def train_flags(self) -> tuple[str, ...]:
+        """The training flags after the flag files: the scale's for the row, then one per field set."""
+        return (scale_flags(self.scale, self.row)
+                + ((f"--latent_dims={self.latent_dims}",) if self.latent_dims else ())
+                + ((f"--precision={self.precision}",) if self.precision else ())
+                + ((f"--keep_checkpoints={self.keep_checkpoints}",) if self.keep_checkpoints else ())
+                + ((f"--seed={self.seed}",) if self.seed else ())
+                + ((f"--num_steps={self.budget}",) if self.budget else ()))
+
+    @property
+    def long(self) -> bool:
+        return self.budget == LONG_STEPS
+
+    @property
+    def name(self) -> str:
+        """COLUMN_MODEL, then a part for each training-time variation (_MASK, _tT, _zDIMS, _PRECISION; a run
+        that keeps its checkpoints and has none of these, _diag), _seedN, and _long (or _stepsN)."""
+        variations = ((f"_{self.mask}" if self.mask else "")
+                      + (f"_t{self.langevin_steps}" if self.langevin_steps else "")
+                      + (f"_z{self.latent_dims}" if self.latent_dims else "")
+                      + (f"_{self.precision}" if self.precision else ""))
+        if not variations and self.keep_checkpoints:
+            variations = "_diag"  # a diagnostic retraining of Table 1's run, which has that run's name
+        budget = "" if self.budget is None else "_long" if self.long else f"_steps{self.budget}"
+        return f"{self.column}_{self.model}{variations}" + (f"_seed{self.seed}" if self.seed else "") + budget
+
+    @property
+    def evaluate_flags(self) -> tuple[str, ...]:
+        """The flags of its first evaluation."""
+        return self.evaluations[0]
 
     @property
     def cost(self) -> int:
-        """Rough cost, to start the longest runs first: Langevin steps x (ladder depth + 1), x 4 for a
-        long run."""
-        name = self.experiment
-        steps = 1 if "vae" in name or "vlae" in name else 15  # the variational methods run no Langevin
-        for t in (1, 2, 5, 10, 30):
-            if name.endswith(f"_t{t}"):
-                steps = t
-        depth = next((l for l in (2, 3, 4) if f"_l{l}" in name), 1)
-        return steps * (depth + 1) * (LONG_STEPS // 3500 if self.name.endswith("_long") else 1)
+        """Rough cost, to start the longest runs first: Langevin steps (1 for a variational row) x (L + 1),
+        x LONG_STEPS / CPU_STEPS for a long run."""
+        steps = 1 if self.row in VARIATIONAL_ROWS else (self.langevin_steps or TRAIN_T)
+        return steps * (ROW_LAYERS[self.row] + 1) * (max(1, self.budget // CPU_STEPS) if self.budget else 1)
 
 
 def scale_flags(scale: str, row: str) -> tuple[str, ...]:
@@ -136,82 +193,70 @@ def scale_flags(scale: str, row: str) -> tuple[str, ...]:
     return (f"--kl_warmup_steps={CPU_KL_WARMUP_STEPS}",) if scale == "cpu" and row in ("lvae", "lvae_equal") else ()
 
 
-def seeded(run: Run, seed: int) -> Run:
-    """`run` trained with --seed=`seed` into NAME_seed<seed> (seed 0 is the run itself)."""
-    if seed == 0:
-        return run
-    return dataclasses.replace(run, name=f"{run.name}_seed{seed}", flagfile=run.experiment,
-                               train_flags=run.train_flags + (f"--seed={seed}",))
-
-
-def seed_names(scale: str, name: str) -> list[str]:
-    """The workdir names of run `name`'s training seeds at `scale`."""
-    return [seeded(Run(name), seed).name for seed in seeds(scale, name)]
-
-
-def long_run(run: Run) -> Run:
-    """`run` trained LONG_STEPS updates into NAME_long."""
-    return dataclasses.replace(run, name=f"{run.name}_long", flagfile=run.experiment,
-                               train_flags=run.train_flags + (f"--num_steps={LONG_STEPS}",))
-
-
-def prefixes(scale: str) -> tuple[str, ...]:
-    """The flag file prefix of each dataset column at `scale` (Table 1 has one column per dataset)."""
-    return {"paper": ("mnist", "svhn", "celeba"), "cpu": ("mnist", "celeba")}.get(scale, ("mnist5k",))
-
-
-def table1_rows(scale: str, prefix: str) -> tuple[str, ...]:
-    """The Table 1 rows trained for a dataset column: every row, but for the cpu scale's CelebA
-    (faces cost several times the digits' update) the paper's rows without our two LVAE variants."""
-    return CELEBA_CPU_ROWS if (scale, prefix) == ("cpu", "celeba") else TABLE1_ROWS
-
-
-def seeds(scale: str, name: str) -> tuple[int, ...]:
-    """The training seeds of run `name` at `scale` (every row of a column has the same)."""
-    del name  # every run of a scale has its seeds
-    return SEEDS[scale]
-
-
-def flag_files(scale: str, experiment: str) -> list[str]:
-    """The flag files (under flags/) a run of `experiment` trains from at `scale`, in order: the
-    experiment's, then at the cpu scale cpu.flags and, for CelebA, cpu_celeba.flags."""
-    files = [experiment]
-    if scale == "cpu":
-        files.append("cpu")
-        if experiment.startswith("celeba_"):
-            files.append("cpu_celeba")
+def flag_files(scale: str, flagfile: str, column: str) -> list[str]:
+    """The flag files (under flags/) a run of `column` trains from at `scale`, in order: `flagfile`'s, then
+    the scale's (cpu.flags) and the column's at that scale (cpu_celeba.flags)."""
+    files = (flagfile,) + SCALE_FLAG_FILES.get(scale, ()) + COLUMN_FLAG_FILES.get((scale, column), ())
     return [f"{name}.flags" for name in files]
 
 
-def main_prefix(scale: str) -> str:
+def seed_runs(run: Run) -> list[Run]:
+    """`run` with each training seed of its scale (seed 0 is the run itself)."""
+    return [dataclasses.replace(run, seed=seed) for seed in SEEDS[run.scale]]
+
+
+def long_run(run: Run) -> Run:
+    """`run` trained LONG_STEPS updates."""
+    return dataclasses.replace(run, budget=LONG_STEPS)
+
+
+def columns(scale: str) -> tuple[str, ...]:
+    """The dataset columns at `scale` (Table 1 has one per dataset)."""
+    return {"paper": ("mnist", "svhn", "celeba"), "cpu": ("mnist", "celeba")}.get(scale, ("mnist5k",))
+
+
+def table1_rows(scale: str, column: str) -> tuple[str, ...]:
+    """The Table 1 rows trained for a dataset column: every row, but for the cpu scale's CelebA
+    (faces cost several times the digits' update) the paper's rows without our LVAE variants."""
+    return CPU_COLUMN_ROWS.get(column, TABLE1_ROWS) if scale == "cpu" else TABLE1_ROWS
+
+
+def main_column(scale: str) -> str:
     return "mnist5k" if scale == "quick" else "mnist"
 
 
-def table1_name(prefix: str, row: str) -> str:
-    """The run of a Table 1 row: IABP is HiABP with L = 1 (mnist5k_iabp on mnist_5k)."""
-    if row in ("lvae", "vlae") + EXTRA_ROWS:
-        return f"{prefix}_{row}_l4"
-    if row == "iabp":
-        return f"{prefix}_iabp" if prefix == "mnist5k" else f"{prefix}_hiabp_l1"
-    return f"{prefix}_{row}"
-
-
-def fid_classifier_path(scale: str, prefix: str) -> str:
+def fid_classifier_path(scale: str, column: str) -> str:
     """Where Table 1's FID classifier for MNIST-like data is trained once (run.prepare) and read by
     every Table 1 run of the scale (fid_flags)."""
-    return f"runs/{scale}/fid_classifier_{prefix}.keras"
+    return f"runs/{scale}/fid_classifier_{column}.keras"
 
 
-def fid_flags(scale: str, prefix: str, inception_weights: str | None) -> tuple[str, ...]:
+def fid_flags(scale: str, column: str, inception_weights: str | None) -> tuple[str, ...]:
     """Table 1's FID: in a classifier's feature space for MNIST-like data (Inception is meaningless
     there and cannot be downloaded here), in Inception-v3 features from `inception_weights` otherwise
     (none without them)."""
-    if prefix in ("mnist5k", "mnist"):
+    if column in ("mnist5k", "mnist"):
         return ("--fid=classifier", f"--fid_samples={40000 if scale == 'paper' else 4000}",
-                f"--fid_classifier={fid_classifier_path(scale, prefix)}")
+                f"--fid_classifier={fid_classifier_path(scale, column)}")
     if inception_weights:
         return ("--fid=inception", "--fid_samples=40000", f"--inception_weights={inception_weights}")
     return ()
+
+
+def table1_models(scale: str, inception_weights: str | None = None) -> list[Run]:
+    """The first seed of every Table 1 row of every dataset column at `scale`, with Table 1's evaluations:
+    its FID, and for the rows of LANGEVIN_ROWS a second at SECOND_TEST_T."""
+    return [Run(scale, column, row, evaluations=(fid_flags(scale, column, inception_weights),) + (
+        ((f"--langevin_steps={SECOND_TEST_T}",),) if row in LANGEVIN_ROWS else ()))
+        for column in columns(scale) for row in table1_rows(scale, column)]
+
+
+def long_runs(scale: str, inception_weights: str | None = None) -> list[Run]:
+    """The Table 1 runs also trained LONG_STEPS updates (the cpu scale's LONG_ROWS of LONG_PREFIXES)."""
+    if scale != "cpu":
+        return []
+    return [long_run(run) for run in table1_models(scale, inception_weights)
+            if run.row in LONG_ROWS and run.column in LONG_PREFIXES]
 
 
 def shipped_names(scale: str) -> set[str]:
@@ -220,20 +265,24 @@ def shipped_names(scale: str) -> set[str]:
     Table 2's mask runs."""
     if scale != "cpu":
         return set()
-    return ({table1_name(prefix, row) for prefix in prefixes(scale) for row in table1_rows(scale, prefix)}
-            | {f"{table2_base(scale)}_{mask}" for mask in MASKS})
+    return {run.name for run in table1_models(scale)} | {run.name for run in runs("table2", scale) if run.mask}
 
 
-def table2_base(scale: str) -> str:
+def table2_base(scale: str) -> Run:
     """Table 2's model: HiABP L = 4 on CelebA as the paper (the offline digits at the quick scale)."""
-    return "mnist5k_hiabp_l3" if scale == "quick" else "celeba_hiabp_l4"
+    return Run(scale, "mnist5k", "hiabp_l3") if scale == "quick" else Run(scale, "celeba", "hiabp_l4")
 
 
-def figure1_name(scale: str, row: str, steps: int) -> str:
-    """The run of Figure 1's `row` (iabp, abp) trained with T = `steps`: Table 1's run at T = 15,
-    else NAME_t<T> (flags/NAME_t<T>.flags)."""
-    name = table1_name(main_prefix(scale), row)
-    return name if steps == 15 else f"{name}_t{steps}"
+def table2_run(scale: str, mask: str) -> Run:
+    """Table 2's model trained on images occluded by `mask`, scored on occluded test images and on its own
+    occluded training images."""
+    return dataclasses.replace(table2_base(scale), mask=mask, evaluations=(
+        (f"--mask={mask}",), (f"--mask={mask}", "--split=train")))
+
+
+def figure1_run(scale: str, row: str, steps: int, seed: int = 0) -> Run:
+    """The run of Figure 1's `row` (iabp, abp) trained with T = `steps` (Table 1's run at T = 15)."""
+    return Run(scale, main_column(scale), row, seed=seed, langevin_steps=steps)
 
 
 def figure1_seeds(scale: str, steps: int) -> tuple[int, ...]:
@@ -241,82 +290,106 @@ def figure1_seeds(scale: str, steps: int) -> tuple[int, ...]:
     return SEEDS[scale] if steps in FIGURE1_SEEDED_STEPS else (0,)
 
 
-def figure7_faces(scale: str) -> str | None:
+def figure7_faces(scale: str) -> Run | None:
     """The faces' HiABP whose layers Figure 7's measurement also describes (Table 1's L = 4 on CelebA)."""
-    return None if scale == "quick" else "celeba_hiabp_l4"
+    return None if scale == "quick" else Run(scale, "celeba", "hiabp_l4")
 
 
-def table3_base(scale: str) -> str:
-    return "svhn_hiabp_l4" if scale == "paper" else f"{main_prefix(scale)}_hiabp_l3"
+def table3_base(scale: str) -> Run:
+    return Run(scale, "svhn", "hiabp_l4") if scale == "paper" else Run(scale, main_column(scale), "hiabp_l3")
 
 
-def table3_name(scale: str, steps: int) -> str:
-    return table3_base(scale) if steps == 15 else f"{table3_base(scale)}_t{steps}"
+def table3_run(scale: str, steps: int, seed: int = 0) -> Run:
+    return dataclasses.replace(table3_base(scale), langevin_steps=steps, seed=seed)
 
 
 def samples_pages(scale: str) -> dict:
     """{page name: {label: run}} of the samples pages: VAE, ABP and HiABP side by side (at the cpu
     scale also on its CelebA faces, where ABP is the persistent one Table 1 trains there)."""
     if scale == "paper":
-        return {"samples": {"VAE": "celeba_vae", "ABP (non-persistent)": "celeba_abp", "HiABP": "celeba_hiabp_l4"}}
-    prefix = main_prefix(scale)
-    pages = {"samples": {"VAE": f"{prefix}_vae", "ABP (non-persistent)": f"{prefix}_abp",
-                         "HiABP": f"{prefix}_hiabp_l3"}}
+        return {"samples": {"VAE": Run(scale, "celeba", "vae"), "ABP (non-persistent)": Run(scale, "celeba", "abp"),
+                            "HiABP": Run(scale, "celeba", "hiabp_l4")}}
+    column = main_column(scale)
+    pages = {"samples": {"VAE": Run(scale, column, "vae"), "ABP (non-persistent)": Run(scale, column, "abp"),
+                         "HiABP": Run(scale, column, "hiabp_l3")}}
     if scale == "cpu":
-        pages["samples_celeba"] = {"VAE": "celeba_vae", "ABP (persistent)": "celeba_abp_persistent",
-                                   "HiABP (L=4)": "celeba_hiabp_l4"}
+        pages["samples_celeba"] = {"VAE": Run(scale, "celeba", "vae"),
+                                   "ABP (persistent)": Run(scale, "celeba", "abp_persistent"),
+                                   "HiABP (L=4)": Run(scale, "celeba", "hiabp_l4")}
     return pages
 
 
-def core_names(scale: str) -> dict:
+def core_runs(scale: str) -> dict:
     """{label: run} of the main job's table (paper: HiABP L = 1..4 on every dataset)."""
     if scale == "paper":
-        return {f"{data} HiABP (L={l})": f"{data}_hiabp_l{l}" for data in prefixes(scale) for l in (1, 2, 3, 4)}
-    prefix = main_prefix(scale)
-    return {"IABP (L=1)": table1_name(prefix, "iabp"), "HiABP (L=3)": f"{prefix}_hiabp_l3"}
+        return {f"{column} HiABP (L={l})": Run(scale, column, "iabp" if l == 1 else f"hiabp_l{l}")
+                for column in columns(scale) for l in (1, 2, 3, 4)}
+    column = main_column(scale)
+    return {"IABP (L=1)": Run(scale, column, "iabp"), "HiABP (L=3)": Run(scale, column, "hiabp_l3")}
+
+
+# The diagnosis of the baselines (results/SCALE/diagnostics.md): runs beside Table 1's, one seed each,
+# every 250-update checkpoint kept (DIAGNOSTIC_KEEP) so that each layer's units and KL can be followed over
+# training. (column, row, fields of `Run`): the LVAE's bottleneck (a VAE with the equal-split LVAE's
+# 12-dimensional z^1; Table 1's LVAE has its widest layer at the bottom and its equal-split row is kept),
+# the equal-split LVAE and the CelebA VLAE retrained with their checkpoints kept (their Table 1 records
+# kept none; bfloat16 kernels round differently from CPU to CPU, so a retraining on another machine is
+# another sample of the same run, not a copy; the LVAE's named when Table 1's LVAE was the equal split,
+# mnist_lvae_l4_diag), and one seed of five rows in float32.
+DIAGNOSTIC_KEEP = 20
+DIAGNOSTIC_RUNS = (
+    ("mnist", "vae", dict(latent_dims=12)),
+    ("mnist", "lvae", dict(trains_from="mnist_lvae_equal_l4")),
+    ("celeba", "vlae", {}),
+    ("mnist", "vae", dict(precision="float32")),
+    ("mnist", "lvae", dict(precision="float32")),
+    ("mnist", "vlae", dict(precision="float32")),
+    ("mnist", "iabp", dict(precision="float32")),
+    ("mnist", "hiabp_l4", dict(precision="float32")),
+)
+
+
+def diagnostic_runs(scale: str) -> list[Run]:
+    """The diagnostic runs (the cpu scale's; elsewhere the report diagnoses Table 1's runs)."""
+    return [Run(scale, column, row, keep_checkpoints=DIAGNOSTIC_KEEP, **fields)
+            for column, row, fields in DIAGNOSTIC_RUNS] if scale == "cpu" else []
+
+
+# The float32 runs above against Table 1's first seed of the same row (bfloat16 at the cpu scale).
+PRECISION_PAIRS = tuple((run.name, Run(run.scale, run.column, run.row).name) for run in diagnostic_runs("cpu")
+                        if run.precision == "float32")
 
 
 def runs(experiment: str, scale: str, inception_weights: str | None = None) -> list[Run]:
-    """The runs `experiment` needs at `scale`, each with its evaluation flags."""
+    """The runs `experiment` needs at `scale`, each with its evaluations."""
     if scale not in SCALES:
         raise ValueError(f"scale {scale!r} is unknown; choose one of {', '.join(SCALES)}.")
     if experiment == "core":
-        return [Run(name) for name in core_names(scale).values()]
+        return list(core_runs(scale).values())
     if experiment == "table1":
-        rows = [(prefix, row, Run(table1_name(prefix, row), fid_flags(scale, prefix, inception_weights),
-                                  train_flags=scale_flags(scale, row),
-                                  more_evaluations=((f"--langevin_steps={SECOND_TEST_T}",),)
-                                  if row in LANGEVIN_ROWS else ()))
-                for prefix in prefixes(scale) for row in table1_rows(scale, prefix)]
-        seeded_runs = [seeded(run, seed) for seed in SEEDS[scale] for _, _, run in rows
-                       if seed in seeds(scale, run.name)]
-        return seeded_runs + ([long_run(run) for prefix, row, run in rows
-                               if row in LONG_ROWS and prefix in LONG_PREFIXES] if scale == "cpu" else [])
+        models = table1_models(scale, inception_weights)
+        return [dataclasses.replace(run, seed=seed) for seed in SEEDS[scale] for run in models] + long_runs(
+            scale, inception_weights)
     if experiment == "table2":  # each mask's run scored on occluded test images and on its own training images
-        base = table2_base(scale)
-        return [Run(base)] + [Run(f"{base}_{mask}", (f"--mask={mask}",), more_evaluations=(
-            (f"--mask={mask}", "--split=train"),)) for mask in MASKS]
+        return [table2_base(scale)] + [table2_run(scale, mask) for mask in MASKS]
     if experiment == "table3":  # T = 15 is Table 1's run, with its training seeds
-        return [seeded(Run(table3_name(scale, t)), seed) for t in LANGEVIN_STEPS
-                for seed in (SEEDS[scale] if t == 15 else (0,))]
+        return [table3_run(scale, t, seed) for t in LANGEVIN_STEPS for seed in (SEEDS[scale] if t == TRAIN_T else (0,))]
     if experiment == "figure1":  # Table 1's IABP and ABP first (langevin_budget's base runs), then every T and seed
-        steps = sorted(FIGURE1_TRAIN_STEPS[scale], key=lambda t: t != 15)
-        return [seeded(Run(figure1_name(scale, row, t)), seed) for t in steps for seed in figure1_seeds(scale, t)
+        steps = sorted(FIGURE1_TRAIN_STEPS[scale], key=lambda t: t != TRAIN_T)
+        return [figure1_run(scale, row, t, seed) for t in steps for seed in figure1_seeds(scale, t)
                 for row in FIGURE1_ROWS]
     if experiment == "figure7":  # the picture from the first seed; the numbers from every seed, and the faces'
         faces = figure7_faces(scale)
-        return [seeded(Run(f"{main_prefix(scale)}_hiabp_l3"), seed) for seed in SEEDS[scale]] + (
-            [Run(faces)] if faces else [])
+        return seed_runs(Run(scale, main_column(scale), "hiabp_l3")) + ([faces] if faces else [])
     if experiment == "samples":
-        return [Run(name) for page in samples_pages(scale).values() for name in page.values()]
-    if experiment == "diagnostics":  # the cpu scale's; elsewhere the report diagnoses Table 1's runs
-        return [Run(name, flagfile=flagfile, train_flags=flags + (DIAGNOSTIC_KEEP,))
-                for name, flagfile, flags in DIAGNOSTIC_RUNS] if scale == "cpu" else []
+        return [run for page in samples_pages(scale).values() for run in page.values()]
+    if experiment == "diagnostics":
+        return diagnostic_runs(scale)
     raise ValueError(f"experiment {experiment!r} is unknown; choose one of {', '.join(EXPERIMENTS)}.")
 
 
 def pool(experiments, scale: str, inception_weights: str | None = None) -> list[Run]:
-    """Every run of `experiments`, each once (its first evaluation flags), longest first, so that the
+    """Every run of `experiments`, each once (its first evaluations), longest first, so that the
     last runs to finish are short and the cores stay busy to the end."""
     unique = {}
     for experiment in experiments:

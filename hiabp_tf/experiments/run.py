@@ -43,10 +43,9 @@ def jobs_for(scale: str) -> int:
     return int(os.environ.get("HIABP_JOBS") or (1 if scale == "paper" else 2))
 
 
-def flag_args(scale: str, name: str, flags_dir: str = "flags") -> list[str]:
-    """The flag file arguments of hiabp_tf.train: the experiment's file, then the scale's
-    (`plan.flag_files`)."""
-    return [f"--flagfile={flags_dir}/{path}" for path in plan.flag_files(scale, name)]
+def flag_args(run: plan.Run, flags_dir: str = "flags") -> list[str]:
+    """The flag file arguments of hiabp_tf.train: the run's file, then its scale's (`plan.Run.flag_files`)."""
+    return [f"--flagfile={flags_dir}/{path}" for path in run.flag_files]
 
 
 def _read(path: str) -> str:
@@ -69,16 +68,17 @@ def run_dir(scale: str, name: str, runs_root: str = "runs") -> str:
 
 def train_args(scale: str, run: plan.Run, runs_root: str = "runs", flags_dir: str = "flags") -> list[str]:
     """The arguments of `python -m hiabp_tf.train` that train (or resume) `run` at `scale`."""
-    return [*flag_args(scale, run.experiment, flags_dir), *run.train_flags,
+    return [*flag_args(run, flags_dir), *run.train_flags,
             f"--workdir={run_dir(scale, run.name, runs_root)}"]
 
 
 def num_steps(scale: str, run: plan.Run, flags_dir: str = "flags") -> int:
-    """The --num_steps `run` trains to at `scale`."""
+    """The --num_steps `run` trains to at `scale`: its budget, else its flag files'."""
+    if run.budget is not None:
+        return run.budget
     from hiabp_tf import config as config_lib  # pylint: disable=import-outside-toplevel
-    _, kwargs = config_lib.load_flagfile([os.path.join(flags_dir, f) for f in plan.flag_files(scale, run.experiment)])
-    return next((int(f.split("=", 1)[1]) for f in run.train_flags if f.startswith("--num_steps=")),
-                kwargs["num_steps"])
+    _, kwargs = config_lib.load_flagfile([os.path.join(flags_dir, f) for f in run.flag_files])
+    return kwargs["num_steps"]
 
 
 def trained_in_runs(scale: str, run: plan.Run, runs_root: str = "runs", flags_dir: str = "flags") -> bool:
@@ -241,7 +241,7 @@ def train_and_evaluate(scale: str, run: plan.Run, threads: int | None = None, ru
         return ""
     lines = "\n".join(_evaluate(workdir, log, flags, env, number) for number, flags in enumerate(run.evaluations))
     if run.name in plan.shipped_names(scale):  # at once: runs/ may be lost before the report ships it
-        table = "table2" if run.name.startswith(f"{plan.table2_base(scale)}_") else "table1"
+        table = "table2" if run.mask else "table1"
         _ship(workdir, records.model_dir(scale, run.name, results_root), log, env, f"./run.sh {table} {scale}")
     record(scale, run, runs_root, results_root, flags_dir)
     return lines
@@ -330,8 +330,9 @@ class Provenance:
                 f"steps are only re-evaluated{recorded}")
 
 
-def _workdirs(scale: str, names: dict) -> dict:
-    return {label: source_dir(scale, name) for label, name in names.items()}
+def _workdirs(scale: str, runs: dict) -> dict:
+    """{label: where a report reads the run} of {label: run}."""
+    return {label: source_dir(scale, run.name) for label, run in runs.items()}
 
 
 # evaluate.<number>.out of Table 2's complete-image model scored on occluded images (past Table 1's
@@ -354,19 +355,19 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
 
     out = f"results/{scale}"
     if experiment == "core":
-        table = "hiabp.md" if scale == "paper" else f"hiabp_{plan.main_prefix(scale)}.md"  # mnist5k, or mnist at cpu
+        table = "hiabp.md" if scale == "paper" else f"hiabp_{plan.main_column(scale)}.md"  # mnist5k, or mnist at cpu
         command = f"./run.sh {'' if scale == 'quick' else 'core '}{scale}  ({provenance})"
         report_lib.write_runs_table(out, table, f"IABP / HiABP test reconstruction MSE ({scale} scale)",
-                                    list(_workdirs(scale, plan.core_names(scale)).items()), command)
+                                    list(_workdirs(scale, plan.core_runs(scale)).items()), command)
     elif experiment == "table1":
         titles = {"mnist5k": "mnist_5k", "mnist": "MNIST", "svhn": "SVHN", "celeba": "CelebA"}
-        keyed = {(titles[prefix], row): [source_dir(scale, name) for name in
-                                         plan.seed_names(scale, plan.table1_name(prefix, row))
-                                         if (only is None or source_dir(scale, name) in only)
-                                         and not diverged(scale, name)]
-                 for prefix in plan.prefixes(scale) for row in plan.table1_rows(scale, prefix)}
-        lost = {name: diverged(scale, name) for prefix in plan.prefixes(scale) for row in plan.table1_rows(
-            scale, prefix) for name in plan.seed_names(scale, plan.table1_name(prefix, row)) if diverged(scale, name)}
+        models = plan.table1_models(scale)
+        keyed = {(titles[model.column], model.row): [source_dir(scale, run.name) for run in plan.seed_runs(model)
+                                                     if (only is None or source_dir(scale, run.name) in only)
+                                                     and not diverged(scale, run.name)]
+                 for model in models}
+        lost = {run.name: diverged(scale, run.name) for model in models for run in plan.seed_runs(model)
+                if diverged(scale, run.name)}
         keyed = {key: workdirs for key, workdirs in keyed.items() if workdirs}  # (report_only: what is trained)
         overlay = " + flags/cpu.flags" if scale == "cpu" else ""
         seeds = f"training seeds {', '.join(map(str, plan.SEEDS[scale]))} (runs NAME, NAME_seed1, ...)"
@@ -378,28 +379,28 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
         if scale == "cpu":  # the first seed of every row shipped beside the table, to rescore in seconds
             _ship_trained(scale, [workdirs[0] for workdirs in keyed.values()], f"./run.sh table1 {scale}")
         if scale != "paper":  # one learning-curve page per dataset column (the first: learning_curves.*)
-            for number, prefix in enumerate(plan.prefixes(scale)):
+            for number, prefix in enumerate(plan.columns(scale)):
                 column = {key: value for key, value in keyed.items() if key[0] == titles[prefix]}
                 if not column:
                     continue
-                planned = {key: source_dir(scale, plan.long_run(plan.Run(plan.table1_name(prefix, key[1]))).name)
-                           for key in column if key[1] in plan.LONG_ROWS and scale == "cpu"
-                           and prefix in plan.LONG_PREFIXES}
+                long_runs = {run.row: run for run in plan.long_runs(scale) if run.column == prefix}
+                planned = {key: source_dir(scale, long_runs[key[1]].name) for key in column if key[1] in long_runs}
                 long = {key: workdir for key, workdir in planned.items() if only is None or workdir in only}
                 report_lib.write_learning_curves(out, column, f"./run.sh table1 {scale}  (the evaluations during "
                                                  f"training of the Table 1 runs, {seeds})", long_runs=long,
                                                  name="learning_curves" + (f"_{prefix}" if number else ""),
                                                  long_missing=[key[1] for key in planned if key not in long])
     elif experiment == "table2":
-        base = plan.table2_base(scale)
+        base_run = plan.table2_base(scale)
+        base = base_run.name
         complete = source_dir(scale, base)  # its workdir in runs/, or its record with its shipped model
         env = dict(os.environ)  # the evaluations inherit TF_NUM_INTRAOP_THREADS as they are
         os.makedirs(os.path.dirname(run_dir(scale, base)), exist_ok=True)
         for number, mask in enumerate(plan.MASKS, TABLE2_EVALUATIONS):  # trained on complete images, tested occluded
             _evaluate(complete, f"{run_dir(scale, base)}.log", (f"--mask={mask}",), env, number)
         if complete == run_dir(scale, base):
-            record(scale, plan.Run(base))  # its record keeps these evaluations too
-        occluded = {mask: source_dir(scale, f"{base}_{mask}") for mask in plan.MASKS}
+            record(scale, base_run)  # its record keeps these evaluations too
+        occluded = {mask: source_dir(scale, plan.table2_run(scale, mask).name) for mask in plan.MASKS}
         report_lib.write_table2(out, "table2.md", f"Table 2: learning from incomplete data, recovery error on "
                                 f"occluded pixels ({scale} scale, {base})", occluded, complete,
                                 f"./run.sh table2 {scale}  ({provenance})")
@@ -408,22 +409,22 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
     elif experiment == "table3":
         # T = 15 is Table 1's run, with its training seeds; the other T are one seed each.
         report_lib.write_table3(out, "table3.md", f"Table 3: the effect of the number of Langevin steps T on HiABP "
-                                f"({scale} scale, {plan.table3_base(scale)})",
-                                {str(t): [source_dir(scale, name) for name in (
-                                    plan.seed_names(scale, plan.table3_name(scale, t)) if t == 15
-                                    else [plan.table3_name(scale, t)])] for t in plan.LANGEVIN_STEPS},
+                                f"({scale} scale, {plan.table3_base(scale).name})",
+                                {str(t): [source_dir(scale, run.name) for run in (
+                                    plan.seed_runs(plan.table3_run(scale, t)) if t == plan.TRAIN_T
+                                    else [plan.table3_run(scale, t)])] for t in plan.LANGEVIN_STEPS},
                                 f"./run.sh table3 {scale}  ({provenance})")
     elif experiment == "figure1":  # each run at its own training T; Table 1's IABP at every test-time T
         training, pending = {}, []
         for method, row in (("IABP", "iabp"), ("ABP", "abp")):
             for t in plan.FIGURE1_TRAIN_STEPS[scale]:
                 for seed in plan.figure1_seeds(scale, t):
-                    name = plan.seeded(plan.Run(plan.figure1_name(scale, row, t)), seed).name
+                    name = plan.figure1_run(scale, row, t, seed).name
                     if (only is None or source_dir(scale, name) in only) and not diverged(scale, name):
                         training.setdefault(method, {}).setdefault(t, []).append(source_dir(scale, name))
                     else:
                         pending.append(name + (" (its training diverged)" if diverged(scale, name) else ""))
-        same = source_dir(scale, plan.figure1_name(scale, "iabp", 15))
+        same = source_dir(scale, plan.figure1_run(scale, "iabp", plan.TRAIN_T).name)
         report_lib.write_figure1(out, training, same if only is None or same in only else None,
                                  list(plan.FIGURE1_STEPS), f"./run.sh figure1 {scale}  ({provenance})", pending,
                                  plan.FIGURE1_TRAIN_STEPS[scale])
@@ -431,11 +432,12 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
         from hiabp_tf.evaluation import fid  # pylint: disable=import-outside-toplevel
         from hiabp_tf.experiments import disentangle  # pylint: disable=import-outside-toplevel
         from hiabp_tf.experiments import layer_factors  # pylint: disable=import-outside-toplevel
-        faces = plan.figure7_faces(scale)
+        faces_run = plan.figure7_faces(scale)
+        faces = faces_run.name if faces_run else None
         digits = [run.name for run in plan.runs("figure7", scale) if run.name != faces]
         for path in disentangle.disentangle(source_dir(scale, digits[0]), f"{out}/figure7"):
             print(path, flush=True)
-        prefix = plan.main_prefix(scale)
+        prefix = plan.main_column(scale)
         classifier = fid.ClassifierFeatures.load_or_train(plan.fid_classifier_path(scale, prefix),
                                                           dataset="mnist" if prefix == "mnist" else "mnist_5k")
         kept = [name for name in digits + ([faces] if faces else []) if only is None or source_dir(scale, name) in only]
@@ -448,8 +450,10 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
     elif experiment == "diagnostics":
         from hiabp_tf.experiments import diagnostics  # pylint: disable=import-outside-toplevel
 
-        def seed_scores(name: str, key: str) -> list[float]:
-            seeds = [plan.seeded(plan.Run(name), seed) for seed in plan.seeds(scale, name)]
+        table1_models = {run.name: run for run in plan.table1_models(scale)}
+
+        def seed_scores(name: str, key: str) -> list[float]:  # of a Table 1 run, over its seeds
+            seeds = plan.seed_runs(table1_models[name])
             return [report_lib.load_eval(source_dir(scale, run.name))[key] for run in seeds
                     if run_finished(scale, run) and not diverged(scale, run.name)]
 
@@ -457,11 +461,8 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
             summary = statistics.seed_summary(seed_scores(name, key))
             return summary and summary["std"]
 
-        table1_names = {plan.table1_name(prefix, row) for prefix in plan.prefixes(scale)
-                        for row in plan.table1_rows(scale, prefix)}
-
         def table1_summary(name: str) -> dict | None:  # None for a run that is no Table 1 row
-            return statistics.seed_summary(seed_scores(name, "mse_E")) if name in table1_names else None
+            return statistics.seed_summary(seed_scores(name, "mse_E")) if name in table1_models else None
 
         planned = {run.name: run for experiment_ in ("table1", "diagnostics") for run in plan.runs(experiment_, scale)}
         data = diagnostics.collect(scale, out, source_dir, say=_say,
@@ -471,8 +472,8 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
                           f"./run.sh diagnostics {scale}  ({provenance})",
                           protocol="docs/protocol.md" if scale == "cpu" else None)
     elif experiment == "samples":
-        for page, names in plan.samples_pages(scale).items():  # each page with its own runs' training cost
-            workdirs = _workdirs(scale, names)
+        for page, runs in plan.samples_pages(scale).items():  # each page with its own runs' training cost
+            workdirs = _workdirs(scale, runs)
             report_lib.write_samples(out, list(workdirs.items()),
                                      f"./run.sh samples {scale}  ({provenance.of(workdirs.values())})", name=page)
 
@@ -488,12 +489,10 @@ def _diagnosis_notes(out: str, scale: str) -> dict:
     with open(path) as f:
         data = json.load(f)
     notes = {}
-    for name, (column, row, _) in diagnostics.table1_runs(scale, lambda _, n: n).items():
-        entry = data.get("runs", {}).get(name)
-        if "_seed" in name:  # the first seed's: the one whose figures are shown
-            continue
+    for run in plan.table1_models(scale):  # the first seed's: the one whose figures are shown
+        entry = data.get("runs", {}).get(run.name)
         if entry and entry.get("steps") and diagnostics.has_idle_layer(entry):
-            notes[(column, row)] = diagnostics.active_units_note(entry)
+            notes[(diagnostics.TITLES[run.column], run.row)] = diagnostics.active_units_note(entry)
     return notes
 
 
@@ -502,10 +501,10 @@ def prepare(experiments, scale: str) -> None:
     if "table1" not in experiments:
         return
     from hiabp_tf.evaluation import fid  # pylint: disable=import-outside-toplevel
-    for prefix in plan.prefixes(scale):
-        if prefix in ("mnist5k", "mnist"):
-            fid.ClassifierFeatures.load_or_train(plan.fid_classifier_path(scale, prefix),
-                                                 dataset="mnist" if prefix == "mnist" else "mnist_5k")
+    for column in plan.columns(scale):
+        if column in ("mnist5k", "mnist"):
+            fid.ClassifierFeatures.load_or_train(plan.fid_classifier_path(scale, column),
+                                                 dataset="mnist" if column == "mnist" else "mnist_5k")
 
 
 def claims(scale: str) -> None:

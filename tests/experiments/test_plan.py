@@ -1,5 +1,6 @@
 """The experiment plan (which runs make each table at each scale) and its runner, `./run.sh`'s engine."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -18,7 +19,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_every_planned_run_has_a_flag_file(scale):
     for experiment in plan.EXPERIMENTS:
         for run in plan.runs(experiment, scale):
-            assert os.path.isfile(os.path.join(REPO, "flags", f"{run.experiment}.flags")), (experiment, scale, run.name)
+            for path in run.flag_files:
+                assert os.path.isfile(os.path.join(REPO, "flags", path)), (experiment, scale, run.name)
 
 
 def test_table1_has_every_row_of_the_paper_once_per_dataset_and_seed():
@@ -34,8 +36,8 @@ def test_table1_has_every_row_of_the_paper_once_per_dataset_and_seed():
     cpu = {run.name: run for run in plan.runs("table1", "cpu")}
     assert {"celeba_hiabp_l4_seed2", "celeba_vlae_l4_seed1", "celeba_hiabp_l2_seed2", "celeba_vae_long",
             "celeba_hiabp_l4_long"} <= set(cpu) and "celeba_lvae_equal_l4" not in cpu
-    assert runner.flag_args("cpu", "celeba_vae") == ["--flagfile=flags/celeba_vae.flags", "--flagfile=flags/cpu.flags",
-                                                     "--flagfile=flags/cpu_celeba.flags"]
+    assert runner.flag_args(cpu["celeba_vae"]) == ["--flagfile=flags/celeba_vae.flags", "--flagfile=flags/cpu.flags",
+                                                   "--flagfile=flags/cpu_celeba.flags"]
     assert plan.runs("table2", "cpu")[1].evaluations == (("--mask=pepper",), ("--mask=pepper", "--split=train"))
     assert "mnist_hiabp_l1_seed2" in [run.name for run in plan.runs("table1", "cpu")]
 
@@ -43,13 +45,14 @@ def test_table1_has_every_row_of_the_paper_once_per_dataset_and_seed():
 def test_seeds_and_long_runs_train_the_same_flag_file_with_one_flag_more():
     by_name = {run.name: run for run in plan.runs("table1", "cpu")}
     seed2, long = by_name["mnist_hiabp_l4_seed2"], by_name["mnist_hiabp_l4_long"]
-    assert seed2.experiment == long.experiment == "mnist_hiabp_l4"
+    assert seed2.flagfile == long.flagfile == "mnist_hiabp_l4"
     assert seed2.train_flags == ("--seed=2",) and long.train_flags == (f"--num_steps={plan.LONG_STEPS}",)
     assert seed2.evaluate_flags == by_name["mnist_hiabp_l4"].evaluate_flags
     assert runner.train_args("cpu", seed2) == [
         "--flagfile=flags/mnist_hiabp_l4.flags", "--flagfile=flags/cpu.flags", "--seed=2",
         "--workdir=runs/cpu/mnist_hiabp_l4_seed2"]
-    assert plan.seed_names("cpu", "mnist_vae") == ["mnist_vae", "mnist_vae_seed1", "mnist_vae_seed2"]
+    assert [run.name for run in plan.seed_runs(plan.Run("cpu", "mnist", "vae"))] == [
+        "mnist_vae", "mnist_vae_seed1", "mnist_vae_seed2"]
     assert long.cost == 4 * by_name["mnist_hiabp_l4"].cost
     # The published LVAE warms its KL up over 10% of the cpu budget, every seed of it.
     assert by_name["mnist_lvae_l4_seed1"].train_flags == ("--kl_warmup_steps=350", "--seed=1")
@@ -76,9 +79,9 @@ def test_scales_and_masks():
     assert [run.name for run in plan.runs("table3", "cpu")] == [
         "mnist_hiabp_l3_t30", "mnist_hiabp_l3", "mnist_hiabp_l3_seed1", "mnist_hiabp_l3_seed2", "mnist_hiabp_l3_t10",
         "mnist_hiabp_l3_t5"]
-    assert runner.flag_args("cpu", "mnist_vae") == [
+    assert runner.flag_args(plan.Run("cpu", "mnist", "vae")) == [
         "--flagfile=flags/mnist_vae.flags", "--flagfile=flags/cpu.flags"]
-    assert runner.flag_args("quick", "mnist5k_vae") == ["--flagfile=flags/mnist5k_vae.flags"]
+    assert runner.flag_args(plan.Run("quick", "mnist5k", "vae")) == ["--flagfile=flags/mnist5k_vae.flags"]
     with pytest.raises(ValueError, match="scale 'huge' is unknown"):
         plan.runs("table1", "huge")
     with pytest.raises(ValueError, match="experiment 'table9' is unknown"):
@@ -96,28 +99,34 @@ def test_train_and_evaluate_resumes_and_evaluates_once_per_checkpoint_and_flags(
     """A run is trained, then evaluated; rerun, neither is repeated; other evaluation flags are."""
     flags_dir = tmp_path / "flags"
     flags_dir.mkdir()
-    (flags_dir / "tiny.flags").write_text(
-        "--method=hiabp\n--num_layers=2\n--latent_dims=2,2\n--width=4\n--batch_size=20\n--langevin_steps=2\n"
-        "--num_steps=2\n--eval_every=2\n--checkpoint_every=2\n--eval_examples=20\n")
+    tiny = plan.Run("quick", "mnist5k", "iabp")  # its flag file in flags_dir: a tiny HiABP
+    flags = ("--method=hiabp\n--num_layers=2\n--latent_dims=2,2\n--width=4\n--batch_size=20\n--langevin_steps=2\n"
+             "--num_steps=2\n--eval_every=2\n--checkpoint_every=2\n--eval_examples=20\n")
+    (flags_dir / f"{tiny.flagfile}.flags").write_text(flags)
     runs_root = str(tmp_path / "runs")
-    first = runner.train_and_evaluate("quick", plan.Run("tiny"), 1, runs_root, str(flags_dir))
+    first = runner.train_and_evaluate("quick", tiny, 1, runs_root, str(flags_dir))
     assert json.loads(first)["step"] == 2
-    out = os.path.join(runs_root, "quick", "tiny", "evaluate.out")
+    out = os.path.join(runs_root, "quick", tiny.name, "evaluate.out")
     stamp = os.path.getmtime(out)
-    assert runner.train_and_evaluate("quick", plan.Run("tiny"), 1, runs_root, str(flags_dir)) == first
+    assert runner.train_and_evaluate("quick", tiny, 1, runs_root, str(flags_dir)) == first
     assert os.path.getmtime(out) == stamp  # the same checkpoint, the same flags: not evaluated again
-    masked = runner.train_and_evaluate("quick", plan.Run("tiny", ("--mask=pepper",)), 1, runs_root, str(flags_dir))
+    masked = runner.train_and_evaluate("quick", dataclasses.replace(tiny, evaluations=(("--mask=pepper",),)), 1,
+                                       runs_root, str(flags_dir))
     assert json.loads(masked)["mask"] == "pepper" and open(out).readline() == "# evaluate --mask=pepper\n"
-    log = open(os.path.join(runs_root, "quick", "tiny.log")).read()
+    log = open(os.path.join(runs_root, "quick", f"{tiny.name}.log")).read()
     assert "Traceback" not in log
-    # Trained to its --num_steps: finished; a second evaluation (a run's more_evaluations) has its own record.
-    assert runner.run_finished("quick", plan.Run("tiny"), runs_root, str(flags_dir))
-    assert not runner.run_finished("quick", plan.Run("tiny", train_flags=("--num_steps=4",)), runs_root, str(flags_dir))
-    assert not runner.run_finished("quick", plan.Run("absent"), runs_root, str(flags_dir))
-    both = runner.train_and_evaluate("quick", plan.Run("tiny", more_evaluations=(("--langevin_steps=3",),)), 1,
+    # Trained to its --num_steps: finished; not once its flag file asks for more; a budget is its --num_steps.
+    assert runner.run_finished("quick", tiny, runs_root, str(flags_dir))
+    (flags_dir / f"{tiny.flagfile}.flags").write_text(flags.replace("--num_steps=2", "--num_steps=4"))
+    assert not runner.run_finished("quick", tiny, runs_root, str(flags_dir))
+    (flags_dir / f"{tiny.flagfile}.flags").write_text(flags)
+    assert runner.num_steps("quick", dataclasses.replace(tiny, budget=4), str(flags_dir)) == 4
+    assert not runner.run_finished("quick", plan.Run("quick", "mnist5k", "abp"), runs_root, str(flags_dir))
+    # A second evaluation (a run's evaluations after the first) has its own record.
+    both = runner.train_and_evaluate("quick", dataclasses.replace(tiny, evaluations=((), ("--langevin_steps=3",))), 1,
                                      runs_root, str(flags_dir))
     assert [json.loads(line)["langevin_steps"] for line in both.splitlines()] == [2, 3]
-    assert open(os.path.join(runs_root, "quick", "tiny", "evaluate.1.out")).readline() == \
+    assert open(os.path.join(runs_root, "quick", tiny.name, "evaluate.1.out")).readline() == \
         "# evaluate --langevin_steps=3\n"
 
 
@@ -148,7 +157,7 @@ def test_each_samples_page_says_what_its_own_runs_cost(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     pages = plan.samples_pages("cpu")
     seconds = {}
-    for number, name in enumerate(n for names in pages.values() for n in names.values()):
+    for number, name in enumerate(run.name for runs in pages.values() for run in runs.values()):
         seconds[name] = 1000 * (number + 1)
         os.makedirs(runner.run_dir("cpu", name))
         sittings.record(runner.run_dir("cpu", name), dict(started="t", machine="2 CPU cores (X)", precision="bfloat16",
@@ -158,8 +167,8 @@ def test_each_samples_page_says_what_its_own_runs_cost(tmp_path, monkeypatch):
     every_run = [runner.run_dir("cpu", name) for name in seconds]
     runner.report("samples", "cpu", runner.Provenance("cpu", workdirs=every_run, report_only=True))
     assert set(written) == set(pages) == {"samples", "samples_celeba"}
-    for page, names in pages.items():
-        total = sum(seconds[name] for name in names.values())
+    for page, runs in pages.items():
+        total = sum(seconds[run.name] for run in runs.values())
         assert f"training summed over 3 runs: {total} s in 3 sittings" in written[page], written[page]
         assert written[page].startswith("./run.sh samples cpu  (--report_only: a report of runs trained earlier")
 

@@ -22,7 +22,8 @@ def _key(scale, weights):
 
 
 def _describe(scale, run):
-    return {"name": run.name, "flag_files": plan.flag_files(scale, run.experiment),
+    assert run.scale == scale
+    return {"name": run.name, "flag_files": run.flag_files,
             "train_flags": list(run.train_flags), "evaluations": [list(e) for e in run.evaluations],
             "cost": run.cost}
 

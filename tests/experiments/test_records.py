@@ -185,7 +185,8 @@ def test_table2_is_reported_from_records_and_ships_the_mask_models_it_trained(tm
     ships the mask models that are in runs/, so that the table can be rebuilt after runs/ is lost."""
     monkeypatch.chdir(tmp_path)
     os.symlink(FLAGS, "flags")
-    base = plan.table2_base("cpu")
+    base = plan.table2_base("cpu").name
+    assert [run.name for run in plan.runs("table2", "cpu")] == [base] + [f"{base}_{mask}" for mask in plan.MASKS]
     for name in [base] + [f"{base}_{mask}" for mask in plan.MASKS]:
         _fake_workdir(f"runs/cpu/{name}", 3500)
         records.save(f"runs/cpu/{name}", records.record_dir("cpu", name), 3500, records.model_dir("cpu", name))
