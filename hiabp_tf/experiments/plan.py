@@ -1,6 +1,8 @@
 """Which runs make each table and figure of the paper, at each scale: the one place that says so.
 
-Knows the flag files (flags/) and the scales; knows nothing of runs/, the records or the reports.
+Knows the flag files (flags/), the scales, and whether the data dir holds the data of a dataset column
+the cpu scale plans only where it is prepared (asked of tensorflow-datasets, nothing downloaded); knows
+nothing of runs/, the records or the reports.
 
 A run (`Run`) is described by its fields, in the paper's terms: its scale, its dataset column (mnist5k,
 mnist, svhn, celeba: the flag files' prefix), its Table 1 row (the method and L: vae, lvae, vlae, abp,
@@ -16,7 +18,8 @@ scales:
             Table 1 row with SEEDS training seeds (runs NAME, NAME_seed1, ...), and LONG_ROWS also
             trained LONG_STEPS updates (NAME_long); and a CelebA column (celeba_*, then
             flags/cpu_celeba.flags: 9,000 real faces) with the same seeds and long runs, and
-            Table 2 on it
+            Table 2 on it; and an SVHN column (svhn_*, then flags/cpu.flags) with the same seeds
+            where tensorflow-datasets' svhn_cropped is prepared in the data dir (`OPTIONAL_COLUMNS`)
     paper   the paper's datasets and 3e5 updates (mnist_*, svhn_*, celeba_*; a GPU and tfds data)
 
 `hiabp_tf.experiments.run` trains and evaluates what this plan lists, then writes the results.
@@ -25,6 +28,7 @@ scales:
 from __future__ import annotations
 
 import dataclasses
+import os
 
 SCALES = ("quick", "cpu", "paper")
 EXPERIMENTS = ("core", "table1", "table2", "table3", "figure1", "figure7", "samples", "diagnostics")
@@ -96,7 +100,14 @@ CPU_STEPS = 3500
 # The flag files every run of a scale adds after its own, and those a column adds after them.
 SCALE_FLAG_FILES = {"cpu": ("cpu",)}
 COLUMN_FLAG_FILES = {("cpu", "celeba"): ("cpu_celeba",)}
-CPU_COLUMN_ROWS = {"celeba": CELEBA_CPU_ROWS}
+# The dataset columns a scale plans only where their tensorflow-datasets data is prepared in the data dir
+# (nothing is downloaded): {scale: {column: tfds name}}. The cpu scale's SVHN needs no overlay of its own
+# after flags/cpu.flags (CelebA's, flags/cpu_celeba.flags, replaces tfds's celeb_a by a folder of faces
+# and 64 x 64 by 32 x 32): svhn_cropped is already 32 x 32 x 3 and cpu.flags gives its networks, precision
+# and budget as to MNIST's. Its rows and seeds are the CelebA column's (the paper's rows; an update costs
+# about a 32 x 32 face's), without long runs.
+OPTIONAL_COLUMNS = {"cpu": {"svhn": "svhn_cropped"}}
+CPU_COLUMN_ROWS = {"celeba": CELEBA_CPU_ROWS, "svhn": PAPER_ROWS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,14 +221,43 @@ def long_run(run: Run) -> Run:
     return dataclasses.replace(run, budget=LONG_STEPS)
 
 
+def data_dir() -> str:
+    """The data dir of the plan's trainings (no flag file sets --data_dir): tensorflow-datasets'
+    TFDS_DATA_DIR, else its default ~/tensorflow_datasets, as `input_pipeline.resolve_data_dir` finds it."""
+    return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def prepared(dataset: str, folder: str) -> bool:
+    """Whether tensorflow-datasets' `dataset` is prepared in the data dir `folder` (nothing is downloaded;
+    tensorflow-datasets is only asked where `folder` has a folder of that name)."""
+    if not os.path.isdir(os.path.join(folder, dataset)):
+        return False
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+    return tfds.builder(dataset, data_dir=folder).is_prepared()
+
+
 def columns(scale: str) -> tuple[str, ...]:
-    """The dataset columns at `scale` (Table 1 has one per dataset)."""
-    return {"paper": ("mnist", "svhn", "celeba"), "cpu": ("mnist", "celeba")}.get(scale, ("mnist5k",))
+    """The dataset columns at `scale` (Table 1 has one per dataset), in the paper's order: an optional
+    column (`OPTIONAL_COLUMNS`) only where its data is prepared in the data dir."""
+    planned = {"paper": ("mnist", "svhn", "celeba"), "cpu": ("mnist", "svhn", "celeba")}.get(scale, ("mnist5k",))
+    optional = OPTIONAL_COLUMNS.get(scale, {})
+    folder = data_dir() if optional else None
+    return tuple(column for column in planned if column not in optional or prepared(optional[column], folder))
+
+
+def columns_left_out(scale: str) -> list[str]:
+    """One line for each optional dataset column `scale` leaves out, saying why and what to prepare."""
+    folder = data_dir()
+    where = "TFDS_DATA_DIR" if os.environ.get("TFDS_DATA_DIR") else "TFDS_DATA_DIR is not set"
+    return [f"{column}: Table 1's {column} column is left out at the {scale} scale: tensorflow-datasets' {dataset} "
+            f"is not prepared in the data dir {folder} ({where}); prepare it there (`tfds build {dataset} "
+            f"--data_dir={folder}` on a machine with the internet) to plan it"
+            for column, dataset in OPTIONAL_COLUMNS.get(scale, {}).items() if not prepared(dataset, folder)]
 
 
 def table1_rows(scale: str, column: str) -> tuple[str, ...]:
-    """The Table 1 rows trained for a dataset column: every row, but for the cpu scale's CelebA
-    (faces cost several times the digits' update) the paper's rows without our LVAE variants."""
+    """The Table 1 rows trained for a dataset column: every row, but for the cpu scale's CelebA and SVHN
+    (their update costs several times the digits') the paper's rows without our LVAE variants."""
     return CPU_COLUMN_ROWS.get(column, TABLE1_ROWS) if scale == "cpu" else TABLE1_ROWS
 
 

@@ -552,6 +552,9 @@ def run(command: str, scale: str, train_only: bool = False, report_only: bool = 
     if scale == "paper" and not weights and command in ("table1", "all"):
         _say("INCEPTION_WEIGHTS is not set: no FID for svhn and celeba (see docs/reproducing.md)")
     experiments = plan.EXPERIMENTS if command == "all" else (command,)
+    if {"table1", "diagnostics"} & set(experiments):  # the dataset columns the data dir leaves out, and why
+        for line in plan.columns_left_out(scale):
+            _say(line)
     if train_only:
         return train_all(scale, plan.pool(experiments, scale, weights), evaluate=False)
     if report_only:

@@ -1,11 +1,16 @@
 """A run of the plan described by its fields (issue 40): its name, flag files, training flags and cost
-derive from them. That the plan is the plan it was, run for run: test_plan_snapshot.py."""
+derive from them, and a dataset column is data (the cpu scale's SVHN column is planned where
+tensorflow-datasets' svhn_cropped is prepared in the data dir, and left out with one line saying why
+where it is not). That the plan is the plan it was, run for run: test_plan_snapshot.py."""
 
 import dataclasses
+import glob
 import os
 
 import pytest
+import tensorflow_datasets as tfds
 
+from hiabp_tf.data import input_pipeline
 from hiabp_tf.experiments import plan
 from hiabp_tf.experiments import run as runner
 
@@ -80,6 +85,91 @@ def test_seeds_long_runs_and_the_precision_pairs_are_fields():
     assert runner.num_steps("cpu", model, os.path.join(REPO, "flags")) == 3500  # flags/cpu.flags
     assert plan.PRECISION_PAIRS == tuple((f"{name}_float32", name) for name in (
         "mnist_vae", "mnist_lvae_l4", "mnist_vlae_l4", "mnist_hiabp_l1", "mnist_hiabp_l4"))
+
+
+# --------------------------------------------------------------------------- the SVHN column
+
+
+def _prepare_mock_svhn(data_dir):
+    """svhn_cropped as `tfds build` leaves it in `data_dir` (its metadata), under tensorflow-datasets'
+    mock_data: nothing is downloaded, and what a training would read from it is random images."""
+    with tfds.testing.mock_data(num_examples=5, data_dir=str(data_dir)):
+        builder = tfds.builder("svhn_cropped", data_dir=str(data_dir))
+        builder.download_and_prepare()  # (mocked: downloads nothing)
+        os.makedirs(builder.data_path, exist_ok=True)
+        builder.info.write_to_directory(builder.data_path)
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    monkeypatch.setenv("TFDS_DATA_DIR", str(folder))
+    return folder
+
+
+def test_without_svhn_prepared_the_cpu_scale_plans_no_svhn_column_and_says_why(data_dir):
+    assert plan.columns("cpu") == ("mnist", "celeba")
+    assert not [run for experiment in plan.EXPERIMENTS for run in plan.runs(experiment, "cpu") if run.column == "svhn"]
+    (line,) = plan.columns_left_out("cpu")
+    assert "\n" not in line and line.startswith("svhn: ")
+    assert f"svhn_cropped is not prepared in the data dir {data_dir} " in line
+    assert f"tfds build svhn_cropped --data_dir={data_dir}" in line
+    # A folder of that name that is not a prepared dataset (a download stopped half-way) is not the data.
+    os.makedirs(data_dir / "svhn_cropped" / "3.1.0")
+    assert plan.columns("cpu") == ("mnist", "celeba") and len(plan.columns_left_out("cpu")) == 1
+
+
+def test_with_svhn_prepared_the_cpu_scale_plans_its_column_with_the_other_columns_seeds(data_dir, tmp_path,
+                                                                                         monkeypatch):
+    _prepare_mock_svhn(data_dir)
+    assert plan.columns("cpu") == ("mnist", "svhn", "celeba") and plan.columns_left_out("cpu") == []
+    table1 = plan.runs("table1", "cpu")
+    svhn = [run for run in table1 if run.column == "svhn"]
+    assert {(run.row, run.seed) for run in svhn} == {(row, seed) for row in plan.PAPER_ROWS
+                                                     for seed in plan.SEEDS["cpu"]}
+    assert {run.seed for run in table1 if run.column == "mnist"} == {run.seed for run in svhn} == {0, 1, 2}
+    assert not [run for run in svhn if run.long]  # the long runs are MNIST's and CelebA's
+    by_name = {run.name: run for run in table1}
+    assert by_name["svhn_hiabp_l1_seed2"].flag_files == ["svhn_hiabp_l1.flags", "cpu.flags"]  # no overlay of its own
+    assert by_name["svhn_lvae_l4"].train_flags == ("--kl_warmup_steps=350",)
+    assert by_name["svhn_hiabp_l4"].evaluations == ((), ("--langevin_steps=60",))  # no FID without Inception weights
+    assert "svhn_vae" in plan.shipped_names("cpu")
+    # The runs of the other columns are the same runs as without SVHN, in the same order.
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "elsewhere"))
+    without = plan.runs("table1", "cpu")
+    assert [run for run in table1 if run.column != "svhn"] == without and len(table1) == len(without) + 9 * 3
+    # The quick and paper scales do not depend on the data dir.
+    for scale in ("quick", "paper"):
+        assert plan.columns(scale) == {"quick": ("mnist5k",), "paper": ("mnist", "svhn", "celeba")}[scale]
+
+
+def test_the_runner_says_on_one_line_why_the_svhn_column_is_left_out(data_dir, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)  # (run() moves there; the test's folder is restored after it)
+    reported = []
+    monkeypatch.setattr(runner, "report_trained", lambda experiments, scale: reported.append((experiments, scale)))
+    runner.run("table1", "cpu", report_only=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "svhn" in line]
+    assert lines == [f"[run.sh] {plan.columns_left_out('cpu')[0]}"] and str(data_dir) in lines[0]
+    assert reported == [(("table1",), "cpu")]
+    runner.run("table3", "cpu", report_only=True)  # a table without dataset columns says nothing of them
+    _prepare_mock_svhn(data_dir)
+    runner.run("table1", "cpu", report_only=True)
+    assert "svhn" not in capsys.readouterr().err
+
+
+def test_the_plans_data_dir_is_the_trainings(tmp_path, monkeypatch):
+    """plan.data_dir is where a training of the plan reads tensorflow-datasets (no flag file sets --data_dir)."""
+    flag_files = glob.glob(os.path.join(REPO, "flags", "*.flags")) + glob.glob(os.path.join(REPO, "flags", "*",
+                                                                                          "*.flags"))
+    assert len(flag_files) > 70
+    for path in flag_files:
+        assert "--data_dir" not in open(path).read(), path
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    assert plan.data_dir() == input_pipeline.resolve_data_dir() == str(tmp_path)
+    monkeypatch.delenv("TFDS_DATA_DIR")
+    assert input_pipeline.resolve_data_dir() is None  # tensorflow-datasets' default
+    assert plan.data_dir() == os.path.expanduser("~/tensorflow_datasets")
 
 
 def test_a_run_is_a_value():
