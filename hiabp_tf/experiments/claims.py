@@ -1,5 +1,8 @@
 """The paper's claims, checked against this repository's results: results/<scale>/claims.md.
 
+Knows the plan's Table 1 rows and the JSON files the reports write; knows nothing of runs/, the records
+or the models.
+
     python -m hiabp_tf.experiments.report --kind=claims --out=results/cpu [--readme=README.md]
 
 Reads only the JSON files the other reports wrote beside their tables (table1.json, table2.json,

@@ -1,5 +1,7 @@
 r"""Figure 7 of the paper from any trained workdir: hierarchical latent disentanglement.
 
+Knows a workdir (runtime) and the figures; knows nothing of the plan or the records.
+
     python -m hiabp_tf.disentangle --workdir=runs/hiabp_l3 --out=results/fig7_l3 [--rows=8 --cols=8 --seed=0]
 
 Restores the latest checkpoint and writes one panel per latent layer l = 1..L,

@@ -1,5 +1,7 @@
 """The paper's figures from trained models (PNG files).
 
+Knows the images and models it is given; knows nothing of workdirs, the plan or the records.
+
     Figure 1  `save_langevin_curve`: test MSE against the training T of IABP and ABP, each scored at
               its own T, and beside it, for one IABP model, against the test-time T, one line per
               initialisation (the encoder's z_0, or N(0, I) noise, as in ABP).

@@ -1,6 +1,9 @@
 """Figure 1 in numbers: does the encoder's initialisation (IABP) reach, with fewer Langevin steps T in
 training, the test MSE for which the initialisation from noise (ABP, non-persistent) needs more?
 
+Knows the workdirs it is given and their scoring; knows nothing of the plan or the records (run.py
+hands it the workdirs).
+
     training T    IABP and ABP trained with the same networks, data and budget at each T of
                   `plan.FIGURE1_TRAIN_STEPS` (T = 15 is Table 1's runs, with its seeds), each scored on
                   the whole test split at its own T ([E+L] for IABP, [L] for ABP): the claim's panel

@@ -1,6 +1,9 @@
 r"""Quality per unit of compute: test MSE against Langevin gradient evaluations and training wall
 time, for IABP (encoder initialisation) and ABP (initialisation from N(0, I) noise).
 
+Knows the plan's Figure 1 flag files (its base runs), training and scoring; knows nothing of the
+records or of run.py's reports.
+
     python -m hiabp_tf.experiments.langevin_budget --scale=quick --out=results/quick
 
 For every T in --langevin_steps (default 1, 2, 5, 10, 15, 30, 60) it trains one IABP run (method

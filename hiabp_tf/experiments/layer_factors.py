@@ -1,5 +1,8 @@
 """Figure 7 in numbers: what resampling one latent layer of HiABP changes in the image, counted.
 
+Knows the trained models it is given and the image factors; knows nothing of the plan, the runs or
+the records.
+
 For each of `num_images` test images x (spread evenly over the test split), the latents
 z = [z^1, ..., z^L] are inferred as the [E+L] reconstruction infers them (the encoder's sample, then the
 run's T Langevin steps, seeded) and x_0 = g(z). For each layer l and each of `num_resamples`

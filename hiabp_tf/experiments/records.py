@@ -1,6 +1,9 @@
 """Run records: what the reports read of a finished run, committed under results/, so that a table
 built over several sessions (or machines) keeps every finished run although runs/ is not committed.
 
+Knows a workdir's files (runtime): which to keep, and its step; knows nothing of the plan, the runs'
+fields or the reports.
+
 A record, results/<scale>/runs/<name>/, holds a finished run's small files: config.json,
 sittings.json, learning_curve.jsonl, every eval_*.json and evaluate*.out (tens of kilobytes, no
 checkpoints) and record.json (the run's step, its workdir, and the shipped model that stands in for

@@ -1,5 +1,8 @@
 r"""Writes results/ tables and figures from trained, evaluated workdirs (no number is typed by hand).
 
+Knows the workdirs it is given (their scores, configs and models) and the plan's Table 1 rows; knows
+nothing of which runs a table needs at a scale (run.py hands it their workdirs) or of the records.
+
 Two kinds of table:
 
     # one row per run, every score the method has, with figures

@@ -1,5 +1,8 @@
 """Trains, evaluates and reports the paper's experiments as `plan` lists them (what `./run.sh` runs).
 
+Knows the plan (which runs, by their fields), the records (what is finished) and the processes that
+train and evaluate; knows nothing of how a page is written (report) or what a run's name is made of.
+
     python -m hiabp_tf.experiments.run EXPERIMENT [SCALE]     e.g. table1 cpu, all quick, claims cpu
 
 Each run is `python -m hiabp_tf.train` (resumed if its workdir has checkpoints) and then
