@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import os
 
+from hiabp_tf.evaluation import statistics
 from hiabp_tf.experiments import claims as claims_lib
 from hiabp_tf.experiments import pages
 from hiabp_tf.experiments import plan
-from hiabp_tf.evaluation import statistics
 
 SIZES = (12, 24, 48)
 TABLE1_SIZE = 48  # Table 1's total latent size (flags/mnist_*.flags)
