@@ -16,6 +16,8 @@
 #   ./run.sh samples [quick|cpu|paper]  samples, and reconstructions of VAE, ABP and HiABP side by side
 #   ./run.sh diagnostics [quick|cpu|paper]  what each model does with its latent layers (active units,
 #                         KL, HiABP's chains), training vs test MSE, float32 vs bfloat16: diagnostics.md
+#   ./run.sh latent_size [cpu|paper]    Table 1's MNIST rows at total latent sizes 12 and 24 beside 48, and
+#                         the paper's MNIST verdicts at each size: results/<scale>/latent_size.md
 #   ./run.sh all [quick|cpu|paper]      every one of the above, then results/README.md
 #   ./run.sh EXPERIMENT SCALE --report_only   evaluate and report what is trained so far, training nothing
 #                         (Table 1 with the seeds there are); --train_only: train, report later
@@ -82,7 +84,7 @@ performance() {
   "$PY" -m hiabp_tf.tools.performance --out=results/performance.md "$@"
 }
 
-usage="usage: ./run.sh [quick|cpu|paper|memory|performance|test|setup] or ./run.sh {core|table1|table2|table3|figure1|figure7|samples|diagnostics|claims|budget|all} [$SCALES]"
+usage="usage: ./run.sh [quick|cpu|paper|memory|performance|test|setup] or ./run.sh {core|table1|table2|table3|figure1|figure7|samples|diagnostics|latent_size|claims|budget|all} [$SCALES]"
 cmd="${1:-quick}"
 case "$cmd" in
   setup) setup ;;
@@ -90,7 +92,7 @@ case "$cmd" in
   performance) setup; shift; performance "$@" ;;
   quick|cpu|paper) setup; experiment core "$cmd" ;;
   memory) setup; "$PY" -m hiabp_tf.tools.memory --out=results/memory.md --command="./run.sh memory" ;;
-  core|table1|table2|table3|figure1|figure7|samples|diagnostics|claims|budget|all)
+  core|table1|table2|table3|figure1|figure7|samples|diagnostics|latent_size|claims|budget|all)
     scale="${2:-quick}"
     case "$scale" in quick|cpu|paper) ;; *) echo "$usage" >&2; exit 2 ;; esac
     if [ "$cmd" = budget ] && [ "$scale" = cpu ]; then echo "./run.sh budget: quick or paper" >&2; exit 2; fi

@@ -702,6 +702,10 @@ def readme_block(out_dir: str, readme_dir: str = ".", results: Results | None = 
               "| verdict | claim | effect, 95% CI | p, Holm |", "|---|---|---|---:|"]
     lines += [f"| {c['verdict']} | {c['claim']} | {_fmt_effect(c)} | {_fmt_p(c.get('p_holm'))} |"
               for c in claims if c["kind"] == "paper"]
+    latent = _load(out_dir, "latent_size.json", f"./run.sh latent_size {results.scale}", required=False)
+    if latent:  # the panel's finding in one line (issue 37)
+        lines += ["", f"**Latent size** ([{rel}/latent_size.md]({rel}/latent_size.md): the MNIST claims at total "
+                  f"latent sizes {', '.join(map(str, latent['sizes']))}): {latent['sentence']}"]
     lines.append(README_END)
     return "\n".join(lines)
 

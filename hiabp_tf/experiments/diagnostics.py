@@ -305,7 +305,7 @@ def bottleneck_rows(scale: str, source_dir, load_eval, table1_summary, data: dic
     column = plan.main_column(scale)
     rows = []
     for label, name in (("VAE, 48 dimensions", plan.Run(scale, column, "vae").name),
-                        ("VAE, 12 dimensions", plan.Run(scale, column, "vae", latent_dims=12).name),
+                        ("VAE, 12 dimensions", plan.Run(scale, column, "vae", latent_size=12).name),
                         ("LVAE 12/12/12/12", plan.Run(scale, column, "lvae_equal").name),
                         ("LVAE 24/12/8/4", plan.Run(scale, column, "lvae").name)):
         summary = table1_summary(name)

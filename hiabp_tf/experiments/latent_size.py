@@ -2,8 +2,8 @@
 
 Table 1's MNIST rows VAE, VLAE (L = 4), IABP ([E] and [E+L]) and HiABP L = 2, 3, 4 are trained at the
 total latent sizes of SIZES (Table 1's own runs are the 48), split equally over the layers as in
-Table 1 (every size of SIZES divides evenly by every L = 1..4; `latent_dims` refuses one that does
-not, rather than choose a split), with Table 1's seeds, networks, budget, precision and test-time T.
+Table 1 (every size of plan.LATENT_SIZES divides evenly by every L = 1..4; `plan.split_latent` refuses
+one that does not, rather than choose a split), with Table 1's seeds, networks, budget, precision and test-time T.
 At each size the paper's MNIST claims (`CLAIMS`: IABP [E+L] < [E], the depth pairs, the depth trend,
 HiABP L = 4 < VAE) are decided with the statistics of claims.md (Welch's test on the seeds, the
 depth trend's slope of log MSE on L), and Holm's correction runs over every claim of every size
@@ -23,26 +23,16 @@ from hiabp_tf.experiments import claims as claims_lib
 from hiabp_tf.experiments import pages
 from hiabp_tf.experiments import plan
 
-SIZES = (12, 24, 48)
 TABLE1_SIZE = 48  # Table 1's total latent size (flags/mnist_*.flags)
 # Table 1's rows of the panel and the score each reports: (row, score); IABP has both of its scores.
 CELLS = (("vae", "mse_E"), ("vlae", "mse_E"), ("iabp", "mse_E"), ("iabp", "mse_EL"), ("hiabp_l2", "mse_EL"),
          ("hiabp_l3", "mse_EL"), ("hiabp_l4", "mse_EL"))
 ROWS = tuple(dict.fromkeys(row for row, _ in CELLS))
-LAYERS = {"vae": 1, "vlae": 4, "iabp": 1, "hiabp_l2": 2, "hiabp_l3": 3, "hiabp_l4": 4}
 # The paper's MNIST claims decided at each size: the pairs of Table 1 (by their text in claims.py)
 # and the depth trend.
 PAIRS = ("IABP: Langevin improves on the initializer, [E+L] < [E]", "HiABP L = 2 < IABP [E+L]",
          "HiABP L = 3 < L = 2", "HiABP L = 4 < L = 3", "HiABP L = 4 < VAE")
 OUTPUT_NAME = "latent_size"
-
-
-def latent_dims(total: int, layers: int) -> tuple[int, ...]:
-    """The per-layer sizes of a total latent size split equally over `layers` layers (as Table 1)."""
-    if total < layers or total % layers:
-        raise ValueError(f"a total latent size of {total} does not split equally over {layers} layers; "
-                         f"choose a multiple of {layers}.")
-    return (total // layers,) * layers
 
 
 def column(size: int) -> str:
@@ -201,7 +191,7 @@ def write(out_dir: str, workdirs: dict, scale: str, command: str | None, pending
              "*For a reader asking whether the MNIST verdicts of Table 1 are a property of its latent size.*", "",
              f"![MSE against total latent size]({os.path.basename(png)})", "",
              "Table 1's MNIST rows at each total latent size, split equally over the layers (L = 4: "
-             + ", ".join(f"{s} = {'/'.join(map(str, latent_dims(s, 4)))}" for s in sizes)
+             + ", ".join(f"{s} = {'/'.join(map(str, plan.split_latent(s, 4)))}" for s in sizes)
              + "), with Table 1's seeds, networks, budget, precision and test-time T; the "
              f"{TABLE1_SIZE} column is Table 1's own runs. Test MSE over the whole test split, mean ± std over "
              "the training seeds. The paper states no latent size; its MNIST values are in claims.md.", "",

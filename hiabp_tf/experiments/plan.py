@@ -31,7 +31,7 @@ import dataclasses
 import os
 
 SCALES = ("quick", "cpu", "paper")
-EXPERIMENTS = ("core", "table1", "table2", "table3", "figure1", "figure7", "samples", "diagnostics")
+EXPERIMENTS = ("core", "table1", "table2", "table3", "figure1", "figure7", "samples", "diagnostics", "latent_size")
 # Table 1 of the paper: (row key, label, score reported); the row key is a run's `Run.row`.
 TABLE1 = (
     ("vae", "VAE", "mse_E"),
@@ -123,7 +123,7 @@ class Run:
     langevin_steps: int | None = None  # the training T (flags/..._t<T>.flags); None or TRAIN_T: the flag file's
     mask: str | None = None  # trained on images occluded by one of MASKS (Table 2; flags/..._<mask>.flags)
     precision: str | None = None  # --precision after the scale's (the diagnostics' float32)
-    latent_dims: int | None = None  # --latent_dims of a one-layer model (the diagnostics' 12-dimensional VAE)
+    latent_size: int | None = None  # the total latent size, split equally over the layers (`split_latent`)
     keep_checkpoints: int | None = None  # --keep_checkpoints (the diagnostics follow a run over training)
     trains_from: str | None = None  # the flag file, where it is not the fields' own (flags/<trains_from>.flags)
     # The test-time settings: one evaluation per tuple of `python -m hiabp_tf.evaluate` flags.
@@ -163,7 +163,8 @@ class Run:
     def train_flags(self) -> tuple[str, ...]:
         """The training flags after the flag files: the scale's for the row, then one per field set."""
         return (scale_flags(self.scale, self.row)
-                + ((f"--latent_dims={self.latent_dims}",) if self.latent_dims else ())
+                + ((f"--latent_dims={','.join(map(str, split_latent(self.latent_size, ROW_LAYERS[self.row])))}",)
+                   if self.latent_size else ())
                 + ((f"--precision={self.precision}",) if self.precision else ())
                 + ((f"--keep_checkpoints={self.keep_checkpoints}",) if self.keep_checkpoints else ())
                 + ((f"--seed={self.seed}",) if self.seed else ())
@@ -179,7 +180,7 @@ class Run:
         that keeps its checkpoints and has none of these, _diag), _seedN, and _long (or _stepsN)."""
         variations = ((f"_{self.mask}" if self.mask else "")
                       + (f"_t{self.langevin_steps}" if self.langevin_steps else "")
-                      + (f"_z{self.latent_dims}" if self.latent_dims else "")
+                      + (f"_z{self.latent_size}" if self.latent_size else "")
                       + (f"_{self.precision}" if self.precision else ""))
         if not variations and self.keep_checkpoints:
             variations = "_diag"  # a diagnostic retraining of Table 1's run, which has that run's name
@@ -378,7 +379,7 @@ def core_runs(scale: str) -> dict:
 # mnist_lvae_l4_diag), and one seed of five rows in float32.
 DIAGNOSTIC_KEEP = 20
 DIAGNOSTIC_RUNS = (
-    ("mnist", "vae", dict(latent_dims=12)),
+    ("mnist", "vae", dict(latent_size=12)),
     ("mnist", "lvae", dict(trains_from="mnist_lvae_equal_l4")),
     ("celeba", "vlae", {}),
     ("mnist", "vae", dict(precision="float32")),
@@ -387,6 +388,34 @@ DIAGNOSTIC_RUNS = (
     ("mnist", "iabp", dict(precision="float32")),
     ("mnist", "hiabp_l4", dict(precision="float32")),
 )
+
+
+def split_latent(total: int, layers: int) -> tuple[int, ...]:
+    """The per-layer sizes of a total latent size split equally over `layers` layers, as every Table 1 flag
+    file splits its 48 (a size that does not divide evenly is refused rather than split by a rule of ours)."""
+    if total < layers or total % layers:
+        raise ValueError(f"a total latent size of {total} does not split equally over {layers} layers; choose a "
+                         f"multiple of {layers}.")
+    return (total // layers,) * layers
+
+
+# The latent size the paper does not state (results/SCALE/latent_size.md): Table 1's MNIST rows below at
+# each total latent size of LATENT_SIZES beside Table 1's own 48, with Table 1's seeds, budget and flags.
+# The 12-dimensional VAE of seed 0 is the diagnostics' mnist_vae_z12 (the same flags; it also keeps its
+# checkpoints, which changes no number).
+LATENT_SIZES = {"cpu": (12, 24), "paper": (12, 24)}
+LATENT_SIZE_ROWS = ("vae", "vlae", "iabp", "hiabp_l2", "hiabp_l3", "hiabp_l4")
+
+
+def latent_size_runs(scale: str) -> list[Run]:
+    """The latent-size panel's runs at `scale`: every size and row on the main column with Table 1's seeds
+    (first seeds first), then Table 1's own runs of those rows (its 48)."""
+    column = main_column(scale)
+    panel = [Run(scale, column, row, seed, latent_size=size) for seed in SEEDS[scale]
+             for size in LATENT_SIZES.get(scale, ()) for row in LATENT_SIZE_ROWS]
+    table1 = [run for run in runs("table1", scale) if run.column == column and run.row in LATENT_SIZE_ROWS
+              and not run.long] if panel else []
+    return panel + table1
 
 
 def diagnostic_runs(scale: str) -> list[Run]:
@@ -425,6 +454,8 @@ def runs(experiment: str, scale: str, inception_weights: str | None = None) -> l
         return [run for page in samples_pages(scale).values() for run in page.values()]
     if experiment == "diagnostics":
         return diagnostic_runs(scale)
+    if experiment == "latent_size":
+        return latent_size_runs(scale)
     raise ValueError(f"experiment {experiment!r} is unknown; choose one of {', '.join(EXPERIMENTS)}.")
 
 

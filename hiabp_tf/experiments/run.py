@@ -474,6 +474,24 @@ def report(experiment: str, scale: str, provenance: Provenance, only: list[str] 
                           diagnostics.bottleneck_rows(scale, source_dir, report_lib.load_eval, table1_summary, data),
                           f"./run.sh diagnostics {scale}  ({provenance})",
                           protocol="docs/protocol.md" if scale == "cpu" else None)
+    elif experiment == "latent_size":
+        from hiabp_tf.experiments import latent_size  # pylint: disable=import-outside-toplevel
+        panel = plan.runs("latent_size", scale)
+        if not panel:
+            _say(f"latent_size: the {scale} scale plans no latent-size panel (plan.LATENT_SIZES has the cpu and "
+                 "paper scales')")
+            return
+        workdirs = {size: {} for size in plan.LATENT_SIZES[scale] + (latent_size.TABLE1_SIZE,)}
+        pending = []
+        for run in panel:  # the seeds of a cell in seed order; what is not trained (or diverged) is named
+            if (only is None or source_dir(scale, run.name) in only) and run_finished(scale, run) \
+                    and not diverged(scale, run.name):
+                workdirs[run.latent_size or latent_size.TABLE1_SIZE].setdefault(run.row, []).append(
+                    source_dir(scale, run.name))
+            else:
+                pending.append(run.name)
+        md, _ = latent_size.write(out, workdirs, scale, f"./run.sh latent_size {scale}  ({provenance})", pending)
+        print(md, flush=True)
     elif experiment == "samples":
         for page, runs in plan.samples_pages(scale).items():  # each page with its own runs' training cost
             workdirs = _workdirs(scale, runs)

@@ -354,3 +354,14 @@ def test_figure7_factors_are_tested_claims_of_the_paper(tmp_path):
     assert width["verdict"] == "does not hold" and width["effect"] == -2.1  # layer 3 changes it more
     assert stroke["verdict"] == "inconclusive" and "1 training seed" in stroke["note"]
     assert identity["family"] == 13  # Holm over the paper's tested claims, these three among them
+
+
+def test_readme_block_says_in_one_line_what_the_latent_size_panel_found(tmp_path):
+    out = _write_results(str(tmp_path / "cpu"))
+    assert "**Latent size**" not in claims.readme_block(out, str(tmp_path))  # no panel yet: no line
+    workdir_lib.write_json_atomic(os.path.join(out, "latent_size.json"), dict(
+        sizes=[12, 24, 48], sentence="The verdict depends on the latent size for HiABP L = 4 < VAE (holds at 12)."))
+    block = claims.readme_block(out, str(tmp_path))
+    line = next(line for line in block.splitlines() if line.startswith("**Latent size**"))
+    assert "[cpu/latent_size.md](cpu/latent_size.md)" in line and "12, 24, 48" in line
+    assert line.endswith("The verdict depends on the latent size for HiABP L = 4 < VAE (holds at 12).")

@@ -7,17 +7,18 @@ import pytest
 
 from hiabp_tf.experiments import latent_size
 from hiabp_tf.experiments import pages
+from hiabp_tf.experiments import plan
 
 
 def test_a_size_splits_equally_over_the_layers_or_is_refused():
-    assert latent_size.latent_dims(12, 4) == (3, 3, 3, 3)
-    assert latent_size.latent_dims(24, 3) == (8, 8, 8)
-    assert latent_size.latent_dims(48, 1) == (48,)
-    for size in latent_size.SIZES:  # every planned size divides by every L of the panel
-        for layers in set(latent_size.LAYERS.values()):
-            assert sum(latent_size.latent_dims(size, layers)) == size
+    assert plan.split_latent(12, 4) == (3, 3, 3, 3)
+    assert plan.split_latent(24, 3) == (8, 8, 8)
+    assert plan.split_latent(48, 1) == (48,)
+    for size in plan.LATENT_SIZES["cpu"] + (latent_size.TABLE1_SIZE,):  # every size divides by every L of the panel
+        for row in plan.LATENT_SIZE_ROWS:
+            assert sum(plan.split_latent(size, plan.ROW_LAYERS[row])) == size
     with pytest.raises(ValueError, match="multiple of 4"):
-        latent_size.latent_dims(10, 4)
+        plan.split_latent(10, 4)
 
 
 def _cells(hiabp_l4, vae, depth=(0.020, 0.019, 0.018)):
@@ -77,3 +78,43 @@ def test_the_page_has_every_size_every_cell_and_the_verdicts(tmp_path, monkeypat
     assert (tmp_path / "latent_size.png").stat().st_size > 0
     assert json.loads((tmp_path / "latent_size.json").read_text())["sizes"] == [12, 24, 48]
     assert len(data["cells"]) == 3 * len(latent_size.CELLS)
+
+
+def test_the_plan_trains_every_row_at_every_size_with_table1s_seeds():
+    panel = plan.runs("latent_size", "cpu")
+    sized = [run for run in panel if run.latent_size]
+    assert len(sized) == len(plan.LATENT_SIZES["cpu"]) * len(plan.LATENT_SIZE_ROWS) * len(plan.SEEDS["cpu"]) == 36
+    by_name = {run.name: run for run in panel}
+    l4 = by_name["mnist_hiabp_l4_z12_seed1"]
+    assert l4.flagfile == "mnist_hiabp_l4" and l4.train_flags == ("--latent_dims=3,3,3,3", "--seed=1")
+    assert by_name["mnist_vlae_l4_z24"].train_flags == ("--latent_dims=6,6,6,6",)
+    assert by_name["mnist_hiabp_l1_z24_seed2"].train_flags == ("--latent_dims=24", "--seed=2")
+    # The 12-dimensional VAE of seed 0 is the diagnostics' run (its record is reused, not retrained).
+    assert "mnist_vae_z12" in {run.name for run in plan.runs("diagnostics", "cpu")}
+    # The 48 is Table 1's runs of those rows, the same runs (names and evaluations) as Table 1's.
+    table1 = {run.name: run for run in plan.runs("table1", "cpu")}
+    own = [run for run in panel if not run.latent_size]
+    assert {run.row for run in own} == set(plan.LATENT_SIZE_ROWS) and len(own) == 18
+    assert all(table1[run.name] == run for run in own)
+    assert plan.runs("latent_size", "quick") == []  # the main job's scale plans no panel
+
+
+def test_the_report_reads_each_cell_by_size_and_names_what_is_not_trained(monkeypatch, tmp_path):
+    from hiabp_tf.experiments import run as runner
+
+    panel = plan.runs("latent_size", "cpu")
+    trained = {run.name for run in panel if run.seed == 0}  # seed 0 of every cell is trained, the others not
+    monkeypatch.setattr(runner, "run_finished", lambda scale, run: run.name in trained)
+    monkeypatch.setattr(runner, "diverged", lambda scale, name: None)
+    monkeypatch.setattr(runner, "source_dir", lambda scale, name: f"results/cpu/runs/{name}")
+    captured = {}
+    monkeypatch.setattr(latent_size, "write", lambda out, workdirs, scale, command, pending: (
+        captured.update(workdirs=workdirs, pending=pending, command=command), ("page.md", {}))[1])
+    runner.report("latent_size", "cpu", "provenance")
+    workdirs = captured["workdirs"]
+    assert sorted(workdirs) == [12, 24, 48]
+    assert workdirs[12]["hiabp_l4"] == ["results/cpu/runs/mnist_hiabp_l4_z12"]
+    assert workdirs[48]["iabp"] == ["results/cpu/runs/mnist_hiabp_l1"]
+    assert "mnist_hiabp_l4_z12_seed1" in captured["pending"] and "mnist_vae_seed2" in captured["pending"]
+    assert len(captured["pending"]) == 36  # seeds 1 and 2 of the 18 cells
+    assert captured["command"].startswith("./run.sh latent_size cpu")

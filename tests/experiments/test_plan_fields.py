@@ -31,7 +31,7 @@ DERIVED = [
     (R("cpu", "mnist", "abp", langevin_steps=15), "mnist_abp", "mnist_abp", ()),  # the flag file's own T
     (R("paper", "svhn", "hiabp_l4", langevin_steps=30), "svhn_hiabp_l4_t30", "svhn_hiabp_l4_t30", ()),
     (R("cpu", "celeba", "hiabp_l4", mask="region10"), "celeba_hiabp_l4_region10", "celeba_hiabp_l4_region10", ()),
-    (R("cpu", "mnist", "vae", latent_dims=12, keep_checkpoints=20), "mnist_vae_z12", "mnist_vae",
+    (R("cpu", "mnist", "vae", latent_size=12, keep_checkpoints=20), "mnist_vae_z12", "mnist_vae",
      ("--latent_dims=12", "--keep_checkpoints=20")),
     (R("cpu", "mnist", "lvae", keep_checkpoints=20, trains_from="mnist_lvae_equal_l4"), "mnist_lvae_l4_diag",
      "mnist_lvae_equal_l4", ("--kl_warmup_steps=350", "--keep_checkpoints=20")),
