@@ -365,3 +365,27 @@ def test_readme_block_says_in_one_line_what_the_latent_size_panel_found(tmp_path
     line = next(line for line in block.splitlines() if line.startswith("**Latent size**"))
     assert "[cpu/latent_size.md](cpu/latent_size.md)" in line and "12, 24, 48" in line
     assert line.endswith("The verdict depends on the latent size for HiABP L = 4 < VAE (holds at 12).")
+
+
+def test_figure1s_training_verdict_is_a_tested_claim_with_the_smallest_holm_p(tmp_path):
+    """figure1.json of the training experiment (informative_init): the claim carries the comparison with the
+    smallest Holm-adjusted p over the smaller T, its effect relative to ABP's mean, and joins the tested claims
+    (not the test-time panel, which compares no trainings)."""
+    out = _write_results(str(tmp_path / "cpu"))
+    path = os.path.join(out, "figure1.json")
+    data = json.load(open(path))
+    data["verdict"] = dict(outcome="IABP trained with T = 1 has a lower test MSE", target=dict(abp_steps=15, mse=0.02),
+                           comparisons=[dict(iabp_steps=1, p=0.03, p_holm=0.06, relative=-0.05, ci=[-0.002, -0.0001],
+                                             test="prediction t-test"),
+                                        dict(iabp_steps=5, p=0.0005, p_holm=0.0015, relative=-0.4, ci=[-0.009, -0.007],
+                                             test="prediction t-test")])
+    workdir_lib.write_json_atomic(path, data)
+    results = claims.Results(out)
+    (claim,) = claims.figure1_claims(results)
+    assert claim["p"] == 0.0015 and claim["effect"] == -0.4 and claim["ci"] == pytest.approx([-0.45, -0.35])
+    assert "T = 5 against ABP with T = 15" in claim["test"] and claim["basis"] == "test"
+    decided = next(c for c in claims.all_claims(results) if c["claim"] == claim["claim"])
+    assert decided["verdict"] == "holds" and decided["p_holm"] >= 0.0015
+    data["verdict"]["comparisons"] = []
+    workdir_lib.write_json_atomic(path, data)
+    assert claims.figure1_claims(claims.Results(out))[0]["verdict"] == "untested"
